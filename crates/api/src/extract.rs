@@ -1,0 +1,210 @@
+//! Request extractors: JSON bodies with field-naming errors, bearer-token authentication, list
+//! queries.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use adbudget_domain::repo::PageRequest;
+use adbudget_domain::repo::tokens::{self, Scope};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest request body accepted (a batch of 10,000 events fits comfortably).
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// A JSON body deserialized into `T`. Malformed JSON is a 400; a value of the wrong type, a
+/// missing or unknown field is a 422 naming the field; a body over the limit is a 413.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(|e| {
+                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+                } else {
+                    ApiError::BadRequest(format!("could not read the request body: {e}"))
+                }
+            })?;
+            parse_json(&bytes).map(JsonBody)
+        })
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        // serde reports missing and unknown fields at the parent: name the field itself.
+        let named = ["missing field `", "unknown field `"]
+            .iter()
+            .find_map(|p| message.strip_prefix(p))
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        let field = match (path.as_str(), named) {
+            (".", Some(name)) => Some(name),
+            (".", None) => None,
+            (p, Some(name)) => Some(format!("{p}.{name}")),
+            (p, None) => Some(p.to_owned()),
+        };
+        ApiError::Invalid {
+            field,
+            message: clean_message(&message),
+        }
+    })
+}
+
+/// serde's messages carry positions that mean nothing after re-parsing; keep the words.
+fn clean_message(m: &str) -> String {
+    m.split(" at line ").next().unwrap_or(m).to_owned()
+}
+
+/// The caller holds a live token of any scope: may read and post spend.
+pub struct IngestToken;
+/// The caller holds a live admin token: may do everything.
+pub struct AdminToken;
+
+async fn authenticate(req: &HttpRequest) -> Result<Scope, ApiError> {
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned())
+        .ok_or(ApiError::Unauthorized)?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no app state")))?;
+    let scope = state
+        .db(move |conn| tokens::authenticate(conn, &token))
+        .await?;
+    scope.ok_or(ApiError::Unauthorized)
+}
+
+impl FromRequest for IngestToken {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(&req).await.map(|_| IngestToken) })
+    }
+}
+
+impl FromRequest for AdminToken {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match authenticate(&req).await? {
+                Scope::Admin => Ok(AdminToken),
+                Scope::Ingest => Err(ApiError::Forbidden),
+            }
+        })
+    }
+}
+
+/// Query-string parameters, parsed by hand so that every bad value is a 422 naming it.
+pub struct QueryParams(HashMap<String, String>);
+
+impl FromRequest for QueryParams {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = web::Query::<HashMap<String, String>>::from_query(req.query_string())
+            .map(|q| QueryParams(q.into_inner()))
+            .map_err(|e| ApiError::BadRequest(format!("the query string does not parse: {e}")));
+        std::future::ready(parsed)
+    }
+}
+
+impl QueryParams {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        let limit = match self.get("limit") {
+            None => PageRequest::DEFAULT_LIMIT,
+            Some(v) => v
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=PageRequest::MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "limit",
+                        format!(
+                            "must be a whole number from 1 to {}",
+                            PageRequest::MAX_LIMIT
+                        ),
+                    )
+                })?,
+        };
+        let cursor = self
+            .get("cursor")
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::invalid("cursor", "is not a cursor returned by this API")
+                })
+            })
+            .transpose()?;
+        Ok(PageRequest { limit, cursor })
+    }
+
+    pub fn id(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ApiError::invalid(key, "must be a positive id"))
+            })
+            .transpose()
+    }
+
+    pub fn bool(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        self.get(key)
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err(ApiError::invalid(key, "must be true or false")),
+            })
+            .transpose()
+    }
+
+    pub fn time(&self, key: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        ApiError::invalid(
+                            key,
+                            "must be an RFC 3339 time such as 2026-11-21T09:00:00Z",
+                        )
+                    })
+            })
+            .transpose()
+    }
+}

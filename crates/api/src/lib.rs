@@ -1,0 +1,88 @@
+//! The adbudget HTTP API (SPEC §6): brands, campaigns, dayparting, spend, health.
+
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod routes;
+pub mod state;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use adbudget_domain::config::Settings;
+use adbudget_domain::db::DbPool;
+use anyhow::Context;
+use utoipa::OpenApi;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A bound, not yet running, API server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the configured database and binds `ADBUDGET_BIND`.
+    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let pool = adbudget_domain::db::connect(&settings.database_url, settings.db_pool_size)?;
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("failed to bind ADBUDGET_BIND={}", settings.bind))?;
+        Self::with_pool(pool, listener)
+    }
+
+    /// Serves on an existing listener (tests bind port 0) with an existing pool.
+    pub fn with_pool(pool: DbPool, listener: TcpListener) -> anyhow::Result<Self> {
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState { pool });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(extract::MAX_BODY_BYTES))
+                .app_data(web::PathConfig::default().error_handler(|_, _| {
+                    ApiError::NotFound {
+                        what: "resource".into(),
+                        field: None,
+                    }
+                    .into()
+                }))
+                .configure(configure)
+        })
+        .listen(listener)
+        .context("failed to listen")?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Every route of the API process.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(routes::health::healthz))
+        .route("/readyz", web::get().to(routes::health::readyz))
+        .route("/api/openapi.json", web::get().to(openapi_json))
+        .service(web::scope("/api/v1").configure(routes::api_v1))
+        .default_service(web::to(not_found));
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(openapi::ApiDoc::openapi())
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound {
+        what: "route".into(),
+        field: None,
+    })
+}

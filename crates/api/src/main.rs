@@ -1,0 +1,12 @@
+use adbudget_api::Application;
+use adbudget_domain::config::Settings;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    adbudget_domain::telemetry::init(settings.log_format)?;
+    let app = Application::build(&settings)?;
+    tracing::info!(bind = %settings.bind, "adbudget-api listening");
+    app.run_until_stopped().await?;
+    Ok(())
+}

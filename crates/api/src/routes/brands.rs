@@ -1,0 +1,80 @@
+use actix_web::{HttpResponse, web};
+use adbudget_domain::forms::{CreateBrand, UpdateBrand, now};
+use adbudget_domain::repo::brands;
+use adbudget_domain::views::{Brand, Page};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{AdminToken, IngestToken, JsonBody, QueryParams};
+use crate::state::AppState;
+
+#[utoipa::path(post, operation_id = "create_brand", path = "/api/v1/brands", tag = "brands", request_body = CreateBrand,
+    responses((status = 201, body = Brand), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    _: AdminToken,
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<CreateBrand>,
+) -> Result<HttpResponse, ApiError> {
+    let new = body.validate()?;
+    let brand = state
+        .db(move |conn| brands::create(conn, &new, now()))
+        .await?;
+    Ok(HttpResponse::Created().json(brand))
+}
+
+#[utoipa::path(get, operation_id = "list_brands", path = "/api/v1/brands", tag = "brands",
+    params(("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<Brand>)), security(("bearer" = [])))]
+pub async fn list(
+    _: IngestToken,
+    state: web::Data<AppState>,
+    query: QueryParams,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page()?;
+    let brands = state
+        .db(move |conn| brands::list(conn, page, now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(brands))
+}
+
+#[utoipa::path(get, operation_id = "get_brand", path = "/api/v1/brands/{id}", tag = "brands", params(("id" = i64, Path)),
+    responses((status = 200, body = Brand), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get(
+    _: IngestToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let brand = state.db(move |conn| brands::get(conn, id, now())).await?;
+    Ok(HttpResponse::Ok().json(brand))
+}
+
+#[utoipa::path(patch, operation_id = "update_brand", path = "/api/v1/brands/{id}", tag = "brands", params(("id" = i64, Path)), request_body = UpdateBrand,
+    responses((status = 200, body = Brand), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    _: AdminToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    JsonBody(body): JsonBody<UpdateBrand>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let changes = body.validate()?;
+    let brand = state
+        .db(move |conn| brands::update(conn, id, &changes, now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(brand))
+}
+
+#[utoipa::path(delete, operation_id = "delete_brand", path = "/api/v1/brands/{id}", tag = "brands", params(("id" = i64, Path)),
+    responses((status = 204, description = "Deleted with its campaigns and their spend"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    _: AdminToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    state.db(move |conn| brands::delete(conn, id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

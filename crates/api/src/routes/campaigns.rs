@@ -1,0 +1,173 @@
+use actix_web::{HttpResponse, web};
+use adbudget_domain::dayparting::Schedule;
+use adbudget_domain::forms::{CreateCampaign, UpdateCampaign, now};
+use adbudget_domain::repo::campaigns::{self, CampaignFilter};
+use adbudget_domain::repo::enforce::Cause;
+use adbudget_domain::views::{Campaign, Page, StatusChange};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{AdminToken, IngestToken, JsonBody, QueryParams};
+use crate::state::AppState;
+
+#[utoipa::path(post, operation_id = "create_campaign", path = "/api/v1/campaigns", tag = "campaigns", request_body = CreateCampaign,
+    responses((status = 201, body = Campaign), (status = 404, body = ErrorBody, description = "No such brand"),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    _: AdminToken,
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<CreateCampaign>,
+) -> Result<HttpResponse, ApiError> {
+    let new = body.validate()?;
+    let campaign = state
+        .db(move |conn| campaigns::create(conn, &new, now()))
+        .await?;
+    Ok(HttpResponse::Created().json(campaign))
+}
+
+#[utoipa::path(get, operation_id = "list_campaigns", path = "/api/v1/campaigns", tag = "campaigns",
+    params(("brand_id" = Option<i64>, Query), ("active" = Option<bool>, Query),
+        ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<Campaign>), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list(
+    _: IngestToken,
+    state: web::Data<AppState>,
+    query: QueryParams,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page()?;
+    let filter = CampaignFilter {
+        brand_id: query.id("brand_id")?,
+        active: query.bool("active")?,
+    };
+    let list = state
+        .db(move |conn| campaigns::list(conn, &filter, page, now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+#[utoipa::path(get, operation_id = "get_campaign", path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = i64, Path)),
+    responses((status = 200, body = Campaign), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn get(
+    _: IngestToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let campaign = state
+        .db(move |conn| campaigns::get(conn, id, now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(campaign))
+}
+
+#[utoipa::path(patch, operation_id = "update_campaign", path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = i64, Path)), request_body = UpdateCampaign,
+    responses((status = 200, body = Campaign), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    _: AdminToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    JsonBody(body): JsonBody<UpdateCampaign>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let changes = body.validate()?;
+    let campaign = state
+        .db(move |conn| campaigns::update(conn, id, &changes, now(), Cause::CampaignUpdated))
+        .await?;
+    Ok(HttpResponse::Ok().json(campaign))
+}
+
+#[utoipa::path(delete, operation_id = "delete_campaign", path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = i64, Path)),
+    responses((status = 204, description = "Deleted with its spend and history"), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    _: AdminToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    state.db(move |conn| campaigns::delete(conn, id)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replaces the schedule. The body is a list of windows, `{"windows": [...]}`, one window, or the
+/// original's `{"start_hour": 9, "end_hour": 17}`.
+#[utoipa::path(put, operation_id = "put_dayparting", path = "/api/v1/campaigns/{id}/dayparting", tag = "campaigns", params(("id" = i64, Path)),
+    request_body(content = Object, description = "A list of windows `[{\"days\": [\"mon\"], \"start\": \"09:00\", \"end\": \"17:00\"}]`, `{\"windows\": [...]}`, or `{\"start_hour\": 9, \"end_hour\": 17}`"),
+    responses((status = 200, body = Campaign), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn put_dayparting(
+    _: AdminToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    JsonBody(body): JsonBody<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let schedule = Schedule::from_json(&body, "dayparting")?;
+    let campaign = state
+        .db(move |conn| campaigns::set_dayparting(conn, id, Some(schedule), now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(campaign))
+}
+
+/// Removes the schedule: the campaign may run at all hours.
+#[utoipa::path(delete, operation_id = "delete_dayparting", path = "/api/v1/campaigns/{id}/dayparting", tag = "campaigns", params(("id" = i64, Path)),
+    responses((status = 200, body = Campaign), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn delete_dayparting(
+    _: AdminToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let campaign = state
+        .db(move |conn| campaigns::set_dayparting(conn, id, None, now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(campaign))
+}
+
+/// Pauses the campaign by hand; it stays paused whatever budgets do until resumed.
+#[utoipa::path(post, operation_id = "pause_campaign", path = "/api/v1/campaigns/{id}/pause", tag = "campaigns", params(("id" = i64, Path)),
+    responses((status = 200, body = Campaign), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn pause(
+    _: AdminToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let campaign = state
+        .db(move |conn| campaigns::set_manual_pause(conn, id, true, now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(campaign))
+}
+
+/// Clears the manual pause only; the campaign is active again if no other reason holds.
+#[utoipa::path(post, operation_id = "resume_campaign", path = "/api/v1/campaigns/{id}/resume", tag = "campaigns", params(("id" = i64, Path)),
+    responses((status = 200, body = Campaign), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn resume(
+    _: AdminToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let campaign = state
+        .db(move |conn| campaigns::set_manual_pause(conn, id, false, now()))
+        .await?;
+    Ok(HttpResponse::Ok().json(campaign))
+}
+
+/// State changes of the campaign, newest first.
+#[utoipa::path(get, operation_id = "campaign_history", path = "/api/v1/campaigns/{id}/history", tag = "campaigns",
+    params(("id" = i64, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<StatusChange>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn history(
+    _: IngestToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    query: QueryParams,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let page = query.page()?;
+    let history = state
+        .db(move |conn| campaigns::history(conn, id, page))
+        .await?;
+    Ok(HttpResponse::Ok().json(history))
+}

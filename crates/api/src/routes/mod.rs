@@ -1,0 +1,43 @@
+pub mod brands;
+pub mod campaigns;
+pub mod health;
+pub mod spend;
+
+use actix_web::web;
+
+/// The `/api/v1` routes.
+pub fn api_v1(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/brands")
+            .route(web::get().to(brands::list))
+            .route(web::post().to(brands::create)),
+    )
+    .service(
+        web::resource("/brands/{id}")
+            .route(web::get().to(brands::get))
+            .route(web::patch().to(brands::update))
+            .route(web::delete().to(brands::delete)),
+    )
+    .service(
+        web::resource("/campaigns")
+            .route(web::get().to(campaigns::list))
+            .route(web::post().to(campaigns::create)),
+    )
+    .service(
+        web::resource("/campaigns/{id}")
+            .route(web::get().to(campaigns::get))
+            .route(web::patch().to(campaigns::update))
+            .route(web::delete().to(campaigns::delete)),
+    )
+    .service(
+        web::resource("/campaigns/{id}/dayparting")
+            .route(web::put().to(campaigns::put_dayparting))
+            .route(web::delete().to(campaigns::delete_dayparting)),
+    )
+    .service(web::resource("/campaigns/{id}/pause").route(web::post().to(campaigns::pause)))
+    .service(web::resource("/campaigns/{id}/resume").route(web::post().to(campaigns::resume)))
+    .service(web::resource("/campaigns/{id}/history").route(web::get().to(campaigns::history)))
+    .service(web::resource("/campaigns/{id}/spend").route(web::get().to(spend::list)))
+    .service(web::resource("/spend").route(web::post().to(spend::record)))
+    .service(web::resource("/spend/batch").route(web::post().to(spend::record_batch)));
+}

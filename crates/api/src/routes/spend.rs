@@ -1,0 +1,116 @@
+use actix_web::{HttpResponse, web};
+use adbudget_domain::forms::{SpendBatch, SpendEvent, now};
+use adbudget_domain::repo::spend;
+use adbudget_domain::views::{Campaign, Page, SpendLog};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{IngestToken, JsonBody, QueryParams};
+use crate::state::AppState;
+
+/// A recorded spend event and its campaign as it is after the event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpendResult {
+    pub spend: SpendLog,
+    pub campaign: Campaign,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResult {
+    /// Events newly recorded.
+    pub recorded: usize,
+    /// Events whose `event_id` was already recorded with the same payload (counted once).
+    pub replayed: usize,
+    /// The spend log of every event, in request order.
+    pub spend: Vec<SpendLog>,
+    /// Every campaign of the batch as it is after it.
+    pub campaigns: Vec<Campaign>,
+}
+
+/// Records one spend event. The response shows the campaign after the event: if it reached a
+/// budget, the campaign (and every campaign of the brand, for brand budgets) is already paused.
+#[utoipa::path(post, operation_id = "record_spend", path = "/api/v1/spend", tag = "spend", request_body = SpendEvent,
+    responses((status = 201, body = SpendResult), (status = 200, body = SpendResult, description = "A replay of a recorded event_id: nothing counted"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "event_id recorded with a different payload"),
+        (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn record(
+    _: IngestToken,
+    state: web::Data<AppState>,
+    JsonBody(event): JsonBody<SpendEvent>,
+) -> Result<HttpResponse, ApiError> {
+    let at = now();
+    let event = event.validate(at)?;
+    let mut recorded = state
+        .db(move |conn| spend::record(conn, &[event], at, false))
+        .await?;
+    let outcome = recorded
+        .outcomes
+        .pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no outcome")))?;
+    let campaign = recorded
+        .campaigns
+        .pop()
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no campaign")))?;
+    let mut resp = if outcome.is_new() {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(resp.json(SpendResult {
+        spend: outcome.log().clone(),
+        campaign,
+    }))
+}
+
+/// Records up to 10,000 events: validated all or nothing and applied in one transaction.
+#[utoipa::path(post, operation_id = "record_spend_batch", path = "/api/v1/spend/batch", tag = "spend", request_body = SpendBatch,
+    responses((status = 201, body = BatchResult), (status = 200, body = BatchResult, description = "Every event was a replay"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn record_batch(
+    _: IngestToken,
+    state: web::Data<AppState>,
+    JsonBody(batch): JsonBody<SpendBatch>,
+) -> Result<HttpResponse, ApiError> {
+    let at = now();
+    let events = batch.validate(at)?;
+    let recorded = state
+        .db(move |conn| spend::record(conn, &events, at, true))
+        .await?;
+    let new = recorded.outcomes.iter().filter(|o| o.is_new()).count();
+    let result = BatchResult {
+        recorded: new,
+        replayed: recorded.outcomes.len() - new,
+        spend: recorded.outcomes.iter().map(|o| o.log().clone()).collect(),
+        campaigns: recorded.campaigns,
+    };
+    let mut resp = if new > 0 {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(resp.json(result))
+}
+
+/// Spend logs of a campaign, newest first; `from` (inclusive) and `to` (exclusive) filter `occurred_at`.
+#[utoipa::path(get, operation_id = "list_campaign_spend", path = "/api/v1/campaigns/{id}/spend", tag = "campaigns",
+    params(("id" = i64, Path), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339"),
+        ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<SpendLog>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    _: IngestToken,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    query: QueryParams,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let page = query.page()?;
+    let (from, to) = (query.time("from")?, query.time("to")?);
+    let logs = state
+        .db(move |conn| spend::list(conn, id, from, to, page))
+        .await?;
+    Ok(HttpResponse::Ok().json(logs))
+}

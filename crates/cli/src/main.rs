@@ -1,0 +1,337 @@
+//! `adbudget`: management commands (the successors of `manage.py`) and the standalone mode.
+
+use std::io::{BufRead, IsTerminal};
+
+use adbudget_domain::config::Settings;
+use adbudget_domain::db::{self, DbPool};
+use adbudget_domain::forms::{CreateBrand, CreateCampaign, SpendEvent, now};
+use adbudget_domain::money::{Money, NonNegativeMoney, PositiveMoney};
+use adbudget_domain::repo::{brands, campaigns, spend, tokens, users};
+use anyhow::{Context, anyhow, bail};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use rand::Rng;
+
+#[derive(Parser)]
+#[command(
+    name = "adbudget",
+    version,
+    about = "Budget enforcement for ad agencies: management commands"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending migrations to DATABASE_URL.
+    Migrate,
+    /// Create an admin-panel user.
+    Createsuperuser {
+        #[arg(long)]
+        username: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Record one spend event through the same code path as POST /api/v1/spend.
+    LogSpend {
+        campaign_id: i64,
+        /// A decimal amount such as 12.34 (at most 6 decimals).
+        amount: String,
+        #[arg(long)]
+        event_id: Option<String>,
+        /// When the spend occurred (RFC 3339); now when left out.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Create a few demo brands and campaigns (skips those that exist).
+    SeedDemo,
+    /// Migrations and the API in one process on the configured database (SQLite by default).
+    Standalone,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print it, alone, on standard output.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_parser = ["ingest", "admin"])]
+        scope: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a live token by name (or id); it stops working at once.
+    Revoke { name: String },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::from_env()?;
+    adbudget_domain::telemetry::init(settings.log_format)?;
+    if let Command::Standalone = cli.command {
+        return standalone(settings);
+    }
+    let pool = db::connect(&settings.database_url, 2)?;
+    run(cli.command, &pool)
+}
+
+fn run(command: Command, pool: &DbPool) -> anyhow::Result<()> {
+    let mut conn = db::get(pool)?;
+    match command {
+        Command::Standalone => bail!("standalone runs on its own pool"),
+        Command::Migrate => {
+            let n = db::migrate(&mut conn)?;
+            eprintln!("applied {n} migration(s)");
+        }
+        Command::Createsuperuser {
+            username,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            users::create_superuser(&mut conn, &username, &password, now())?;
+            eprintln!("created user {username:?}");
+        }
+        Command::Token { command } => token(command, &mut conn)?,
+        Command::LogSpend {
+            campaign_id,
+            amount,
+            event_id,
+            at,
+        } => {
+            let amount = Money::parse_positive(&amount)
+                .map_err(|e| anyhow!("amount {e} (got {amount:?})"))?;
+            let occurred_at = at
+                .map(|t| DateTime::parse_from_rfc3339(&t).map(|t| t.with_timezone(&Utc)))
+                .transpose()
+                .map_err(|_| {
+                    anyhow!("--at must be an RFC 3339 time such as 2026-11-21T09:00:00Z")
+                })?;
+            let event = SpendEvent {
+                campaign_id,
+                amount: PositiveMoney(amount),
+                occurred_at,
+                event_id,
+            };
+            let at = now();
+            let event = event.validate(at)?;
+            let recorded = spend::record(&mut conn, &[event], at, false)?;
+            let (Some(outcome), Some(campaign)) =
+                (recorded.outcomes.first(), recorded.campaigns.first())
+            else {
+                bail!("nothing was recorded");
+            };
+            let what = if outcome.is_new() {
+                "recorded"
+            } else {
+                "already recorded (replay, nothing counted)"
+            };
+            eprintln!(
+                "{what}: {} on campaign {}",
+                outcome.log().amount,
+                campaign.id
+            );
+            println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"spend": outcome.log(), "campaign": campaign})
+                )?
+            );
+        }
+        Command::SeedDemo => seed_demo(&mut conn)?,
+    }
+    Ok(())
+}
+
+fn token(command: TokenCommand, conn: &mut db::DbConnection) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { name, scope } => {
+            let scope = tokens::Scope::parse(&scope)
+                .ok_or_else(|| anyhow!("--scope must be ingest or admin"))?;
+            let (view, secret) = tokens::create(conn, &name, scope, now())?;
+            eprintln!(
+                "created {} token {:?} ({}…); it is shown once:",
+                view.scope, view.name, view.prefix
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List => {
+            let list = tokens::list(conn)?;
+            println!(
+                "{:<6} {:<24} {:<7} {:<14} {:<26} status",
+                "id", "name", "scope", "prefix", "created"
+            );
+            for t in list {
+                let status = t
+                    .revoked_at
+                    .map_or("live".to_owned(), |at| format!("revoked {at}"));
+                println!(
+                    "{:<6} {:<24} {:<7} {:<14} {:<26} {status}",
+                    t.id,
+                    t.name,
+                    t.scope,
+                    t.prefix,
+                    t.created_at.to_rfc3339()
+                );
+            }
+        }
+        TokenCommand::Revoke { name } => {
+            let t = tokens::revoke(conn, &name, now())?;
+            eprintln!("revoked token {:?} ({})", t.name, t.id);
+        }
+    }
+    Ok(())
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("failed to read the password from stdin")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_owned());
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let again = rpassword::prompt_password("Password (again): ")?;
+    if first != again {
+        bail!("the passwords do not match");
+    }
+    Ok(first)
+}
+
+fn money(s: &str) -> NonNegativeMoney {
+    NonNegativeMoney(Money::parse_non_negative(s).unwrap_or(Money::ZERO))
+}
+
+fn seed_demo(conn: &mut db::DbConnection) -> anyhow::Result<()> {
+    let demo: [(
+        &str,
+        &str,
+        &str,
+        &str,
+        &[(&str, Option<&str>, Option<serde_json::Value>)],
+    ); 3] = [
+        (
+            "Acme Shoes",
+            "500.00",
+            "12000.00",
+            "Europe/Berlin",
+            &[
+                ("Winter boots", Some("200.00"), None),
+                (
+                    "Office hours sneakers",
+                    None,
+                    Some(
+                        serde_json::json!([{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]),
+                    ),
+                ),
+            ],
+        ),
+        (
+            "Northwind Coffee",
+            "150.00",
+            "4000.00",
+            "America/New_York",
+            &[
+                (
+                    "Morning rush",
+                    None,
+                    Some(serde_json::json!({"start_hour": 6, "end_hour": 11})),
+                ),
+                (
+                    "Late night",
+                    Some("40.00"),
+                    Some(serde_json::json!([{"start": "22:00", "end": "02:00"}])),
+                ),
+            ],
+        ),
+        (
+            "Sakura Travel",
+            "1000.00",
+            "25000.00",
+            "Asia/Tokyo",
+            &[("Cherry blossom season", Some("600.00"), None)],
+        ),
+    ];
+    for (name, daily, monthly, tz, campaigns_of) in demo {
+        let brand_id = match brands::find_by_name(conn, name)? {
+            Some(id) => id,
+            None => {
+                let form = CreateBrand {
+                    name: name.into(),
+                    daily_budget: money(daily),
+                    monthly_budget: money(monthly),
+                    timezone: Some(tz.into()),
+                };
+                brands::create(conn, &form.validate()?, now())?.id
+            }
+        };
+        for (cname, cap, schedule) in campaigns_of {
+            if campaigns::find_by_name(conn, brand_id, cname)?.is_some() {
+                continue;
+            }
+            let form = CreateCampaign {
+                brand_id,
+                name: (*cname).into(),
+                daily_cap: cap.map(money),
+                monthly_cap: None,
+                dayparting: schedule.clone(),
+                manually_paused: None,
+            };
+            let c = campaigns::create(conn, &form.validate()?, now())?;
+            eprintln!(
+                "campaign {} {:?} of {name:?}: {}",
+                c.id,
+                c.name,
+                if c.is_active {
+                    "active".to_owned()
+                } else {
+                    format!("paused ({})", c.pause_reasons)
+                }
+            );
+        }
+    }
+    eprintln!("demo data is in place");
+    Ok(())
+}
+
+/// Migrations, then the API (and, with the worker/beat issue, the in-process jobs). Creates an
+/// admin user with a random password, printed once, when there is none.
+fn standalone(settings: Settings) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database_url, settings.db_pool_size)?;
+    {
+        let mut conn = db::get(&pool)?;
+        let n = db::migrate(&mut conn)?;
+        tracing::info!(migrations = n, database = %db::redact(&settings.database_url), "database ready");
+        if users::count(&mut conn)? == 0 {
+            let password: String = rand::rng()
+                .sample_iter(&rand::distr::Alphanumeric)
+                .take(20)
+                .map(char::from)
+                .collect();
+            users::create_superuser(&mut conn, "admin", &password, now())?;
+            println!("Created the admin user for the admin panel; this password is shown once.");
+            println!("  username: admin");
+            println!("  password: {password}");
+        }
+    }
+    let listener = std::net::TcpListener::bind(settings.bind)
+        .with_context(|| format!("failed to bind ADBUDGET_BIND={}", settings.bind))?;
+    actix_web::rt::System::new().block_on(async move {
+        let app = adbudget_api::Application::with_pool(pool, listener)?;
+        println!(
+            "adbudget is serving http://{}  (Ctrl-C stops it)",
+            settings.bind
+        );
+        app.run_until_stopped().await?;
+        anyhow::Ok(())
+    })
+}

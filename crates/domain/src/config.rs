@@ -1,0 +1,155 @@
+//! Configuration from the environment (SPEC §2): the same names in every binary. A `.env` file is
+//! read when present. A value that does not parse is a start-up error naming the variable.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context, anyhow};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub redis_url: String,
+    pub queue_prefix: String,
+    pub bind: SocketAddr,
+    pub worker_concurrency: usize,
+    pub log_format: LogFormat,
+    /// Connections per process in the database pool.
+    pub db_pool_size: u32,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://adbudget.db";
+
+impl Settings {
+    /// Reads `.env` (if any) and the process environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        // A missing .env is normal; a malformed one is an error worth stopping for.
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(anyhow!("failed to read .env: {e}")),
+        }
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Reads settings through `get`, so tests can pass their own environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let var = |key: &str, default: &str| {
+            get(key)
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let database_url = var("DATABASE_URL", DEFAULT_DATABASE_URL);
+        crate::db::DatabaseUrl::parse(&database_url).map_err(|e| anyhow!("DATABASE_URL {e}"))?;
+        let redis_url = var("REDIS_URL", "redis://127.0.0.1:6379");
+        if !(redis_url.starts_with("redis://")
+            || redis_url.starts_with("rediss://")
+            || redis_url.starts_with("unix://"))
+        {
+            return Err(anyhow!(
+                "REDIS_URL must start with redis://, rediss:// or unix:// (got {})",
+                crate::db::redact(&redis_url)
+            ));
+        }
+        let queue_prefix = var("ADBUDGET_QUEUE_PREFIX", "adbudget");
+        if !queue_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            return Err(anyhow!(
+                "ADBUDGET_QUEUE_PREFIX may only contain letters, digits and - _ . : (got {queue_prefix:?})"
+            ));
+        }
+        let bind = var("ADBUDGET_BIND", "127.0.0.1:8000");
+        let bind = bind.parse().with_context(|| {
+            format!("ADBUDGET_BIND must be an address such as 0.0.0.0:8000 (got {bind:?})")
+        })?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let worker_concurrency = var("ADBUDGET_WORKER_CONCURRENCY", &cores.to_string());
+        let worker_concurrency = worker_concurrency
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1024).contains(n))
+            .ok_or_else(|| anyhow!("ADBUDGET_WORKER_CONCURRENCY must be a whole number from 1 to 1024 (got {worker_concurrency:?})"))?;
+        let log_format = match var("ADBUDGET_LOG_FORMAT", "pretty").as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(anyhow!(
+                    "ADBUDGET_LOG_FORMAT must be pretty or json (got {other:?})"
+                ));
+            }
+        };
+        let db_pool_size = var("ADBUDGET_DB_POOL_SIZE", "16");
+        let db_pool_size = db_pool_size
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| anyhow!("ADBUDGET_DB_POOL_SIZE must be a whole number from 1 to 1000 (got {db_pool_size:?})"))?;
+        Ok(Settings {
+            database_url,
+            redis_url,
+            queue_prefix,
+            bind,
+            worker_concurrency,
+            log_format,
+            db_pool_size,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database_url, "sqlite://adbudget.db");
+        assert_eq!(s.redis_url, "redis://127.0.0.1:6379");
+        assert_eq!(s.queue_prefix, "adbudget");
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8000");
+        assert!(s.worker_concurrency >= 1);
+        assert_eq!(s.log_format, LogFormat::Pretty);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for (key, value) in [
+            ("DATABASE_URL", "mysql://x"),
+            ("REDIS_URL", "http://x"),
+            ("ADBUDGET_BIND", "localhost"),
+            ("ADBUDGET_WORKER_CONCURRENCY", "zero"),
+            ("ADBUDGET_WORKER_CONCURRENCY", "0"),
+            ("ADBUDGET_LOG_FORMAT", "xml"),
+            ("ADBUDGET_QUEUE_PREFIX", "has space"),
+            ("ADBUDGET_DB_POOL_SIZE", "-1"),
+        ] {
+            let err = settings(&[(key, value)]).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn database_password_is_not_echoed() {
+        let err = settings(&[("REDIS_URL", "http://user:hunter2@host")])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,318 @@
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use super::enforce::{self, Cause, PeriodsAt, Scope};
+use super::{CHUNK, PageRequest, into_page, naive, unique_violation, utc};
+use crate::dayparting::Schedule;
+use crate::db::{DbConnection, write_transaction};
+use crate::error::{DomainError, DomainResult};
+use crate::forms::{CampaignChanges, NewCampaign};
+use crate::money::Money;
+use crate::rule::PauseReasons;
+use crate::schema::{brands, campaign_status_history, campaigns};
+use crate::views::{Campaign, Page, StatusChange};
+
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = campaigns)]
+struct CampaignRow {
+    id: i64,
+    brand_id: i64,
+    name: String,
+    daily_cap: Option<i64>,
+    monthly_cap: Option<i64>,
+    manually_paused: bool,
+    dayparting: Option<String>,
+    pause_reasons: i32,
+    created_at: NaiveDateTime,
+    updated_at: NaiveDateTime,
+}
+
+const NAME_TAKEN: &str = "this brand already has a campaign with this name";
+
+/// Filters of the campaign list.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignFilter {
+    pub brand_id: Option<i64>,
+    pub active: Option<bool>,
+}
+
+fn to_views(
+    conn: &mut DbConnection,
+    rows: Vec<(CampaignRow, String)>,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Campaign>> {
+    let mut periods = PeriodsAt::new(now);
+    let tzs: Vec<_> = rows.iter().map(|(_, tz)| enforce::parse_tz(tz)).collect();
+    for tz in &tzs {
+        periods.keys(*tz);
+    }
+    let ids: Vec<i64> = rows.iter().map(|(r, _)| r.id).collect();
+    let totals = enforce::campaign_totals(conn, Some(&ids), &periods.all())?;
+    Ok(rows
+        .into_iter()
+        .zip(tzs)
+        .map(|((r, _), tz)| {
+            let keys = periods.keys(tz);
+            let reasons = PauseReasons::from_bits(r.pause_reasons);
+            Campaign {
+                daily_spend: totals.get(r.id, &keys.day),
+                monthly_spend: totals.get(r.id, &keys.month),
+                id: r.id,
+                brand_id: r.brand_id,
+                name: r.name,
+                is_active: reasons.is_empty(),
+                pause_reasons: reasons,
+                manually_paused: r.manually_paused,
+                daily_cap: r.daily_cap.map(Money::from_micros),
+                monthly_cap: r.monthly_cap.map(Money::from_micros),
+                dayparting: r
+                    .dayparting
+                    .as_deref()
+                    .and_then(|s| Schedule::from_stored(s).ok()),
+                created_at: utc(r.created_at),
+                updated_at: utc(r.updated_at),
+            }
+        })
+        .collect())
+}
+
+/// Campaigns as shown, in id order.
+pub fn views(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Campaign>> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        rows.extend(
+            campaigns::table
+                .inner_join(brands::table)
+                .select((CampaignRow::as_select(), brands::timezone))
+                .filter(campaigns::id.eq_any(chunk))
+                .order(campaigns::id)
+                .load::<(CampaignRow, String)>(conn)?,
+        );
+    }
+    to_views(conn, rows, now)
+}
+
+pub fn get(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> DomainResult<Campaign> {
+    views(conn, &[id], now)?
+        .pop()
+        .ok_or(DomainError::not_found("campaign"))
+}
+
+pub fn ensure_exists(conn: &mut DbConnection, id: i64) -> DomainResult<i64> {
+    campaigns::table
+        .select(campaigns::brand_id)
+        .find(id)
+        .first(conn)
+        .optional()?
+        .ok_or(DomainError::not_found("campaign"))
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &CampaignFilter,
+    page: PageRequest,
+    now: DateTime<Utc>,
+) -> DomainResult<Page<Campaign>> {
+    let mut q = campaigns::table
+        .inner_join(brands::table)
+        .select((CampaignRow::as_select(), brands::timezone))
+        .order(campaigns::id)
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(brand_id) = filter.brand_id {
+        q = q.filter(campaigns::brand_id.eq(brand_id));
+    }
+    match filter.active {
+        Some(true) => q = q.filter(campaigns::pause_reasons.eq(0)),
+        Some(false) => q = q.filter(campaigns::pause_reasons.ne(0)),
+        None => {}
+    }
+    if let Some(cursor) = page.cursor {
+        q = q.filter(campaigns::id.gt(cursor));
+    }
+    let rows = q.load(conn)?;
+    let views = to_views(conn, rows, now)?;
+    Ok(into_page(views, page.limit, |c| c.id))
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    new: &NewCampaign,
+    now: DateTime<Utc>,
+) -> DomainResult<Campaign> {
+    write_transaction(conn, |conn| {
+        enforce::lock_brands(conn, &[new.brand_id])?;
+        let brand_exists = brands::table
+            .select(brands::id)
+            .find(new.brand_id)
+            .first::<i64>(conn)
+            .optional()?
+            .is_some();
+        if !brand_exists {
+            return Err(DomainError::not_found_field("brand", "brand_id"));
+        }
+        let at = naive(now);
+        let id: i64 = diesel::insert_into(campaigns::table)
+            .values((
+                campaigns::brand_id.eq(new.brand_id),
+                campaigns::name.eq(&new.name),
+                campaigns::daily_cap.eq(new.daily_cap.map(Money::micros)),
+                campaigns::monthly_cap.eq(new.monthly_cap.map(Money::micros)),
+                campaigns::manually_paused.eq(new.manually_paused),
+                campaigns::dayparting.eq(new.dayparting.as_ref().map(Schedule::to_stored)),
+                campaigns::pause_reasons.eq(0),
+                campaigns::created_at.eq(at),
+                campaigns::updated_at.eq(at),
+            ))
+            .returning(campaigns::id)
+            .get_result(conn)
+            .map_err(|e| unique_violation(e, "name", NAME_TAKEN))?;
+        // A new campaign starts with the state the rule gives it (its brand may be over budget).
+        enforce::reconcile(conn, &Scope::campaign(id), now, Cause::CampaignCreated)?;
+        get(conn, id, now)
+    })
+}
+
+/// Applies `changes` and re-applies the rule; the cause recorded in the history is `cause`.
+pub fn update(
+    conn: &mut DbConnection,
+    id: i64,
+    changes: &CampaignChanges,
+    now: DateTime<Utc>,
+    cause: Cause,
+) -> DomainResult<Campaign> {
+    write_transaction(conn, |conn| {
+        let brand_id = ensure_exists(conn, id)?;
+        enforce::lock_brands(conn, &[brand_id])?;
+        let current: CampaignRow = campaigns::table
+            .select(CampaignRow::as_select())
+            .find(id)
+            .first(conn)?;
+        let dayparting = match &changes.dayparting {
+            None => current.dayparting.clone(),
+            Some(s) => s.as_ref().map(Schedule::to_stored),
+        };
+        diesel::update(campaigns::table.find(id))
+            .set((
+                campaigns::name.eq(changes.name.as_deref().unwrap_or(&current.name)),
+                campaigns::daily_cap.eq(changes
+                    .daily_cap
+                    .map_or(current.daily_cap, |c| c.map(Money::micros))),
+                campaigns::monthly_cap.eq(changes
+                    .monthly_cap
+                    .map_or(current.monthly_cap, |c| c.map(Money::micros))),
+                campaigns::manually_paused
+                    .eq(changes.manually_paused.unwrap_or(current.manually_paused)),
+                campaigns::dayparting.eq(dayparting),
+                campaigns::updated_at.eq(naive(now)),
+            ))
+            .execute(conn)
+            .map_err(|e| unique_violation(e, "name", NAME_TAKEN))?;
+        enforce::reconcile(conn, &Scope::campaign(id), now, cause)?;
+        get(conn, id, now)
+    })
+}
+
+pub fn set_manual_pause(
+    conn: &mut DbConnection,
+    id: i64,
+    paused: bool,
+    now: DateTime<Utc>,
+) -> DomainResult<Campaign> {
+    let changes = CampaignChanges {
+        manually_paused: Some(paused),
+        ..CampaignChanges::default()
+    };
+    let cause = if paused {
+        Cause::ManualPause
+    } else {
+        Cause::ManualResume
+    };
+    update(conn, id, &changes, now, cause)
+}
+
+pub fn set_dayparting(
+    conn: &mut DbConnection,
+    id: i64,
+    schedule: Option<Schedule>,
+    now: DateTime<Utc>,
+) -> DomainResult<Campaign> {
+    let changes = CampaignChanges {
+        dayparting: Some(schedule),
+        ..CampaignChanges::default()
+    };
+    update(conn, id, &changes, now, Cause::DaypartingUpdated)
+}
+
+pub fn delete(conn: &mut DbConnection, id: i64) -> DomainResult<()> {
+    write_transaction(conn, |conn| {
+        let n = diesel::delete(campaigns::table.find(id)).execute(conn)?;
+        if n == 0 {
+            return Err(DomainError::not_found("campaign"));
+        }
+        Ok(())
+    })
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = campaign_status_history)]
+struct HistoryRow {
+    id: i64,
+    campaign_id: i64,
+    changed_at: NaiveDateTime,
+    is_active: bool,
+    pause_reasons: i32,
+    cause: String,
+}
+
+/// Status history, newest first.
+pub fn history(
+    conn: &mut DbConnection,
+    id: i64,
+    page: PageRequest,
+) -> DomainResult<Page<StatusChange>> {
+    ensure_exists(conn, id)?;
+    let mut q = campaign_status_history::table
+        .select(HistoryRow::as_select())
+        .filter(campaign_status_history::campaign_id.eq(id))
+        .order(campaign_status_history::id.desc())
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(cursor) = page.cursor {
+        q = q.filter(campaign_status_history::id.lt(cursor));
+    }
+    let rows: Vec<StatusChange> = q
+        .load::<HistoryRow>(conn)?
+        .into_iter()
+        .map(|r| StatusChange {
+            id: r.id,
+            campaign_id: r.campaign_id,
+            changed_at: utc(r.changed_at),
+            is_active: r.is_active,
+            pause_reasons: PauseReasons::from_bits(r.pause_reasons),
+            cause: r.cause,
+        })
+        .collect();
+    Ok(into_page(rows, page.limit, |h| h.id))
+}
+
+/// Finds a campaign by brand and exact name (for the demo seed).
+pub fn find_by_name(
+    conn: &mut DbConnection,
+    brand_id: i64,
+    name: &str,
+) -> QueryResult<Option<i64>> {
+    campaigns::table
+        .select(campaigns::id)
+        .filter(
+            campaigns::brand_id
+                .eq(brand_id)
+                .and(campaigns::name.eq(name)),
+        )
+        .first(conn)
+        .optional()
+}

@@ -1,0 +1,428 @@
+//! Applying the rule to stored campaigns: the one mechanism behind the spend path, every change
+//! made through the API, admin or CLI, and the scheduled jobs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use diesel::prelude::*;
+
+use super::{CHUNK, naive};
+use crate::dayparting::Schedule;
+use crate::db::DbConnection;
+use crate::money::Money;
+use crate::period::PeriodKeys;
+use crate::rule::{CampaignFacts, PauseReasons, pause_reasons};
+use crate::schema::{brand_spend, brands, campaign_spend, campaign_status_history, campaigns};
+
+/// Which campaigns to evaluate.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// Every campaign, regardless of the lists below.
+    pub all: bool,
+    /// Every campaign of these brands.
+    pub brands: Vec<i64>,
+    /// These campaigns.
+    pub campaigns: Vec<i64>,
+}
+
+impl Scope {
+    pub fn all() -> Self {
+        Scope {
+            all: true,
+            ..Scope::default()
+        }
+    }
+    pub fn brand(id: i64) -> Self {
+        Scope {
+            brands: vec![id],
+            ..Scope::default()
+        }
+    }
+    pub fn campaign(id: i64) -> Self {
+        Scope {
+            campaigns: vec![id],
+            ..Scope::default()
+        }
+    }
+    pub fn campaigns(ids: Vec<i64>) -> Self {
+        Scope {
+            campaigns: ids,
+            ..Scope::default()
+        }
+    }
+}
+
+/// What triggered a state change, recorded in the status history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    Spend,
+    CampaignCreated,
+    CampaignUpdated,
+    BrandUpdated,
+    DaypartingUpdated,
+    ManualPause,
+    ManualResume,
+    EnforceBudgets,
+    ApplyDayparting,
+    ResetDaily,
+    ResetMonthly,
+}
+
+impl Cause {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Cause::Spend => "spend",
+            Cause::CampaignCreated => "campaign_created",
+            Cause::CampaignUpdated => "campaign_updated",
+            Cause::BrandUpdated => "brand_updated",
+            Cause::DaypartingUpdated => "dayparting_updated",
+            Cause::ManualPause => "manual_pause",
+            Cause::ManualResume => "manual_resume",
+            Cause::EnforceBudgets => "enforce_budgets",
+            Cause::ApplyDayparting => "apply_dayparting",
+            Cause::ResetDaily => "reset_daily",
+            Cause::ResetMonthly => "reset_monthly",
+        }
+    }
+}
+
+/// One campaign whose pause reasons changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub campaign_id: i64,
+    pub brand_id: i64,
+    pub from: PauseReasons,
+    pub to: PauseReasons,
+}
+
+/// Locks the rows of these brands, in id order, until the transaction ends (PostgreSQL; SQLite
+/// write transactions are already exclusive). See the module docs of `repo` for why.
+pub fn lock_brands(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<()> {
+    if let DbConnection::Postgresql(c) = conn {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        for chunk in ids.chunks(CHUNK) {
+            brands::table
+                .select(brands::id)
+                .filter(brands::id.eq_any(chunk))
+                .order(brands::id)
+                .for_no_key_update()
+                .load::<i64>(c)?;
+        }
+    }
+    Ok(())
+}
+
+/// Locks every brand row (a full reconcile).
+pub fn lock_all_brands(conn: &mut DbConnection) -> QueryResult<()> {
+    if let DbConnection::Postgresql(c) = conn {
+        brands::table
+            .select(brands::id)
+            .order(brands::id)
+            .for_no_key_update()
+            .load::<i64>(c)?;
+    }
+    Ok(())
+}
+
+/// A brand's budgets and timezone, as the rule needs them.
+#[derive(Debug, Clone)]
+pub(crate) struct BrandFacts {
+    pub daily_budget: Money,
+    pub monthly_budget: Money,
+    pub tz: Tz,
+}
+
+pub(crate) fn parse_tz(name: &str) -> Tz {
+    name.parse().unwrap_or_else(|_| {
+        tracing::error!(timezone = name, "stored timezone does not parse; using UTC");
+        Tz::UTC
+    })
+}
+
+#[derive(Queryable)]
+struct Row {
+    id: i64,
+    brand_id: i64,
+    manually_paused: bool,
+    daily_cap: Option<i64>,
+    monthly_cap: Option<i64>,
+    dayparting: Option<String>,
+    pause_reasons: i32,
+    daily_budget: i64,
+    monthly_budget: i64,
+    timezone: String,
+}
+
+/// Spend totals of the current periods, keyed by owner id and period key.
+#[derive(Debug, Default)]
+pub(crate) struct Totals(HashMap<(i64, String), i64>);
+
+impl Totals {
+    pub fn get(&self, owner: i64, period: &str) -> Money {
+        Money::from_micros(
+            self.0
+                .get(&(owner, period.to_owned()))
+                .copied()
+                .unwrap_or(0),
+        )
+    }
+}
+
+/// Spend of `brand_ids` (or all brands when `None`) in the given periods.
+pub(crate) fn brand_totals(
+    conn: &mut DbConnection,
+    brand_ids: Option<&[i64]>,
+    periods: &[String],
+) -> QueryResult<Totals> {
+    let mut q = brand_spend::table
+        .select((
+            brand_spend::brand_id,
+            brand_spend::period,
+            brand_spend::amount,
+        ))
+        .filter(brand_spend::period.eq_any(periods))
+        .into_boxed();
+    if let Some(ids) = brand_ids {
+        q = q.filter(brand_spend::brand_id.eq_any(ids));
+    }
+    let rows: Vec<(i64, String, i64)> = q.load(conn)?;
+    Ok(Totals(
+        rows.into_iter().map(|(id, p, a)| ((id, p), a)).collect(),
+    ))
+}
+
+/// Spend of `campaign_ids` (or all campaigns when `None`) in the given periods.
+pub(crate) fn campaign_totals(
+    conn: &mut DbConnection,
+    campaign_ids: Option<&[i64]>,
+    periods: &[String],
+) -> QueryResult<Totals> {
+    let mut totals = Totals::default();
+    let mut load = |ids: Option<&[i64]>| -> QueryResult<()> {
+        let mut q = campaign_spend::table
+            .select((
+                campaign_spend::campaign_id,
+                campaign_spend::period,
+                campaign_spend::amount,
+            ))
+            .filter(campaign_spend::period.eq_any(periods))
+            .into_boxed();
+        if let Some(ids) = ids {
+            q = q.filter(campaign_spend::campaign_id.eq_any(ids));
+        }
+        let rows: Vec<(i64, String, i64)> = q.load(conn)?;
+        totals
+            .0
+            .extend(rows.into_iter().map(|(id, p, a)| ((id, p), a)));
+        Ok(())
+    };
+    match campaign_ids {
+        None => load(None)?,
+        Some(ids) => {
+            for chunk in ids.chunks(CHUNK) {
+                load(Some(chunk))?;
+            }
+        }
+    }
+    Ok(totals)
+}
+
+/// The period keys of `now` for each distinct timezone, and all of them as one list.
+pub(crate) struct PeriodsAt {
+    by_tz: HashMap<Tz, PeriodKeys>,
+    now: DateTime<Utc>,
+}
+
+impl PeriodsAt {
+    pub fn new(now: DateTime<Utc>) -> Self {
+        PeriodsAt {
+            by_tz: HashMap::new(),
+            now,
+        }
+    }
+    pub fn keys(&mut self, tz: Tz) -> &PeriodKeys {
+        let now = self.now;
+        self.by_tz
+            .entry(tz)
+            .or_insert_with(|| PeriodKeys::at(now, tz))
+    }
+    pub fn all(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .by_tz
+            .values()
+            .flat_map(|k| [k.day.clone(), k.month.clone()])
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+}
+
+/// Evaluates the rule for every campaign in `scope` at `now`, stores the reasons that changed and
+/// writes one status-history row per changed campaign. A constant number of statements per
+/// 5,000 campaigns. The caller holds the brand locks.
+pub fn reconcile(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    now: DateTime<Utc>,
+    cause: Cause,
+) -> QueryResult<Vec<Change>> {
+    let rows = load_rows(conn, scope)?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut periods = PeriodsAt::new(now);
+    let mut tzs: HashMap<&str, Tz> = HashMap::new();
+    for r in &rows {
+        let tz = *tzs
+            .entry(r.timezone.as_str())
+            .or_insert_with(|| parse_tz(&r.timezone));
+        periods.keys(tz);
+    }
+    let period_list = periods.all();
+    let (brand_ids, campaign_ids): (Option<Vec<i64>>, Option<Vec<i64>>) = if scope.all {
+        (None, None)
+    } else {
+        let mut b: Vec<i64> = rows.iter().map(|r| r.brand_id).collect();
+        b.sort_unstable();
+        b.dedup();
+        (Some(b), Some(rows.iter().map(|r| r.id).collect()))
+    };
+    let brand_spend = brand_totals(conn, brand_ids.as_deref(), &period_list)?;
+    let campaign_spend = campaign_totals(conn, campaign_ids.as_deref(), &period_list)?;
+
+    let mut changes = Vec::new();
+    for r in &rows {
+        let tz = tzs[r.timezone.as_str()];
+        let keys = periods.keys(tz);
+        let in_window = match &r.dayparting {
+            None => true,
+            Some(text) => match Schedule::from_stored(text) {
+                Ok(s) => s.contains(now, tz),
+                Err(e) => {
+                    tracing::error!(campaign.id = r.id, error = %e, "stored schedule is invalid; treating the campaign as outside its window");
+                    false
+                }
+            },
+        };
+        let facts = CampaignFacts {
+            manually_paused: r.manually_paused,
+            brand_daily_spend: brand_spend.get(r.brand_id, &keys.day),
+            brand_daily_budget: Money::from_micros(r.daily_budget),
+            brand_monthly_spend: brand_spend.get(r.brand_id, &keys.month),
+            brand_monthly_budget: Money::from_micros(r.monthly_budget),
+            campaign_daily_spend: campaign_spend.get(r.id, &keys.day),
+            daily_cap: r.daily_cap.map(Money::from_micros),
+            campaign_monthly_spend: campaign_spend.get(r.id, &keys.month),
+            monthly_cap: r.monthly_cap.map(Money::from_micros),
+            in_window,
+        };
+        let to = pause_reasons(&facts);
+        let from = PauseReasons::from_bits(r.pause_reasons);
+        if to != from {
+            changes.push(Change {
+                campaign_id: r.id,
+                brand_id: r.brand_id,
+                from,
+                to,
+            });
+        }
+    }
+    apply_changes(conn, &changes, now, cause)?;
+    Ok(changes)
+}
+
+fn load_rows(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Vec<Row>> {
+    let select = (
+        campaigns::id,
+        campaigns::brand_id,
+        campaigns::manually_paused,
+        campaigns::daily_cap,
+        campaigns::monthly_cap,
+        campaigns::dayparting,
+        campaigns::pause_reasons,
+        brands::daily_budget,
+        brands::monthly_budget,
+        brands::timezone,
+    );
+    if scope.all {
+        return campaigns::table
+            .inner_join(brands::table)
+            .select(select)
+            .load(conn);
+    }
+    let mut rows = Vec::new();
+    for chunk in scope.brands.chunks(CHUNK) {
+        rows.extend(
+            campaigns::table
+                .inner_join(brands::table)
+                .select(select)
+                .filter(campaigns::brand_id.eq_any(chunk))
+                .load::<Row>(conn)?,
+        );
+    }
+    let brand_set: std::collections::HashSet<i64> = scope.brands.iter().copied().collect();
+    for chunk in scope.campaigns.chunks(CHUNK) {
+        rows.extend(
+            campaigns::table
+                .inner_join(brands::table)
+                .select(select)
+                .filter(campaigns::id.eq_any(chunk))
+                .load::<Row>(conn)?
+                .into_iter()
+                .filter(|r| !brand_set.contains(&r.brand_id)),
+        );
+    }
+    rows.sort_by_key(|r| r.id);
+    rows.dedup_by_key(|r| r.id);
+    Ok(rows)
+}
+
+/// Stores new pause reasons (one UPDATE per distinct reason set) and the history rows.
+fn apply_changes(
+    conn: &mut DbConnection,
+    changes: &[Change],
+    now: DateTime<Utc>,
+    cause: Cause,
+) -> QueryResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let at = naive(now);
+    let mut by_reasons: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for c in changes {
+        by_reasons
+            .entry(c.to.bits())
+            .or_default()
+            .push(c.campaign_id);
+    }
+    for (bits, ids) in &by_reasons {
+        for chunk in ids.chunks(CHUNK) {
+            diesel::update(campaigns::table.filter(campaigns::id.eq_any(chunk)))
+                .set((
+                    campaigns::pause_reasons.eq(bits),
+                    campaigns::updated_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+    }
+    for chunk in changes.chunks(CHUNK) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|c| {
+                (
+                    campaign_status_history::campaign_id.eq(c.campaign_id),
+                    campaign_status_history::changed_at.eq(at),
+                    campaign_status_history::is_active.eq(c.to.is_empty()),
+                    campaign_status_history::pause_reasons.eq(c.to.bits()),
+                    campaign_status_history::cause.eq(cause.as_str()),
+                )
+            })
+            .collect();
+        crate::per_backend!(conn, c => diesel::insert_into(campaign_status_history::table).values(&rows).execute(c))?;
+    }
+    Ok(())
+}

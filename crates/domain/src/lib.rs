@@ -1,0 +1,13 @@
+pub mod config;
+pub mod dayparting;
+pub mod db;
+pub mod error;
+pub mod forms;
+pub mod money;
+pub mod period;
+pub mod rule;
+pub mod schema;
+pub mod telemetry;
+pub mod views;
+
+pub use db::repo;

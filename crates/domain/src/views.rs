@@ -1,0 +1,99 @@
+//! What the outside world sees of the data: the JSON of the API, the rows of the admin panel.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::dayparting::Schedule;
+use crate::money::Money;
+use crate::rule::PauseReasons;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Brand {
+    pub id: i64,
+    pub name: String,
+    pub daily_budget: Money,
+    pub monthly_budget: Money,
+    /// IANA timezone in which days, months and dayparting windows are read.
+    #[schema(example = "Europe/Berlin")]
+    pub timezone: String,
+    /// Spend of the brand-local day so far.
+    pub daily_spend: Money,
+    /// Spend of the brand-local calendar month so far.
+    pub monthly_spend: Money,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One dayparting window as shown: days, start (inclusive) and end (exclusive) in brand-local time.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WindowView {
+    #[schema(example = json!(["mon", "tue", "wed", "thu", "fri"]))]
+    pub days: Vec<String>,
+    #[schema(example = "09:00")]
+    pub start: String,
+    #[schema(example = "17:00")]
+    pub end: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Campaign {
+    pub id: i64,
+    pub brand_id: i64,
+    pub name: String,
+    pub is_active: bool,
+    /// Why the campaign is paused, in rule order; empty when active.
+    #[schema(value_type = Vec<String>, example = json!(["brand_daily_budget"]))]
+    pub pause_reasons: PauseReasons,
+    pub manually_paused: bool,
+    pub daily_spend: Money,
+    pub monthly_spend: Money,
+    pub daily_cap: Option<Money>,
+    pub monthly_cap: Option<Money>,
+    /// The windows in which the campaign may run; null = at all hours.
+    #[schema(value_type = Option<Vec<WindowView>>)]
+    pub dayparting: Option<Schedule>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct SpendLog {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub amount: Money,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    pub event_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatusChange {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub changed_at: DateTime<Utc>,
+    pub is_active: bool,
+    #[schema(value_type = Vec<String>)]
+    pub pause_reasons: PauseReasons,
+    /// What caused the change: `spend`, `brand_updated`, `campaign_updated`, `dayparting_updated`,
+    /// `manual_pause`, `manual_resume`, `enforce_budgets`, `apply_dayparting`, `reset_daily`, …
+    pub cause: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub scope: String,
+    /// The public beginning of the token, to recognise it; the rest is never stored.
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A page of a list. Pass `next_cursor` as `cursor` to get the next page; null on the last page.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
