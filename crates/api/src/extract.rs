@@ -47,10 +47,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
-        // serde reports missing and unknown fields at the parent: name the field itself.
-        let named = ["missing field `", "unknown field `"]
-            .iter()
-            .find_map(|p| message.strip_prefix(p))
+        // serde reports a missing field at its parent: name the field itself.
+        let named = message
+            .strip_prefix("missing field `")
             .and_then(|rest| rest.split('`').next())
             .map(str::to_owned);
         let field = match (path.as_str(), named) {

@@ -207,95 +207,112 @@ fn read_password(from_stdin: bool) -> anyhow::Result<String> {
     Ok(first)
 }
 
-fn money(s: &str) -> NonNegativeMoney {
-    NonNegativeMoney(Money::parse_non_negative(s).unwrap_or(Money::ZERO))
+struct DemoBrand {
+    name: &'static str,
+    daily_budget: &'static str,
+    monthly_budget: &'static str,
+    timezone: &'static str,
+    campaigns: &'static [DemoCampaign],
+}
+
+struct DemoCampaign {
+    name: &'static str,
+    daily_cap: Option<&'static str>,
+    /// A dayparting schedule as JSON.
+    dayparting: Option<&'static str>,
+}
+
+const DEMO: &[DemoBrand] = &[
+    DemoBrand {
+        name: "Acme Shoes",
+        daily_budget: "500.00",
+        monthly_budget: "12000.00",
+        timezone: "Europe/Berlin",
+        campaigns: &[
+            DemoCampaign {
+                name: "Winter boots",
+                daily_cap: Some("200.00"),
+                dayparting: None,
+            },
+            DemoCampaign {
+                name: "Office hours sneakers",
+                daily_cap: None,
+                dayparting: Some(
+                    r#"[{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]"#,
+                ),
+            },
+        ],
+    },
+    DemoBrand {
+        name: "Northwind Coffee",
+        daily_budget: "150.00",
+        monthly_budget: "4000.00",
+        timezone: "America/New_York",
+        campaigns: &[
+            DemoCampaign {
+                name: "Morning rush",
+                daily_cap: None,
+                dayparting: Some(r#"{"start_hour": 6, "end_hour": 11}"#),
+            },
+            DemoCampaign {
+                name: "Late night",
+                daily_cap: Some("40.00"),
+                dayparting: Some(r#"[{"start": "22:00", "end": "02:00"}]"#),
+            },
+        ],
+    },
+    DemoBrand {
+        name: "Sakura Travel",
+        daily_budget: "1000.00",
+        monthly_budget: "25000.00",
+        timezone: "Asia/Tokyo",
+        campaigns: &[DemoCampaign {
+            name: "Cherry blossom season",
+            daily_cap: Some("600.00"),
+            dayparting: None,
+        }],
+    },
+];
+
+fn money(s: &str) -> anyhow::Result<NonNegativeMoney> {
+    Ok(NonNegativeMoney(Money::parse_non_negative(s)?))
 }
 
 fn seed_demo(conn: &mut db::DbConnection) -> anyhow::Result<()> {
-    let demo: [(
-        &str,
-        &str,
-        &str,
-        &str,
-        &[(&str, Option<&str>, Option<serde_json::Value>)],
-    ); 3] = [
-        (
-            "Acme Shoes",
-            "500.00",
-            "12000.00",
-            "Europe/Berlin",
-            &[
-                ("Winter boots", Some("200.00"), None),
-                (
-                    "Office hours sneakers",
-                    None,
-                    Some(
-                        serde_json::json!([{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}]),
-                    ),
-                ),
-            ],
-        ),
-        (
-            "Northwind Coffee",
-            "150.00",
-            "4000.00",
-            "America/New_York",
-            &[
-                (
-                    "Morning rush",
-                    None,
-                    Some(serde_json::json!({"start_hour": 6, "end_hour": 11})),
-                ),
-                (
-                    "Late night",
-                    Some("40.00"),
-                    Some(serde_json::json!([{"start": "22:00", "end": "02:00"}])),
-                ),
-            ],
-        ),
-        (
-            "Sakura Travel",
-            "1000.00",
-            "25000.00",
-            "Asia/Tokyo",
-            &[("Cherry blossom season", Some("600.00"), None)],
-        ),
-    ];
-    for (name, daily, monthly, tz, campaigns_of) in demo {
-        let brand_id = match brands::find_by_name(conn, name)? {
+    for brand in DEMO {
+        let brand_id = match brands::find_by_name(conn, brand.name)? {
             Some(id) => id,
             None => {
                 let form = CreateBrand {
-                    name: name.into(),
-                    daily_budget: money(daily),
-                    monthly_budget: money(monthly),
-                    timezone: Some(tz.into()),
+                    name: brand.name.into(),
+                    daily_budget: money(brand.daily_budget)?,
+                    monthly_budget: money(brand.monthly_budget)?,
+                    timezone: Some(brand.timezone.into()),
                 };
                 brands::create(conn, &form.validate()?, now())?.id
             }
         };
-        for (cname, cap, schedule) in campaigns_of {
-            if campaigns::find_by_name(conn, brand_id, cname)?.is_some() {
+        for demo in brand.campaigns {
+            if campaigns::find_by_name(conn, brand_id, demo.name)?.is_some() {
                 continue;
             }
             let form = CreateCampaign {
                 brand_id,
-                name: (*cname).into(),
-                daily_cap: cap.map(money),
+                name: demo.name.into(),
+                daily_cap: demo.daily_cap.map(money).transpose()?,
                 monthly_cap: None,
-                dayparting: schedule.clone(),
+                dayparting: demo.dayparting.map(serde_json::from_str).transpose()?,
                 manually_paused: None,
             };
             let c = campaigns::create(conn, &form.validate()?, now())?;
+            let state = if c.is_active {
+                "active".to_owned()
+            } else {
+                format!("paused ({})", c.pause_reasons)
+            };
             eprintln!(
-                "campaign {} {:?} of {name:?}: {}",
-                c.id,
-                c.name,
-                if c.is_active {
-                    "active".to_owned()
-                } else {
-                    format!("paused ({})", c.pause_reasons)
-                }
+                "campaign {} {:?} of {:?}: {state}",
+                c.id, c.name, brand.name
             );
         }
     }

@@ -202,7 +202,8 @@ mod tests {
 
     #[test]
     fn each_reason_alone() {
-        let cases: [(fn(&mut CampaignFacts), PauseReason); 6] = [
+        type Change = fn(&mut CampaignFacts);
+        let cases: [(Change, PauseReason); 6] = [
             (|f| f.manually_paused = true, PauseReason::Manual),
             (
                 |f| f.brand_daily_spend = m(100),

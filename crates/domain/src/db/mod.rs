@@ -16,6 +16,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use crate::error::{DomainError, DomainResult};
 
 pub mod repo;
+pub mod testing;
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {

@@ -18,8 +18,10 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use crate::error::DomainError;
 
+/// A UTC time as stored: microsecond precision on both backends, so that comparisons on SQLite's
+/// text timestamps and PostgreSQL's timestamps agree with what was written.
 pub(crate) fn naive(t: DateTime<Utc>) -> NaiveDateTime {
-    t.naive_utc()
+    crate::forms::to_micros(t).naive_utc()
 }
 
 pub(crate) fn utc(t: NaiveDateTime) -> DateTime<Utc> {

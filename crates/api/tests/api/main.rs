@@ -1,0 +1,13 @@
+//! Integration tests of the API: the real application on port 0, a database of its own per test,
+//! every test on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod auth;
+mod brands;
+mod campaigns;
+mod dayparting;
+mod robustness;
+mod spend;

@@ -1,0 +1,71 @@
+//! Throwaway databases for tests and benchmarks: a fresh SQLite file or a fresh PostgreSQL
+//! database per test, migrated, dropped afterwards.
+
+use diesel::prelude::*;
+
+/// Which backend a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on (`TEST_DATABASE_URL`, any database on it).
+pub fn postgres_admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database of its own; dropped (PostgreSQL) or deleted (SQLite) with this value.
+pub struct TestDatabase {
+    pub url: String,
+    pub backend: Backend,
+    pg_name: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestDatabase {
+    /// Creates an empty, migrated database.
+    pub fn create(backend: Backend) -> anyhow::Result<Self> {
+        let db = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir()?;
+                let url = format!("sqlite://{}", dir.path().join("adbudget.db").display());
+                TestDatabase {
+                    url,
+                    backend,
+                    pg_name: None,
+                    _dir: Some(dir),
+                }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("adbudget_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin)?;
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn)?;
+                let mut url = url::Url::parse(&admin)?;
+                url.set_path(&name);
+                TestDatabase {
+                    url: url.to_string(),
+                    backend,
+                    pg_name: Some(name),
+                    _dir: None,
+                }
+            }
+        };
+        let pool = super::connect(&db.url, 1)?;
+        super::migrate(&mut *super::get(&pool)?)?;
+        Ok(db)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Some(name) = &self.pg_name
+            && let Ok(mut conn) = PgConnection::establish(&postgres_admin_url())
+        {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn);
+        }
+    }
+}
