@@ -1,0 +1,172 @@
+use serde_json::Value;
+
+use crate::helpers::{Backend, TestDatabase, adbudget, command, on_both_databases, run};
+
+on_both_databases!(
+    log_spend_happy_path,
+    log_spend_rejects_bad_amounts,
+    tokens,
+    createsuperuser
+);
+
+fn seeded(backend: Backend) -> TestDatabase {
+    let db = TestDatabase::create(backend).unwrap();
+    let seed = adbudget(&db, &["seed-demo"]);
+    assert!(seed.ok, "{}", seed.stderr);
+    db
+}
+
+async fn log_spend_happy_path(backend: Backend) {
+    let db = seeded(backend);
+    let r = adbudget(&db, &["log-spend", "1", "12.34", "--event-id", "cli-1"]);
+    assert!(r.ok, "{}", r.stderr);
+    let out: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(out["spend"]["amount"], "12.34");
+    assert_eq!(out["spend"]["campaign_id"], 1);
+    assert_eq!(out["campaign"]["daily_spend"], "12.34");
+    assert!(r.stderr.contains("recorded"), "{}", r.stderr);
+    // The same event again is a replay, counted once.
+    let again = adbudget(&db, &["log-spend", "1", "12.34", "--event-id", "cli-1"]);
+    assert!(again.ok);
+    let out: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(out["campaign"]["daily_spend"], "12.34");
+    assert!(again.stderr.contains("replay"), "{}", again.stderr);
+    // A cap reached from the CLI pauses like the API does (Winter boots: daily cap 200).
+    let r = adbudget(&db, &["log-spend", "1", "200"]);
+    let out: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(out["campaign"]["is_active"], false);
+    assert_eq!(out["campaign"]["pause_reasons"][0], "campaign_daily_cap");
+}
+
+async fn log_spend_rejects_bad_amounts(backend: Backend) {
+    let db = seeded(backend);
+    for (amount, message) in [
+        ("0", "must be greater than zero"),
+        ("-5", "must not be negative"),
+        ("abc", "must be a decimal number"),
+        ("1.1234567", "at most 6 decimal places"),
+    ] {
+        let r = adbudget(&db, &["log-spend", "1", "--", amount]);
+        assert!(!r.ok, "{amount} accepted");
+        assert!(r.stderr.contains(message), "{amount}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("amount"),
+            "the message names the amount: {}",
+            r.stderr
+        );
+    }
+    let r = adbudget(&db, &["log-spend", "424242", "1"]);
+    assert!(!r.ok);
+    assert!(r.stderr.contains("campaign not found"), "{}", r.stderr);
+    let r = adbudget(&db, &["log-spend", "1", "1", "--at", "yesterday"]);
+    assert!(!r.ok && r.stderr.contains("--at"), "{}", r.stderr);
+    // Nothing of it was stored.
+    let ok = adbudget(&db, &["log-spend", "1", "1"]);
+    let out: Value = serde_json::from_str(&ok.stdout).unwrap();
+    assert_eq!(out["campaign"]["daily_spend"], "1.00");
+}
+
+async fn tokens(backend: Backend) {
+    let db = TestDatabase::create(backend).unwrap();
+    let r = adbudget(
+        &db,
+        &[
+            "token",
+            "create",
+            "--name",
+            "ingest-bot",
+            "--scope",
+            "ingest",
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "the token alone on stdout: {:?}", r.stdout);
+    assert!(lines[0].starts_with("adb_") && lines[0].len() == 44);
+    let dup = adbudget(
+        &db,
+        &[
+            "token",
+            "create",
+            "--name",
+            "ingest-bot",
+            "--scope",
+            "admin",
+        ],
+    );
+    assert!(!dup.ok && dup.stdout.is_empty());
+    let bad = adbudget(&db, &["token", "create", "--name", "x", "--scope", "root"]);
+    assert!(!bad.ok);
+    let list = adbudget(&db, &["token", "list"]);
+    assert!(
+        list.stdout.contains("ingest-bot") && list.stdout.contains("live"),
+        "{}",
+        list.stdout
+    );
+    assert!(!list.stdout.contains(lines[0]), "secrets are never listed");
+    let revoked = adbudget(&db, &["token", "revoke", "ingest-bot"]);
+    assert!(revoked.ok, "{}", revoked.stderr);
+    assert!(adbudget(&db, &["token", "list"]).stdout.contains("revoked"));
+    assert!(
+        !adbudget(&db, &["token", "revoke", "ingest-bot"]).ok,
+        "already revoked"
+    );
+}
+
+async fn createsuperuser(backend: Backend) {
+    let db = TestDatabase::create(backend).unwrap();
+    let mut cmd = command("adbudget", &db.url);
+    cmd.args(["createsuperuser", "--username", "ops", "--password-stdin"])
+        .stdin(std::process::Stdio::piped());
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut conn =
+        adbudget_domain::db::get(&adbudget_domain::db::connect(&db.url, 1).unwrap()).unwrap();
+    let ok =
+        adbudget_domain::repo::users::verify_password(&mut conn, "ops", "correct horse battery")
+            .unwrap();
+    assert!(
+        ok.is_some(),
+        "the password is stored as an argon2 hash that verifies"
+    );
+    let wrong = adbudget_domain::repo::users::verify_password(&mut conn, "ops", "wrong").unwrap();
+    assert!(wrong.is_none());
+    let short = run(command("adbudget", &db.url).args([
+        "createsuperuser",
+        "--username",
+        "x",
+        "--password-stdin",
+    ]));
+    assert!(!short.ok, "an empty password is refused");
+}
+
+#[test]
+fn a_bad_setting_names_the_variable() {
+    for (key, value) in [
+        ("DATABASE_URL", "mysql://nope"),
+        ("ADBUDGET_BIND", "everywhere"),
+        ("ADBUDGET_LOG_FORMAT", "xml"),
+    ] {
+        let mut cmd = command("adbudget", "sqlite:///tmp/never-created.db");
+        cmd.env(key, value).arg("migrate");
+        let r = run(&mut cmd);
+        assert!(!r.ok, "{key}={value} accepted");
+        assert!(r.stderr.contains(key), "{key}: {}", r.stderr);
+    }
+}

@@ -1,0 +1,113 @@
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use adbudget_domain::db::testing::{Backend, TestDatabase};
+
+/// Generates `mod <name> { fn sqlite(); fn postgres(); }` running `<name>(backend)` on each.
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name(adbudget_domain::db::testing::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name(adbudget_domain::db::testing::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_databases;
+
+/// Path of a workspace binary, built next to this test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo test --workspace` (or `cargo build --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// A command for `name` with a clean adbudget environment pointing at `database_url`.
+pub fn command(name: &str, database_url: &str) -> Command {
+    let mut cmd = Command::new(binary(name));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ADBUDGET_") || key == "DATABASE_URL" || key == "REDIS_URL" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    // Run where no .env file can interfere.
+    cmd.current_dir(std::env::temp_dir());
+    cmd
+}
+
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("binary runs");
+    Run {
+        ok: status.success(),
+        stdout: String::from_utf8_lossy(&stdout).into(),
+        stderr: String::from_utf8_lossy(&stderr).into(),
+    }
+}
+
+/// `adbudget <args>` against the database.
+pub fn adbudget(db: &TestDatabase, args: &[&str]) -> Run {
+    run(command("adbudget", &db.url).args(args))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `url` answers 200.
+pub async fn wait_ready(url: &str, process: &mut Process) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = process.0.try_wait() {
+            panic!("process exited early with {status}");
+        }
+        if let Ok(r) = client.get(url).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not become ready");
+}

@@ -1,0 +1,8 @@
+//! End-to-end: the real binaries, as an operator runs them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod cli;
+mod standalone;

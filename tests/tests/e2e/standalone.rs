@@ -1,0 +1,131 @@
+use std::process::Stdio;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Process, TestDatabase, adbudget, command, free_port, wait_ready};
+use adbudget_domain::db::testing::Backend;
+
+/// The README's first command and walk-through: standalone on SQLite, a token from the CLI, a
+/// brand and a campaign, spend that reaches the budget, and the campaign paused in the response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_serves_the_readme_walkthrough() {
+    let dir = std::env::temp_dir().join(format!("adbudget-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("standalone.db").display());
+    let _ = std::fs::remove_file(dir.join("standalone.db"));
+    let port = free_port();
+    let mut cmd = command("adbudget", &url);
+    cmd.arg("standalone")
+        .env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut process = Process(cmd.spawn().unwrap());
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&format!("{base}/readyz"), &mut process).await;
+
+    let token = {
+        let mut c = command("adbudget", &url);
+        let out = c
+            .args(["token", "create", "--name", "readme", "--scope", "admin"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let brand: Value = post("/api/v1/brands", json!({"name": "Acme", "daily_budget": "100.00", "monthly_budget": "2000.00", "timezone": "Europe/Berlin"}))
+        .await.unwrap().json().await.unwrap();
+    let campaign: Value = post(
+        "/api/v1/campaigns",
+        json!({"brand_id": brand["id"], "name": "Winter sale"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let first = post(
+        "/api/v1/spend",
+        json!({"campaign_id": campaign["id"], "amount": "60.00"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.status(), 201);
+    let second: Value = post(
+        "/api/v1/spend",
+        json!({"campaign_id": campaign["id"], "amount": "40.00"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(second["campaign"]["is_active"], false);
+    assert_eq!(
+        second["campaign"]["pause_reasons"],
+        json!(["brand_daily_budget"])
+    );
+
+    // The admin user was created with a password printed once.
+    let _ = process.0.kill();
+    let out = process.0.wait_with_output_after_kill();
+    assert!(
+        out.contains("username: admin") && out.contains("password: "),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+trait WaitOutput {
+    fn wait_with_output_after_kill(&mut self) -> String;
+}
+
+impl WaitOutput for std::process::Child {
+    fn wait_with_output_after_kill(&mut self) -> String {
+        use std::io::Read;
+        let _ = self.wait();
+        let mut s = String::new();
+        if let Some(mut out) = self.stdout.take() {
+            let _ = out.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+/// `adbudget-api` on PostgreSQL after `adbudget migrate`: ready, and serving the OpenAPI document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_binary_on_postgres() {
+    let db = TestDatabase::create(Backend::Postgres).unwrap();
+    let migrate = adbudget(&db, &["migrate"]);
+    assert!(migrate.ok, "{}", migrate.stderr);
+    assert!(
+        migrate.stderr.contains("applied 0 migration"),
+        "already migrated: {}",
+        migrate.stderr
+    );
+    let port = free_port();
+    let mut cmd = command("adbudget-api", &db.url);
+    cmd.env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut process = Process(cmd.spawn().unwrap());
+    wait_ready(&format!("http://127.0.0.1:{port}/readyz"), &mut process).await;
+    let doc: Value = reqwest::get(format!("http://127.0.0.1:{port}/api/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["info"]["title"], "adbudget");
+}
