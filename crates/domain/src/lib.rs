@@ -3,6 +3,7 @@ pub mod dayparting;
 pub mod db;
 pub mod error;
 pub mod forms;
+pub mod jobs;
 pub mod money;
 pub mod period;
 pub mod rule;

@@ -270,6 +270,18 @@ pub fn reconcile(
     now: DateTime<Utc>,
     cause: Cause,
 ) -> QueryResult<Vec<Change>> {
+    let changes = evaluate(conn, scope, now)?;
+    apply_changes(conn, &changes, now, cause)?;
+    Ok(changes)
+}
+
+/// The campaigns in `scope` whose stored reasons differ from what the rule says at `now`; writes
+/// nothing.
+pub fn evaluate(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Change>> {
     let rows = load_rows(conn, scope)?;
     if rows.is_empty() {
         return Ok(Vec::new());
@@ -331,7 +343,6 @@ pub fn reconcile(
             });
         }
     }
-    apply_changes(conn, &changes, now, cause)?;
     Ok(changes)
 }
 

@@ -13,6 +13,7 @@ pub mod enforce;
 pub mod spend;
 pub mod tokens;
 pub mod users;
+pub mod verify;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
