@@ -11,12 +11,11 @@ use std::net::TcpListener;
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use adbudget_domain::config::Settings;
-use adbudget_domain::db::DbPool;
 use anyhow::Context;
 use utoipa::OpenApi;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, JobsMonitor};
 
 /// A bound, not yet running, API server.
 pub struct Application {
@@ -25,18 +24,24 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to the configured database and binds `ADBUDGET_BIND`.
+    /// Connects to the configured database (and, lazily, Redis for the job monitor) and binds
+    /// `ADBUDGET_BIND`.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
         let pool = adbudget_domain::db::connect(&settings.database_url, settings.db_pool_size)?;
+        let jobs = JobsMonitor {
+            redis: adbudget_queue::connect_lazy(&settings.redis_url)?,
+            prefix: settings.queue_prefix.clone(),
+            schedules: settings.schedules.clone(),
+        };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("failed to bind ADBUDGET_BIND={}", settings.bind))?;
-        Self::with_pool(pool, listener)
+        Self::new(AppState::new(pool).with_jobs(jobs), listener)
     }
 
-    /// Serves on an existing listener (tests bind port 0) with an existing pool.
-    pub fn with_pool(pool: DbPool, listener: TcpListener) -> anyhow::Result<Self> {
+    /// Serves `state` on an existing listener (tests bind port 0).
+    pub fn new(state: AppState, listener: TcpListener) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
-        let state = web::Data::new(AppState { pool });
+        let state = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(tracing_actix_web::TracingLogger::default())

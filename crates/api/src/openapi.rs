@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{brands, campaigns, health, spend};
+use crate::routes::{brands, campaigns, health, jobs, spend};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,11 +13,11 @@ use crate::routes::{brands, campaigns, health, spend};
         campaigns::create, campaigns::list, campaigns::get, campaigns::update, campaigns::delete,
         campaigns::put_dayparting, campaigns::delete_dayparting, campaigns::pause, campaigns::resume,
         campaigns::history, spend::list, spend::record, spend::record_batch,
-        health::healthz, health::readyz,
+        jobs::queues, health::healthz, health::readyz,
     ),
     components(schemas(adbudget_domain::views::WindowView)),
     modifiers(&BearerAuth),
-    tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "health"))
+    tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "jobs"), (name = "health"))
 )]
 pub struct ApiDoc;
 

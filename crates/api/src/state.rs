@@ -1,6 +1,7 @@
 use actix_web::web;
 use adbudget_domain::db::{self, DbConnection, DbPool};
 use adbudget_domain::error::DomainResult;
+use adbudget_domain::jobs::JobSchedule;
 
 use crate::error::ApiError;
 
@@ -8,9 +9,30 @@ use crate::error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: DbPool,
+    /// Where the job monitor reads queues from; `None` when jobs run in process (standalone).
+    pub jobs: Option<JobsMonitor>,
+}
+
+/// The Redis the workers and beats of this deployment use.
+#[derive(Clone)]
+pub struct JobsMonitor {
+    pub redis: redis::aio::ConnectionManager,
+    pub prefix: String,
+    pub schedules: Vec<JobSchedule>,
 }
 
 impl AppState {
+    pub fn new(pool: DbPool) -> Self {
+        AppState { pool, jobs: None }
+    }
+
+    pub fn with_jobs(self, jobs: JobsMonitor) -> Self {
+        AppState {
+            jobs: Some(jobs),
+            ..self
+        }
+    }
+
     /// Runs blocking database work on actix's blocking pool, inside the caller's tracing span.
     pub async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
     where

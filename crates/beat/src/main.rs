@@ -1,1 +1,11 @@
-fn main() {}
+use adbudget_beat::BeatProcess;
+use adbudget_domain::config::Settings;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    adbudget_domain::telemetry::init(settings.log_format)?;
+    let beat = BeatProcess::build(&settings).await?;
+    tracing::info!(health = %beat.health_addr(), prefix = %settings.queue_prefix, "adbudget-beat scheduling jobs");
+    beat.run_until_stopped().await
+}

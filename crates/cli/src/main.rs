@@ -11,6 +11,13 @@ use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use rand::Rng;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use adbudget_api::state::AppState;
+use adbudget_beat::JobSink;
+use adbudget_queue::memory::MemoryQueues;
+use apalis::prelude::Monitor;
 
 #[derive(Parser)]
 #[command(
@@ -53,7 +60,7 @@ enum Command {
     },
     /// Create a few demo brands and campaigns (skips those that exist).
     SeedDemo,
-    /// Migrations and the API in one process on the configured database (SQLite by default).
+    /// Migrations, API, worker and beat in one process (SQLite and in-memory queues by default).
     Standalone,
 }
 
@@ -320,8 +327,9 @@ fn seed_demo(conn: &mut db::DbConnection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Migrations, then the API (and, with the worker/beat issue, the in-process jobs). Creates an
-/// admin user with a random password, printed once, when there is none.
+/// Migrations, the API, and the worker and beat in process on in-memory queues: the embedded
+/// default needs no Redis. Creates an admin user with a random password, printed once, when there
+/// is none.
 fn standalone(settings: Settings) -> anyhow::Result<()> {
     let pool = db::connect(&settings.database_url, settings.db_pool_size)?;
     {
@@ -342,13 +350,29 @@ fn standalone(settings: Settings) -> anyhow::Result<()> {
     }
     let listener = std::net::TcpListener::bind(settings.bind)
         .with_context(|| format!("failed to bind ADBUDGET_BIND={}", settings.bind))?;
-    actix_web::rt::System::new().block_on(async move {
-        let app = adbudget_api::Application::with_pool(pool, listener)?;
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let queues = MemoryQueues::default();
+        let sink = JobSink::Memory(queues.clone());
+        let monitor = Monitor::new().should_restart(|w, error| {
+            tracing::warn!(worker = w.name(), %error, "restarting");
+            true
+        });
+        let monitor =
+            adbudget_worker::register_in_memory(monitor, &queues, &settings, pool.clone());
+        let last_tick = Arc::new(AtomicI64::new(0));
+        let monitor =
+            adbudget_beat::register_schedules(monitor, &settings.schedules, &sink, &last_tick);
+        // Bring every campaign up to date at start: the process may have been down over a window
+        // change or a midnight.
+        adbudget_beat::catch_up(&sink, &settings.schedules, chrono::Utc::now()).await?;
+        let app = adbudget_api::Application::new(AppState::new(pool), listener)?;
         println!(
             "adbudget is serving http://{}  (Ctrl-C stops it)",
             settings.bind
         );
-        app.run_until_stopped().await?;
-        anyhow::Ok(())
+        tokio::select! {
+            served = app.run_until_stopped() => served.context("the API server failed"),
+            jobs = monitor.run() => Err(anyhow::anyhow!("the in-process jobs stopped: {jobs:?}")),
+        }
     })
 }

@@ -2,6 +2,9 @@
 //! read when present. A value that does not parse is a start-up error naming the variable.
 
 use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::jobs::{JobKind, JobSchedule};
 
 use anyhow::{Context, anyhow};
 
@@ -22,6 +25,15 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Connections per process in the database pool.
     pub db_pool_size: u32,
+    /// The cron schedule of each job (`ADBUDGET_SCHEDULE_<JOB>`), in UTC.
+    pub schedules: Vec<JobSchedule>,
+    /// The worker's or beat's `/healthz` + `/readyz` port (`ADBUDGET_HEALTH_BIND`); each binary
+    /// has its own default.
+    pub health_bind: Option<SocketAddr>,
+    /// How long a stopping worker lets running jobs finish (`ADBUDGET_SHUTDOWN_TIMEOUT_SECS`).
+    pub shutdown_timeout: Duration,
+    /// How long one job attempt may run (`ADBUDGET_JOB_TIMEOUT_SECS`).
+    pub job_timeout: Duration,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://adbudget.db";
@@ -92,6 +104,33 @@ impl Settings {
             .ok()
             .filter(|n| (1..=1000).contains(n))
             .ok_or_else(|| anyhow!("ADBUDGET_DB_POOL_SIZE must be a whole number from 1 to 1000 (got {db_pool_size:?})"))?;
+        let schedules = JobKind::ALL
+            .into_iter()
+            .map(|kind| {
+                JobSchedule::parse(kind, &var(kind.schedule_var(), kind.default_schedule()))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow!(e))?;
+        let health_bind = get("ADBUDGET_HEALTH_BIND")
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| {
+                v.parse().with_context(|| {
+                    format!(
+                        "ADBUDGET_HEALTH_BIND must be an address such as 0.0.0.0:8001 (got {v:?})"
+                    )
+                })
+            })
+            .transpose()?;
+        let secs = |key: &str, default: &str| -> anyhow::Result<Duration> {
+            let v = var(key, default);
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| (1..=86_400).contains(n))
+                .map(Duration::from_secs)
+                .ok_or_else(|| {
+                    anyhow!("{key} must be a whole number of seconds from 1 to 86400 (got {v:?})")
+                })
+        };
         Ok(Settings {
             database_url,
             redis_url,
@@ -100,6 +139,10 @@ impl Settings {
             worker_concurrency,
             log_format,
             db_pool_size,
+            schedules,
+            health_bind,
+            shutdown_timeout: secs("ADBUDGET_SHUTDOWN_TIMEOUT_SECS", "30")?,
+            job_timeout: secs("ADBUDGET_JOB_TIMEOUT_SECS", "300")?,
         })
     }
 }
@@ -139,6 +182,10 @@ mod tests {
             ("ADBUDGET_LOG_FORMAT", "xml"),
             ("ADBUDGET_QUEUE_PREFIX", "has space"),
             ("ADBUDGET_DB_POOL_SIZE", "-1"),
+            ("ADBUDGET_SCHEDULE_RESET_DAILY", "at midnight"),
+            ("ADBUDGET_HEALTH_BIND", "8001"),
+            ("ADBUDGET_SHUTDOWN_TIMEOUT_SECS", "soon"),
+            ("ADBUDGET_JOB_TIMEOUT_SECS", "0"),
         ] {
             let err = settings(&[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(key), "{key}={value}: {err}");

@@ -1,1 +1,366 @@
+//! `adbudget-worker`: consumes the scheduled jobs from Redis and runs them.
+//!
+//! One apalis worker per job type, all in one `Monitor`. Hardened against apalis-redis 1.0's known
+//! defects (see ARCHITECTURE.md): generous Redis timeouts, a unique worker name per process and
+//! restart (a restarted worker under the same name is refused), 5 s × 3 heartbeats, restarts on
+//! every backend error, polling every 500 ms, and a watchdog that exits non-zero when no worker
+//! has managed a heartbeat for a minute, so a supervisor restarts the process.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use adbudget_domain::config::Settings;
+use adbudget_domain::db::{self, DbPool};
+use adbudget_domain::error::DomainError;
+use adbudget_domain::jobs::{
+    self, ApplyDayparting, EnforceBudgets, Job, JobKind, JobReport, ResetDaily, ResetMonthly,
+};
+use adbudget_queue::health::{self, Probes};
+use adbudget_queue::memory::{MemoryQueue, MemoryQueues};
+use anyhow::Context;
+use apalis::layers::retry::HasherRng;
+use apalis::layers::retry::backoff::{ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff};
+use apalis::prelude::*;
+use redis::aio::ConnectionManager;
+use tokio::sync::Semaphore;
+
+/// How long without a single successful heartbeat before the process gives up and exits.
+pub const WATCHDOG: Duration = Duration::from_secs(60);
+/// Default side port for `/healthz` and `/readyz`.
+pub const DEFAULT_HEALTH_BIND: &str = "127.0.0.1:8001";
+
+/// What every job handler gets.
+#[derive(Clone)]
+pub struct JobContext {
+    pub pool: DbPool,
+    /// Where runs are recorded for the job monitor (none in standalone mode).
+    pub redis: Option<(ConnectionManager, String)>,
+    /// `ADBUDGET_WORKER_CONCURRENCY` permits shared by all job types of this process.
+    pub permits: Arc<Semaphore>,
+}
+
+/// Runs job `J` now. Database trouble is retried (in process with backoff, then by Redis); any
+/// other failure cannot be fixed by retrying and aborts the job.
+pub async fn handle<J: Job>(
+    job: J,
+    ctx: Data<JobContext>,
+    attempt: Attempt,
+) -> Result<JobReport, BoxDynError> {
+    let _permit = ctx
+        .permits
+        .acquire()
+        .await
+        .map_err(|e| AbortError::new(e.to_string()))?;
+    let kind = J::KIND;
+    let span = tracing::info_span!("job", job.name = kind.name(), job.tick = %job.scheduled_for(), job.attempt = attempt.current());
+    let started = Instant::now();
+    let pool = ctx.pool.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let mut conn = db::get(&pool)?;
+        jobs::run(&mut conn, kind, adbudget_domain::forms::now())
+    })
+    .await;
+    let elapsed = started.elapsed();
+    let (outcome, detail) = match &result {
+        Ok(Ok(report)) => {
+            tracing::info!(
+                job.name = kind.name(),
+                job.changed = report.changed,
+                job.activated = report.activated,
+                job.paused = report.paused,
+                job.duration_ms = elapsed.as_millis() as u64,
+                "job done"
+            );
+            (
+                true,
+                format!(
+                    "{} changed ({} activated, {} paused)",
+                    report.changed, report.activated, report.paused
+                ),
+            )
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(job.name = kind.name(), error = %e, "job failed");
+            (false, e.to_string())
+        }
+        Err(e) => (false, format!("job panicked: {e}")),
+    };
+    if let Some((conn, prefix)) = &ctx.redis {
+        let mut conn = conn.clone();
+        if let Err(e) =
+            adbudget_queue::record_run(&mut conn, prefix, kind, outcome, elapsed, &detail).await
+        {
+            tracing::warn!(error = %e, "could not record the job run in Redis");
+        }
+    }
+    match result {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(e @ (DomainError::Unavailable(_) | DomainError::Database(_)))) => Err(e.into()),
+        Ok(Err(e)) => Err(AbortError::new(e).into()),
+        Err(panic) => Err(AbortError::new(panic).into()),
+    }
+}
+
+fn host() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// A name no other process or earlier incarnation uses: apalis-redis refuses to register a name
+/// that had a heartbeat within the last interval (apalis #504/#507).
+pub fn worker_name(kind: JobKind, run: usize) -> String {
+    format!("{}@{}:{}:r{run}", kind.name(), host(), std::process::id())
+}
+
+/// In-process retry delays: 1 s, 2 s, 4 s … up to 30 s, jittered.
+fn backoff() -> ExponentialBackoff {
+    // The parameters are valid constants; the default (also valid) only avoids a panic path.
+    ExponentialBackoffMaker::new(
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+        0.5,
+        HasherRng::default(),
+    )
+    .unwrap_or_default()
+    .make_backoff()
+}
+
+/// The one layer chain of every job worker, whatever its backend. Layer order (outermost first)
+/// is what apalis expects: concurrency > retry > timeout > tracing, retry > catch-panic.
+macro_rules! job_worker {
+    ($job:ty, $name:expr, $backend:expr, $concurrency:expr, $timeout:expr, $ctx:expr) => {
+        WorkerBuilder::new($name)
+            .backend($backend)
+            .concurrency($concurrency)
+            .retry(RetryPolicy::retries(2).with_backoff(backoff()))
+            .timeout($timeout)
+            .enable_tracing()
+            .catch_panic()
+            .data($ctx)
+            .build(handle::<$job>)
+    };
+}
+
+/// Registers the worker of job `J` on its Redis queue.
+fn add<J: Job>(
+    monitor: Monitor,
+    conn: &ConnectionManager,
+    settings: &Settings,
+    ctx: &JobContext,
+) -> Monitor {
+    let storage = adbudget_queue::storage::<J>(conn.clone(), &settings.queue_prefix);
+    let (concurrency, timeout, ctx) = (
+        settings.worker_concurrency,
+        settings.job_timeout,
+        ctx.clone(),
+    );
+    monitor.register(move |run| {
+        let backend = storage
+            .clone()
+            .poll_with_interval(adbudget_queue::POLL_INTERVAL);
+        job_worker!(
+            J,
+            worker_name(J::KIND, run),
+            backend,
+            concurrency,
+            timeout,
+            ctx.clone()
+        )
+    })
+}
+
+/// Registers the worker of job `J` on an in-process queue (standalone mode).
+fn add_in_memory<J: Job>(
+    monitor: Monitor,
+    queue: &MemoryQueue<J>,
+    settings: &Settings,
+    ctx: &JobContext,
+) -> Monitor {
+    let (queue, concurrency, timeout, ctx) = (
+        queue.clone(),
+        settings.worker_concurrency,
+        settings.job_timeout,
+        ctx.clone(),
+    );
+    monitor.register(move |run| {
+        job_worker!(
+            J,
+            worker_name(J::KIND, run),
+            queue.storage(),
+            concurrency,
+            timeout,
+            ctx.clone()
+        )
+    })
+}
+
+/// Registers a worker for every job on this process's in-memory queues (`adbudget standalone`).
+pub fn register_in_memory(
+    monitor: Monitor,
+    queues: &MemoryQueues,
+    settings: &Settings,
+    pool: DbPool,
+) -> Monitor {
+    let ctx = JobContext {
+        pool,
+        redis: None,
+        permits: Arc::new(Semaphore::new(settings.worker_concurrency)),
+    };
+    let monitor = add_in_memory(monitor, &queues.enforce_budgets, settings, &ctx);
+    let monitor = add_in_memory(monitor, &queues.apply_dayparting, settings, &ctx);
+    let monitor = add_in_memory(monitor, &queues.reset_daily, settings, &ctx);
+    add_in_memory(monitor, &queues.reset_monthly, settings, &ctx)
+}
+
+/// A built worker process: connected, with its probes served; not yet consuming.
+pub struct WorkerProcess {
+    monitor: Monitor,
+    last_heartbeat: Arc<AtomicI64>,
+    shutdown_timeout: Duration,
+    health_addr: std::net::SocketAddr,
+    vacuum: tokio::task::JoinHandle<()>,
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl WorkerProcess {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let pool = db::connect(&settings.database_url, settings.db_pool_size)?;
+        let conn = adbudget_queue::connect(&settings.redis_url).await?;
+        let ctx = JobContext {
+            pool: pool.clone(),
+            redis: Some((conn.clone(), settings.queue_prefix.clone())),
+            permits: Arc::new(Semaphore::new(settings.worker_concurrency)),
+        };
+        let last_heartbeat = Arc::new(AtomicI64::new(unix_now()));
+        let beats = last_heartbeat.clone();
+        let mut monitor = Monitor::new()
+            .on_event(move |w, event| match event {
+                Event::HeartBeat => beats.store(unix_now(), Ordering::Relaxed),
+                Event::Error(e) => tracing::debug!(worker = w.name(), error = %e, "job attempt failed"),
+                _ => {}
+            })
+            .should_restart(|w, error| {
+                // Any backend error (Redis restart, broken pipe, timeout) kills an apalis worker;
+                // come back under a new name (the restart count is part of it).
+                tracing::warn!(worker = w.name(), restarts = w.restarts(), %error, "worker stopped on an error; restarting");
+                true
+            })
+            .shutdown_timeout(settings.shutdown_timeout);
+        monitor = add::<EnforceBudgets>(monitor, &conn, settings, &ctx);
+        monitor = add::<ApplyDayparting>(monitor, &conn, settings, &ctx);
+        monitor = add::<ResetDaily>(monitor, &conn, settings, &ctx);
+        monitor = add::<ResetMonthly>(monitor, &conn, settings, &ctx);
+
+        let probes = probes(pool, conn.clone(), last_heartbeat.clone());
+        let bind = match settings.health_bind {
+            Some(b) => b,
+            None => DEFAULT_HEALTH_BIND
+                .parse()
+                .context("default health address")?,
+        };
+        let (health_addr, _handle) = health::serve(bind, probes)?;
+        let vacuum = tokio::spawn(vacuum_forever(conn, settings.queue_prefix.clone()));
+        Ok(WorkerProcess {
+            monitor,
+            last_heartbeat,
+            shutdown_timeout: settings.shutdown_timeout,
+            health_addr,
+            vacuum,
+        })
+    }
+
+    pub fn health_addr(&self) -> std::net::SocketAddr {
+        self.health_addr
+    }
+
+    /// Consumes jobs until SIGTERM/SIGINT (then lets running jobs finish within the shutdown
+    /// timeout and returns `Ok`), or until the job machinery is dead (returns `Err`).
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let WorkerProcess {
+            monitor,
+            last_heartbeat,
+            shutdown_timeout,
+            vacuum,
+            ..
+        } = self;
+        let control = monitor.context();
+        let run = monitor.run();
+        tokio::pin!(run);
+        let result = tokio::select! {
+            result = &mut run => Err(anyhow::anyhow!("every job worker stopped: {result:?}")),
+            () = watchdog(last_heartbeat) => Err(anyhow::anyhow!("no worker could reach Redis for {}s", WATCHDOG.as_secs())),
+            signal = adbudget_queue::shutdown_signal() => {
+                tracing::info!(signal, "stopping: no new jobs; letting running jobs finish");
+                let _ = control.shutdown();
+                match tokio::time::timeout(shutdown_timeout + Duration::from_secs(2), run).await {
+                    Ok(_) => tracing::info!("stopped"),
+                    Err(_) => tracing::warn!("shutdown timeout reached; unfinished jobs go back to the queue"),
+                }
+                Ok(())
+            }
+        };
+        vacuum.abort();
+        result
+    }
+}
+
+async fn watchdog(last_heartbeat: Arc<AtomicI64>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        if unix_now() - last_heartbeat.load(Ordering::Relaxed) > WATCHDOG.as_secs() as i64 {
+            return;
+        }
+    }
+}
+
+fn probes(pool: DbPool, conn: ConnectionManager, last_heartbeat: Arc<AtomicI64>) -> Probes {
+    Probes {
+        live: Arc::new(move || {
+            let age = unix_now() - last_heartbeat.load(Ordering::Relaxed);
+            Box::pin(async move {
+                if age <= (adbudget_queue::HEARTBEAT.as_secs() * 4) as i64 {
+                    Ok(())
+                } else {
+                    Err(format!("no worker heartbeat for {age}s"))
+                }
+            })
+        }),
+        ready: Arc::new(move || {
+            let pool = pool.clone();
+            let mut conn = conn.clone();
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || db::ping(&pool))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("database: {e}"))?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map_err(|e| format!("redis: {e}"))?;
+                Ok(())
+            })
+        }),
+    }
+}
+
+/// Keeps finished jobs from piling up in Redis.
+async fn vacuum_forever(mut conn: ConnectionManager, prefix: String) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        every.tick().await;
+        for kind in JobKind::ALL {
+            if let Err(e) = adbudget_queue::vacuum(&mut conn, &prefix, kind).await {
+                tracing::debug!(error = %e, "vacuum skipped");
+            }
+        }
+    }
+}

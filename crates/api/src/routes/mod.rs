@@ -1,6 +1,7 @@
 pub mod brands;
 pub mod campaigns;
 pub mod health;
+pub mod jobs;
 pub mod spend;
 
 use actix_web::web;
@@ -39,5 +40,6 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/campaigns/{id}/history").route(web::get().to(campaigns::history)))
     .service(web::resource("/campaigns/{id}/spend").route(web::get().to(spend::list)))
     .service(web::resource("/spend").route(web::post().to(spend::record)))
-    .service(web::resource("/spend/batch").route(web::post().to(spend::record_batch)));
+    .service(web::resource("/spend/batch").route(web::post().to(spend::record_batch)))
+    .service(web::resource("/jobs/queues").route(web::get().to(jobs::queues)));
 }

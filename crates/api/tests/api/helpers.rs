@@ -1,8 +1,10 @@
 use std::net::TcpListener;
 
 use adbudget_api::Application;
+use adbudget_api::state::{AppState, JobsMonitor};
 use adbudget_domain::db::testing::{Backend, TestDatabase};
 use adbudget_domain::db::{self, DbPool};
+use adbudget_domain::jobs::{JobKind, JobSchedule};
 use adbudget_domain::repo::tokens::{self, Scope};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -32,6 +34,8 @@ pub struct TestApp {
     pub admin_token: String,
     pub ingest_token: String,
     pub pool: DbPool,
+    /// The Redis the job monitor reads, under a key prefix of this test's own.
+    pub jobs: JobsMonitor,
     _db: TestDatabase,
 }
 
@@ -45,8 +49,23 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         let (_, ingest) = tokens::create(&mut conn, "test-ingest", Scope::Ingest, now).unwrap();
         (admin, ingest)
     };
+    let prefix = format!("adbudget-test-{}", uuid::Uuid::new_v4().simple());
+    let redis_url =
+        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let jobs = JobsMonitor {
+        redis: adbudget_queue::connect_lazy(&redis_url).unwrap(),
+        prefix: prefix.clone(),
+        schedules: JobKind::ALL
+            .iter()
+            .map(|k| JobSchedule::parse(*k, k.default_schedule()).unwrap())
+            .collect(),
+    };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let app = Application::with_pool(pool.clone(), listener).expect("app");
+    let app = Application::new(
+        AppState::new(pool.clone()).with_jobs(jobs.clone()),
+        listener,
+    )
+    .expect("app");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -55,6 +74,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         admin_token,
         ingest_token,
         pool,
+        jobs,
         _db: database,
     }
 }

@@ -9,5 +9,6 @@ mod auth;
 mod brands;
 mod campaigns;
 mod dayparting;
+mod jobs;
 mod robustness;
 mod spend;

@@ -1,0 +1,24 @@
+use actix_web::{HttpResponse, web};
+use adbudget_queue::stats::{self, QueuesOverview};
+
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::IngestToken;
+use crate::state::AppState;
+
+/// Per job: pending, running, done, failed and dead; live workers and their last heartbeat; the
+/// last and next tick of each schedule. Read from Redis.
+#[utoipa::path(get, operation_id = "job_queues", path = "/api/v1/jobs/queues", tag = "jobs",
+    responses((status = 200, body = QueuesOverview), (status = 503, body = ErrorBody, description = "Redis is unreachable, or jobs run in process")),
+    security(("bearer" = [])))]
+pub async fn queues(_: IngestToken, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let Some(jobs) = &state.jobs else {
+        return Err(ApiError::Unavailable(anyhow::anyhow!(
+            "this process runs its jobs in process (standalone); there is no Redis queue to show"
+        )));
+    };
+    let mut conn = jobs.redis.clone();
+    let overview = stats::overview(&mut conn, &jobs.prefix, &jobs.schedules, chrono::Utc::now())
+        .await
+        .map_err(|e| ApiError::Unavailable(anyhow::anyhow!("Redis: {e}")))?;
+    Ok(HttpResponse::Ok().json(overview))
+}

@@ -1,0 +1,137 @@
+//! What `GET /api/v1/jobs/queues` shows, read straight from Redis (apalis-board's readers are
+//! broken against apalis-redis 1.0: see STACK-NOTES).
+
+use adbudget_domain::jobs::{JobKind, JobSchedule};
+use chrono::{DateTime, Utc};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::{HEARTBEAT, MISSED_HEARTBEATS, keys, queue_name};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueueStats {
+    /// The job's name (also its queue's name under the prefix).
+    pub name: String,
+    /// Waiting to run (due now or scheduled for a retry).
+    pub pending: u64,
+    /// Taken by a live worker and not finished.
+    pub running: u64,
+    /// Finished successfully (all time).
+    pub done: u64,
+    /// Runs that ended in an error (each is retried until it succeeds or is dead).
+    pub failed: u64,
+    /// Given up: will not run again.
+    pub dead: u64,
+    pub last_run_at: Option<String>,
+    pub last_duration_ms: Option<u64>,
+    pub last_outcome: Option<String>,
+    pub last_detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WorkerStats {
+    pub name: String,
+    /// The job this worker consumes.
+    pub job: String,
+    pub last_heartbeat: DateTime<Utc>,
+    /// Heartbeat within the last 3 intervals.
+    pub alive: bool,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ScheduleStats {
+    pub name: String,
+    /// Cron expression with seconds, in UTC.
+    pub cron: String,
+    /// The last tick a beat handled.
+    pub last_tick: Option<DateTime<Utc>>,
+    pub next_tick: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct QueuesOverview {
+    pub queues: Vec<QueueStats>,
+    pub workers: Vec<WorkerStats>,
+    pub schedules: Vec<ScheduleStats>,
+}
+
+/// LLEN active, ZCARD scheduled, SCARD done, SCARD dead, the workers with their heartbeats,
+/// and our stats hash.
+type QueueRead = (
+    u64,
+    u64,
+    u64,
+    u64,
+    Vec<(String, f64)>,
+    std::collections::HashMap<String, String>,
+);
+
+fn parse<T: std::str::FromStr>(v: Option<&String>) -> Option<T> {
+    v.and_then(|s| s.parse().ok())
+}
+
+/// Reads every queue, worker and schedule. A handful of round trips, whatever the load.
+pub async fn overview(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    schedules: &[JobSchedule],
+    now: DateTime<Utc>,
+) -> redis::RedisResult<QueuesOverview> {
+    let mut queues = Vec::new();
+    let mut workers = Vec::new();
+    let alive_after = now.timestamp() - (HEARTBEAT.as_secs() * MISSED_HEARTBEATS as u64) as i64;
+    for kind in JobKind::ALL {
+        let q = queue_name(prefix, kind);
+        let (active, scheduled, done, dead, registered, stats): QueueRead = redis::pipe()
+            .llen(format!("{q}:active"))
+            .zcard(format!("{q}:scheduled"))
+            .scard(format!("{q}:done"))
+            .scard(format!("{q}:dead"))
+            .zrange_withscores(format!("{q}:workers"), 0, -1)
+            .hgetall(keys::stats(prefix, kind))
+            .query_async(conn)
+            .await?;
+        let mut running = 0;
+        for (name, beat) in &registered {
+            let alive = (*beat as i64) >= alive_after;
+            if alive {
+                running += conn.scard::<_, u64>(format!("{q}:inflight:{name}")).await?;
+            }
+            workers.push(WorkerStats {
+                name: name.clone(),
+                job: kind.name().to_owned(),
+                last_heartbeat: DateTime::from_timestamp(*beat as i64, 0).unwrap_or_default(),
+                alive,
+            });
+        }
+        queues.push(QueueStats {
+            name: kind.name().to_owned(),
+            pending: active + scheduled,
+            running,
+            done: done + parse::<u64>(stats.get("vacuumed_done")).unwrap_or(0),
+            failed: parse(stats.get("failed")).unwrap_or(0),
+            dead,
+            last_run_at: stats.get("last_run_at").cloned(),
+            last_duration_ms: parse(stats.get("last_duration_ms")),
+            last_outcome: stats.get("last_outcome").cloned(),
+            last_detail: stats.get("last_detail").cloned(),
+        });
+    }
+    let mut out = Vec::new();
+    for s in schedules {
+        let last: Option<i64> = conn.get(keys::beat_last(prefix, s.kind)).await?;
+        out.push(ScheduleStats {
+            name: s.kind.name().to_owned(),
+            cron: s.expression.clone(),
+            last_tick: last.and_then(|t| DateTime::from_timestamp(t, 0)),
+            next_tick: s.next_after(now),
+        });
+    }
+    Ok(QueuesOverview {
+        queues,
+        workers,
+        schedules: out,
+    })
+}
