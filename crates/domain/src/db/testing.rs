@@ -69,3 +69,16 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Overwrites a campaign's stored reasons behind the rule's back, to give a reconcile something to
+/// repair (tests of the jobs and of `verify`).
+pub fn corrupt_state(
+    conn: &mut super::DbConnection,
+    campaign_id: i64,
+    bits: i32,
+) -> QueryResult<usize> {
+    use crate::schema::campaigns;
+    diesel::update(campaigns::table.find(campaign_id))
+        .set(campaigns::pause_reasons.eq(bits))
+        .execute(conn)
+}
