@@ -237,6 +237,27 @@ async fn a_killed_workers_job_runs_again_on_another_worker() {
     )
     .await;
     eprintln!("orphaned job re-ran after {took:?}");
+    assert_eq!(s.repairs(), 1, "it ran to completion once");
+
+    // Finished jobs are vacuumed from Redis; the monitor keeps counting them.
+    let mut conn = redis.clone();
+    let q = adbudget_queue::queue_name(&prefix, JobKind::EnforceBudgets);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while conn.scard::<_, usize>(format!("{q}:done")).await.unwrap() == 0 {
+        assert!(Instant::now() < deadline, "the job was never acknowledged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let removed = adbudget_queue::vacuum(&mut conn, &prefix, JobKind::EnforceBudgets)
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    let done: usize = conn.scard(format!("{q}:done")).await.unwrap();
+    let payloads: usize = conn.hlen(format!("{q}:data")).await.unwrap();
+    assert_eq!((done, payloads), (0, 0), "payload and done entry are gone");
+    let overview = adbudget_queue::stats::overview(&mut conn, &prefix, &[], chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(overview.queues[0].done, 1, "and still counted");
     cleanup(&redis, &prefix).await;
 }
 
