@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal};
 
 use adbudget_domain::config::Settings;
-use adbudget_domain::db::{self, DbPool};
+use adbudget_domain::db;
 use adbudget_domain::forms::{CreateBrand, CreateCampaign, SpendEvent, now};
 use adbudget_domain::money::{Money, NonNegativeMoney, PositiveMoney};
 use adbudget_domain::repo::{brands, campaigns, spend, tokens, users};
@@ -86,16 +86,15 @@ fn main() -> anyhow::Result<()> {
     if let Command::Standalone = cli.command {
         return standalone(settings);
     }
-    let pool = db::connect(&settings.database_url, 2)?;
-    run(cli.command, &pool)
+    let mut conn = db::connect_one(&settings.database_url)?;
+    run(cli.command, &mut conn)
 }
 
-fn run(command: Command, pool: &DbPool) -> anyhow::Result<()> {
-    let mut conn = db::get(pool)?;
+fn run(command: Command, conn: &mut db::DbConnection) -> anyhow::Result<()> {
     match command {
         Command::Standalone => bail!("standalone runs on its own pool"),
         Command::Migrate => {
-            let n = db::migrate(&mut conn)?;
+            let n = db::migrate(conn)?;
             eprintln!("applied {n} migration(s)");
         }
         Command::Createsuperuser {
@@ -103,10 +102,10 @@ fn run(command: Command, pool: &DbPool) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let password = read_password(password_stdin)?;
-            users::create_superuser(&mut conn, &username, &password, now())?;
+            users::create_superuser(conn, &username, &password, now())?;
             eprintln!("created user {username:?}");
         }
-        Command::Token { command } => token(command, &mut conn)?,
+        Command::Token { command } => token(command, conn)?,
         Command::LogSpend {
             campaign_id,
             amount,
@@ -129,7 +128,7 @@ fn run(command: Command, pool: &DbPool) -> anyhow::Result<()> {
             };
             let at = now();
             let event = event.validate(at)?;
-            let recorded = spend::record(&mut conn, &[event], at, false)?;
+            let recorded = spend::record(conn, &[event], at, false)?;
             let (Some(outcome), Some(campaign)) =
                 (recorded.outcomes.first(), recorded.campaigns.first())
             else {
@@ -152,7 +151,7 @@ fn run(command: Command, pool: &DbPool) -> anyhow::Result<()> {
                 )?
             );
         }
-        Command::SeedDemo => seed_demo(&mut conn)?,
+        Command::SeedDemo => seed_demo(conn)?,
     }
     Ok(())
 }

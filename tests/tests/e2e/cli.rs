@@ -79,7 +79,7 @@ async fn tokens(backend: Backend) {
             "ingest",
         ],
     );
-    assert!(r.ok, "{}", r.stderr);
+    assert!(r.ok, "{}: {}", r.status, r.stderr);
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "the token alone on stdout: {:?}", r.stdout);
     assert!(lines[0].starts_with("adb_") && lines[0].len() == 44);

@@ -54,6 +54,7 @@ pub fn command(name: &str, database_url: &str) -> Command {
 
 pub struct Run {
     pub ok: bool,
+    pub status: std::process::ExitStatus,
     pub stdout: String,
     pub stderr: String,
 }
@@ -64,8 +65,18 @@ pub fn run(cmd: &mut Command) -> Run {
         stdout,
         stderr,
     } = cmd.output().expect("binary runs");
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert!(
+            status.signal().is_none(),
+            "{cmd:?} was killed by signal {:?}; stderr: {}",
+            status.signal(),
+            String::from_utf8_lossy(&stderr)
+        );
+    }
     Run {
         ok: status.success(),
+        status,
         stdout: String::from_utf8_lossy(&stdout).into(),
         stderr: String::from_utf8_lossy(&stderr).into(),
     }

@@ -142,6 +142,16 @@ pub fn connect(url: &str, max_size: u32) -> anyhow::Result<DbPool> {
         .with_context(|| format!("failed to connect to the database at {}", redact(url)))
 }
 
+/// One connection, without a pool, for short-lived commands. A pool keeps a background thread that
+/// may be opening a connection when `main` returns, and libpq's exit handlers racing that thread
+/// crash the process (seen as SIGSEGV at exit of CLI commands on PostgreSQL).
+pub fn connect_one(url: &str) -> anyhow::Result<DbConnection> {
+    let parsed = DatabaseUrl::parse(url).map_err(|e| anyhow::anyhow!("DATABASE_URL {e}"))?;
+    DbManager::new(parsed)
+        .connect()
+        .with_context(|| format!("failed to connect to the database at {}", redact(url)))
+}
+
 /// Applies pending migrations; returns how many ran.
 pub fn migrate(conn: &mut DbConnection) -> anyhow::Result<usize> {
     let applied = match conn {
