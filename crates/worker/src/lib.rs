@@ -4,7 +4,7 @@
 //! defects (see ARCHITECTURE.md): generous Redis timeouts, a unique worker name per process and
 //! restart (a restarted worker under the same name is refused), 5 s × 3 heartbeats, restarts on
 //! every backend error, polling every 500 ms, and a watchdog that exits non-zero when no worker
-//! has managed a heartbeat for a minute, so a supervisor restarts the process.
+//! has managed a heartbeat for 30 s (six missed beats), so a supervisor restarts the process.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -26,7 +26,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::Semaphore;
 
 /// How long without a single successful heartbeat before the process gives up and exits.
-pub const WATCHDOG: Duration = Duration::from_secs(60);
+pub const WATCHDOG: Duration = Duration::from_secs(30);
 /// Default side port for `/healthz` and `/readyz`.
 pub const DEFAULT_HEALTH_BIND: &str = "127.0.0.1:8001";
 

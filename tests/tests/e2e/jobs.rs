@@ -335,6 +335,34 @@ async fn workers_recover_from_a_redis_restart_without_restarting() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_redis_stays_away_exits_non_zero() {
+    let s = Scenario::new();
+    let mut own = OwnRedis::start(free_port());
+    let (mut worker, ready) = s.worker(&own.url(), &unique_prefix());
+    wait_ready(&ready, &mut worker).await;
+    own.stop();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = worker.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(75),
+            "the worker kept running without Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        !status.success(),
+        "a dead job machinery exits non-zero so a supervisor restarts it: {status}"
+    );
+    eprintln!(
+        "exited {status} {:?} after Redis went away",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_beats_enqueue_each_tick_once() {
     let s = Scenario::new();
     let prefix = unique_prefix();

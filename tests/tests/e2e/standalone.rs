@@ -129,3 +129,65 @@ async fn api_binary_on_postgres() {
         .unwrap();
     assert_eq!(doc["info"]["title"], "adbudget");
 }
+
+/// `standalone` runs the worker and the beat in process (no Redis): a drifted campaign is repaired
+/// by `enforce_budgets` on its schedule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_runs_the_jobs_in_process() {
+    let db = TestDatabase::create(Backend::Sqlite).unwrap();
+    let port = free_port();
+    let mut cmd = command("adbudget", &db.url);
+    cmd.arg("standalone")
+        .env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("ADBUDGET_SCHEDULE_ENFORCE_BUDGETS", "* * * * * *")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut process = Process(cmd.spawn().unwrap());
+    wait_ready(&format!("http://127.0.0.1:{port}/readyz"), &mut process).await;
+    let pool = adbudget_domain::db::connect(&db.url, 2).unwrap();
+    let mut conn = adbudget_domain::db::get(&pool).unwrap();
+    let zero = adbudget_domain::money::NonNegativeMoney(adbudget_domain::money::Money::ZERO);
+    let now = adbudget_domain::forms::now();
+    let brand = adbudget_domain::forms::CreateBrand {
+        name: "B".into(),
+        daily_budget: zero,
+        monthly_budget: zero,
+        timezone: None,
+    };
+    let brand =
+        adbudget_domain::repo::brands::create(&mut conn, &brand.validate().unwrap(), now).unwrap();
+    let campaign = adbudget_domain::forms::CreateCampaign {
+        brand_id: brand.id,
+        name: "c".into(),
+        daily_cap: None,
+        monthly_cap: None,
+        dayparting: None,
+        manually_paused: None,
+    };
+    let campaign =
+        adbudget_domain::repo::campaigns::create(&mut conn, &campaign.validate().unwrap(), now)
+            .unwrap();
+    adbudget_domain::db::testing::corrupt_state(&mut conn, campaign.id, 0).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let history =
+            adbudget_domain::repo::campaigns::history(&mut conn, campaign.id, Default::default())
+                .unwrap();
+        if history.items.iter().any(|h| h.cause == "enforce_budgets") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no in-process enforce_budgets run"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let c = adbudget_domain::repo::campaigns::get(
+        &mut conn,
+        campaign.id,
+        adbudget_domain::forms::now(),
+    )
+    .unwrap();
+    assert_eq!(c.pause_reasons.names(), ["brand_daily_budget", "brand_monthly_budget"]);
+}
