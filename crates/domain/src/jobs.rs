@@ -10,14 +10,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::db::{DbConnection, write_transaction};
 use crate::error::DomainResult;
-use crate::repo::enforce::{self, Cause, Change, Scope};
-use crate::rule::{PauseReason, PauseReasons};
-use crate::schema::campaigns;
+use crate::repo::enforce::{self, Cause, Change, Scope, Selection};
+use crate::rule::PauseReason;
 
 /// The four scheduled jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -154,69 +152,31 @@ impl From<&[Change]> for JobReport {
     }
 }
 
-/// Reason sets (as stored bit masks) that contain any of `wanted`.
-fn masks_with(wanted: &[PauseReason]) -> Vec<i32> {
-    (1..64)
-        .filter(|bits| {
-            wanted
-                .iter()
-                .any(|r| PauseReasons::from_bits(*bits).contains(*r))
-        })
-        .collect()
+/// The campaigns a job looks at.
+const fn selection(kind: JobKind) -> Selection {
+    match kind {
+        JobKind::EnforceBudgets => Selection::Every,
+        JobKind::ApplyDayparting => Selection::WithSchedule,
+        JobKind::ResetDaily => {
+            Selection::Holding(&[PauseReason::BrandDailyBudget, PauseReason::CampaignDailyCap])
+        }
+        JobKind::ResetMonthly => Selection::Holding(&[
+            PauseReason::BrandMonthlyBudget,
+            PauseReason::CampaignMonthlyCap,
+        ]),
+    }
 }
 
-/// Runs one job at `now` in a write transaction.
+/// Runs one job at `now` in a write transaction: lock the brands involved, then reconcile the
+/// selected campaigns. A constant number of statements whatever the number of campaigns (plus one
+/// per 5,000 changed campaigns).
 pub fn run(conn: &mut DbConnection, kind: JobKind, now: DateTime<Utc>) -> DomainResult<JobReport> {
     write_transaction(conn, |conn| {
-        let changes = match kind {
-            JobKind::EnforceBudgets => {
-                enforce::lock_all_brands(conn)?;
-                enforce::reconcile(conn, &Scope::all(), now, kind.cause())?
-            }
-            JobKind::ApplyDayparting => {
-                let rows = campaigns::table
-                    .filter(campaigns::dayparting.is_not_null())
-                    .select((campaigns::id, campaigns::brand_id))
-                    .load(conn)?;
-                reconcile_campaigns(conn, rows, now, kind)?
-            }
-            JobKind::ResetDaily | JobKind::ResetMonthly => {
-                let reasons: &[PauseReason] = if kind == JobKind::ResetDaily {
-                    &[PauseReason::BrandDailyBudget, PauseReason::CampaignDailyCap]
-                } else {
-                    &[
-                        PauseReason::BrandMonthlyBudget,
-                        PauseReason::CampaignMonthlyCap,
-                    ]
-                };
-                let rows = campaigns::table
-                    .filter(campaigns::pause_reasons.eq_any(masks_with(reasons)))
-                    .select((campaigns::id, campaigns::brand_id))
-                    .load(conn)?;
-                reconcile_campaigns(conn, rows, now, kind)?
-            }
-        };
+        let select = selection(kind);
+        enforce::lock_brands_selected(conn, select)?;
+        let changes = enforce::reconcile(conn, &Scope::selection(select), now, kind.cause())?;
         Ok(JobReport::from(changes.as_slice()))
     })
-}
-
-fn reconcile_campaigns(
-    conn: &mut DbConnection,
-    rows: Vec<(i64, i64)>,
-    now: DateTime<Utc>,
-    kind: JobKind,
-) -> QueryResult<Vec<Change>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let brand_ids: Vec<i64> = rows.iter().map(|(_, b)| *b).collect();
-    enforce::lock_brands(conn, &brand_ids)?;
-    enforce::reconcile(
-        conn,
-        &Scope::campaigns(rows.into_iter().map(|(c, _)| c).collect()),
-        now,
-        kind.cause(),
-    )
 }
 
 /// A cron schedule for a job, validated.

@@ -189,5 +189,8 @@ async fn standalone_runs_the_jobs_in_process() {
         adbudget_domain::forms::now(),
     )
     .unwrap();
-    assert_eq!(c.pause_reasons.names(), ["brand_daily_budget", "brand_monthly_budget"]);
+    assert_eq!(
+        c.pause_reasons.names(),
+        ["brand_daily_budget", "brand_monthly_budget"]
+    );
 }

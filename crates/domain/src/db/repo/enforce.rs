@@ -5,21 +5,54 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 
 use super::{CHUNK, naive};
 use crate::dayparting::Schedule;
 use crate::db::DbConnection;
 use crate::money::Money;
 use crate::period::PeriodKeys;
-use crate::rule::{CampaignFacts, PauseReasons, pause_reasons};
+use crate::rule::{CampaignFacts, PauseReason, PauseReasons, pause_reasons};
 use crate::schema::{brand_spend, brands, campaign_spend, campaign_status_history, campaigns};
 
-/// Which campaigns to evaluate.
+/// Campaigns picked by a condition, for the jobs: one query however many there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    Every,
+    /// Campaigns with a dayparting schedule.
+    WithSchedule,
+    /// Campaigns holding any of these reasons.
+    Holding(&'static [PauseReason]),
+}
+
+impl Selection {
+    /// The SQL condition on `campaigns` (built from our constants only, never from input).
+    fn condition(self) -> String {
+        match self {
+            Selection::Every => "TRUE".to_owned(),
+            Selection::WithSchedule => "campaigns.dayparting IS NOT NULL".to_owned(),
+            Selection::Holding(reasons) => {
+                let masks: Vec<String> = (1..64)
+                    .filter(|bits| {
+                        reasons
+                            .iter()
+                            .any(|r| PauseReasons::from_bits(*bits).contains(*r))
+                    })
+                    .map(|bits| bits.to_string())
+                    .collect();
+                format!("campaigns.pause_reasons IN ({})", masks.join(", "))
+            }
+        }
+    }
+}
+
+/// Which campaigns to evaluate: those a selection picks, or every campaign of some brands plus
+/// some campaigns.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
-    /// Every campaign, regardless of the lists below.
-    pub all: bool,
+    pub select: Option<Selection>,
     /// Every campaign of these brands.
     pub brands: Vec<i64>,
     /// These campaigns.
@@ -28,8 +61,11 @@ pub struct Scope {
 
 impl Scope {
     pub fn all() -> Self {
+        Scope::selection(Selection::Every)
+    }
+    pub fn selection(select: Selection) -> Self {
         Scope {
-            all: true,
+            select: Some(select),
             ..Scope::default()
         }
     }
@@ -115,16 +151,26 @@ pub fn lock_brands(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<()> {
     Ok(())
 }
 
-/// Locks every brand row (a full reconcile).
-pub fn lock_all_brands(conn: &mut DbConnection) -> QueryResult<()> {
+/// Locks, in id order, the rows of the brands that own a campaign the selection picks (PostgreSQL;
+/// one statement).
+pub fn lock_brands_selected(conn: &mut DbConnection, select: Selection) -> QueryResult<()> {
     if let DbConnection::Postgresql(c) = conn {
+        let owners = campaigns::table
+            .select(campaigns::brand_id)
+            .filter(sql::<Bool>(&select.condition()));
         brands::table
             .select(brands::id)
+            .filter(brands::id.eq_any(owners))
             .order(brands::id)
             .for_no_key_update()
             .load::<i64>(c)?;
     }
     Ok(())
+}
+
+/// Locks every brand that has campaigns (a full reconcile).
+pub fn lock_all_brands(conn: &mut DbConnection) -> QueryResult<()> {
+    lock_brands_selected(conn, Selection::Every)
 }
 
 /// A brand's budgets and timezone, as the rule needs them.
@@ -295,7 +341,9 @@ pub fn evaluate(
         periods.keys(tz);
     }
     let period_list = periods.all();
-    let (brand_ids, campaign_ids): (Option<Vec<i64>>, Option<Vec<i64>>) = if scope.all {
+    // A few ids make a selective query; beyond one chunk, reading the periods whole is cheaper
+    // (and one statement).
+    let (brand_ids, campaign_ids): (Option<Vec<i64>>, Option<Vec<i64>>) = if rows.len() > CHUNK {
         (None, None)
     } else {
         let mut b: Vec<i64> = rows.iter().map(|r| r.brand_id).collect();
@@ -359,10 +407,12 @@ fn load_rows(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Vec<Row>> {
         brands::monthly_budget,
         brands::timezone,
     );
-    if scope.all {
+    if let Some(selection) = scope.select {
         return campaigns::table
             .inner_join(brands::table)
             .select(select)
+            .filter(sql::<Bool>(&selection.condition()))
+            .order(campaigns::id)
             .load(conn);
     }
     let mut rows = Vec::new();
