@@ -29,12 +29,7 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Opens a self-reconnecting connection. redis-rs's defaults (500 ms response timeout) turn any
 /// Redis hiccup into an error that kills apalis workers (apalis-redis #76); these are generous.
 pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(url).with_context(|| {
-        format!(
-            "REDIS_URL {} does not parse",
-            adbudget_domain::db::redact(url)
-        )
-    })?;
+    let client = client(url)?;
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(Duration::from_secs(10)))
         .set_connection_timeout(Some(Duration::from_secs(3)))
@@ -49,6 +44,15 @@ pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
                 adbudget_domain::db::redact(url)
             )
         })
+}
+
+fn client(url: &str) -> anyhow::Result<redis::Client> {
+    redis::Client::open(url).with_context(|| {
+        format!(
+            "REDIS_URL {} does not parse",
+            adbudget_domain::db::redact(url)
+        )
+    })
 }
 
 /// The apalis queue of a job: `{prefix}:{job name}`.
@@ -166,12 +170,7 @@ pub async fn shutdown_signal() -> &'static str {
 /// A connection that does not connect until first used, for processes that must start while
 /// Redis is down (the API serves everything but the job monitor without it).
 pub fn connect_lazy(url: &str) -> anyhow::Result<ConnectionManager> {
-    let client = redis::Client::open(url).with_context(|| {
-        format!(
-            "REDIS_URL {} does not parse",
-            adbudget_domain::db::redact(url)
-        )
-    })?;
+    let client = client(url)?;
     let config = ConnectionManagerConfig::new()
         .set_response_timeout(Some(Duration::from_secs(3)))
         .set_connection_timeout(Some(Duration::from_secs(2)))

@@ -4,24 +4,7 @@ use std::time::{Duration, Instant};
 
 pub use adbudget_domain::db::testing::{Backend, TestDatabase};
 
-/// Generates `mod <name> { fn sqlite(); fn postgres(); }` running `<name>(backend)` on each.
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(adbudget_domain::db::testing::Backend::Sqlite).await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(adbudget_domain::db::testing::Backend::Postgres).await
-                }
-            }
-        )*
-    };
-}
-pub(crate) use on_both_databases;
+pub(crate) use adbudget_domain::on_both_databases_async as on_both_databases;
 
 /// Path of a workspace binary, built next to this test executable.
 pub fn binary(name: &str) -> PathBuf {

@@ -9,24 +9,7 @@ use adbudget_domain::repo::tokens::{self, Scope};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Generates `mod <name> { fn sqlite(); fn postgres(); }` running `<name>(backend)` on each.
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name(adbudget_domain::db::testing::Backend::Sqlite).await
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    super::$name(adbudget_domain::db::testing::Backend::Postgres).await
-                }
-            }
-        )*
-    };
-}
-pub(crate) use on_both_databases;
+pub(crate) use adbudget_domain::on_both_databases_async as on_both_databases;
 
 pub struct TestApp {
     pub address: String,

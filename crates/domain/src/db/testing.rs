@@ -82,3 +82,43 @@ pub fn corrupt_state(
         .set(campaigns::pause_reasons.eq(bits))
         .execute(conn)
 }
+
+/// Generates, for each `name`, `mod name { #[test] fn sqlite(); #[test] fn postgres(); }` calling
+/// `name(backend)`: every integration test of the data path runs on both backends.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[test]
+                fn sqlite() {
+                    super::$name($crate::db::testing::Backend::Sqlite)
+                }
+                #[test]
+                fn postgres() {
+                    super::$name($crate::db::testing::Backend::Postgres)
+                }
+            }
+        )*
+    };
+}
+
+/// The same for `async fn name(backend)` tests, on a two-thread tokio runtime (the calling crate
+/// depends on tokio).
+#[macro_export]
+macro_rules! on_both_databases_async {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::db::testing::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::db::testing::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}

@@ -15,23 +15,7 @@ use serde_json::json;
 mod race;
 mod rollover;
 
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[test]
-                fn sqlite() {
-                    super::$name(adbudget_domain::db::testing::Backend::Sqlite)
-                }
-                #[test]
-                fn postgres() {
-                    super::$name(adbudget_domain::db::testing::Backend::Postgres)
-                }
-            }
-        )*
-    };
-}
-pub(crate) use on_both_databases;
+pub(crate) use adbudget_domain::on_both_databases;
 
 pub struct World {
     pub pool: DbPool,
