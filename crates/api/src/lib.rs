@@ -76,6 +76,7 @@ impl Application {
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(routes::health::healthz))
         .route("/readyz", web::get().to(routes::health::readyz))
+        .route("/metrics", web::get().to(routes::health::metrics))
         .route("/api/openapi.json", web::get().to(openapi_json))
         .service(web::scope("/api/v1").configure(routes::api_v1))
         .default_service(web::to(not_found));

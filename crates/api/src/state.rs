@@ -11,6 +11,8 @@ pub struct AppState {
     pub pool: DbPool,
     /// Where the job monitor reads queues from; `None` when jobs run in process (standalone).
     pub jobs: Option<JobsMonitor>,
+    /// The process's Prometheus recorder, rendered on `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// The Redis the workers and beats of this deployment use.
@@ -23,7 +25,11 @@ pub struct JobsMonitor {
 
 impl AppState {
     pub fn new(pool: DbPool) -> Self {
-        AppState { pool, jobs: None }
+        AppState {
+            pool,
+            jobs: None,
+            metrics: adbudget_domain::telemetry::metrics().ok(),
+        }
     }
 
     pub fn with_jobs(self, jobs: JobsMonitor) -> Self {

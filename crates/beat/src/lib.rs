@@ -162,11 +162,16 @@ async fn on_tick(tick: Tick<Utc>, ctx: Data<TickContext>) -> Result<(), BoxDynEr
     let at = DateTime::from_timestamp(tick.get_timestamp() as i64, 0).unwrap_or_else(Utc::now);
     ctx.last_tick
         .store(Utc::now().timestamp(), Ordering::Relaxed);
-    let outcome = ctx
-        .sink
-        .enqueue(ctx.kind, at)
-        .await
-        .map_err(|e| -> BoxDynError { e.into() })?;
+    let result = ctx.sink.enqueue(ctx.kind, at).await;
+    let label = match &result {
+        Ok(Enqueued::Pushed) => "pushed",
+        Ok(Enqueued::ClaimedElsewhere) => "claimed_elsewhere",
+        Ok(Enqueued::StillPending) => "still_pending",
+        Err(_) => "error",
+    };
+    metrics::counter!("adbudget_beat_ticks_total", "job" => ctx.kind.name(), "outcome" => label)
+        .increment(1);
+    let outcome = result.map_err(|e| -> BoxDynError { e.into() })?;
     tracing::info!(job.name = ctx.kind.name(), tick = %at, ?outcome, "tick");
     Ok(())
 }
@@ -224,7 +229,12 @@ impl BeatProcess {
             })
             .shutdown_timeout(Duration::from_secs(5));
         let monitor = register_schedules(monitor, &settings.schedules, &sink, &last_tick);
+        let metrics = adbudget_domain::telemetry::metrics()?;
         let probes = Probes {
+            metrics: Arc::new(move || {
+                let metrics = metrics.clone();
+                Box::pin(async move { metrics.render() })
+            }),
             live: Arc::new(|| Box::pin(async { Ok(()) })),
             ready: Arc::new(move || {
                 let mut conn = conn.clone();

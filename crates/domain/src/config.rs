@@ -38,6 +38,26 @@ pub struct Settings {
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://adbudget.db";
 
+/// Every environment variable the binaries read (`RUST_LOG` by the log setup, the rest here).
+/// Deployment files are checked against this list (tests/e2e/deploy.rs).
+pub const VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ADBUDGET_QUEUE_PREFIX",
+    "ADBUDGET_BIND",
+    "ADBUDGET_WORKER_CONCURRENCY",
+    "ADBUDGET_LOG_FORMAT",
+    "RUST_LOG",
+    "ADBUDGET_DB_POOL_SIZE",
+    "ADBUDGET_SCHEDULE_ENFORCE_BUDGETS",
+    "ADBUDGET_SCHEDULE_APPLY_DAYPARTING",
+    "ADBUDGET_SCHEDULE_RESET_DAILY",
+    "ADBUDGET_SCHEDULE_RESET_MONTHLY",
+    "ADBUDGET_HEALTH_BIND",
+    "ADBUDGET_SHUTDOWN_TIMEOUT_SECS",
+    "ADBUDGET_JOB_TIMEOUT_SECS",
+];
+
 impl Settings {
     /// Reads `.env` (if any) and the process environment.
     pub fn from_env() -> anyhow::Result<Self> {
@@ -190,6 +210,20 @@ mod tests {
             let err = settings(&[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(key), "{key}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn variables_lists_exactly_what_is_read() {
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        Settings::from_lookup(|k| {
+            asked.borrow_mut().insert(k.to_owned());
+            None
+        })
+        .unwrap();
+        let mut listed: std::collections::BTreeSet<String> =
+            VARIABLES.iter().map(|v| v.to_string()).collect();
+        listed.remove("RUST_LOG");
+        assert_eq!(asked.into_inner(), listed);
     }
 
     #[test]

@@ -22,9 +22,92 @@ pub fn init(format: LogFormat) -> anyhow::Result<()> {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(false)
             .try_init(),
     };
     // A second init (tests, standalone) keeps the first subscriber.
     let _ = result;
     Ok(())
+}
+
+/// Installs the process-wide Prometheus recorder (once; later calls get the same handle) and
+/// describes the metrics every process may emit. Render the handle on `/metrics`.
+pub fn metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle> {
+    use std::sync::OnceLock;
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    if let Some(h) = HANDLE.get() {
+        return Ok(h.clone());
+    }
+    let latency = [
+        0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    ];
+    let sizes = [
+        1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0,
+    ];
+    let jobs = [0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 3.0, 10.0, 30.0, 120.0];
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("adbudget_spend_request_duration_seconds".into()),
+            &latency,
+        )?
+        .set_buckets_for_metric(Matcher::Full("adbudget_spend_batch_size".into()), &sizes)?
+        .set_buckets_for_metric(Matcher::Full("adbudget_job_duration_seconds".into()), &jobs)?
+        .install_recorder()
+        .map_err(|e| anyhow::anyhow!("failed to install the metrics recorder: {e}"))?;
+    describe();
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// Every metric the processes emit (the Grafana dashboard in deploy/ is checked against it).
+pub const METRIC_NAMES: &[&str] = &[
+    "adbudget_spend_events_total",
+    "adbudget_spend_amount_micros_total",
+    "adbudget_spend_request_duration_seconds",
+    "adbudget_spend_batch_size",
+    "adbudget_campaigns",
+    "adbudget_campaigns_paused",
+    "adbudget_job_runs_total",
+    "adbudget_job_duration_seconds",
+    "adbudget_queue_depth",
+    "adbudget_beat_ticks_total",
+];
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "adbudget_spend_events_total",
+        "Spend events received, by outcome (recorded, replayed)."
+    );
+    describe_counter!(
+        "adbudget_spend_amount_micros_total",
+        Unit::Count,
+        "Sum of recorded spend, in micro-units."
+    );
+    describe_histogram!(
+        "adbudget_spend_request_duration_seconds",
+        Unit::Seconds,
+        "Latency of spend requests, by endpoint."
+    );
+    describe_histogram!(
+        "adbudget_spend_batch_size",
+        Unit::Count,
+        "Events per batch of spend committed together."
+    );
+    describe_gauge!("adbudget_campaigns", "Campaigns by state (active, paused).");
+    describe_gauge!(
+        "adbudget_campaigns_paused",
+        "Paused campaigns by pause reason (a campaign may hold several)."
+    );
+    describe_counter!("adbudget_job_runs_total", "Job runs, by job and outcome.");
+    describe_histogram!(
+        "adbudget_job_duration_seconds",
+        Unit::Seconds,
+        "Duration of job runs, by job."
+    );
+    describe_gauge!("adbudget_queue_depth", "Jobs waiting in each queue.");
+    describe_counter!(
+        "adbudget_beat_ticks_total",
+        "Schedule ticks seen by this beat, by job and outcome."
+    );
 }

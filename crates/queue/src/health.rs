@@ -1,4 +1,4 @@
-//! `/healthz` and `/readyz` on a small side port, for the worker and the beat (the API serves its
+//! `/healthz`, `/readyz` and `/metrics` on a small side port, for the worker and the beat (the API serves its
 //! own on its main port).
 
 use std::future::Future;
@@ -12,13 +12,17 @@ use serde_json::json;
 
 type Check = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>>>> + Send + Sync>;
 
-/// What the probes ask.
+type Render = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = String>>> + Send + Sync>;
+
+/// What the probes ask, and what `/metrics` shows.
 #[derive(Clone)]
 pub struct Probes {
     /// Liveness: the job machinery is running (a supervisor restarts the process otherwise).
     pub live: Check,
     /// Readiness: the database and Redis answer.
     pub ready: Check,
+    /// The Prometheus text of this process.
+    pub metrics: Render,
 }
 
 async fn probe(check: &Check, ok: &str) -> HttpResponse {
@@ -45,6 +49,14 @@ pub fn serve(
             .route(
                 "/readyz",
                 web::get().to(|p: web::Data<Probes>| async move { probe(&p.ready, "ready").await }),
+            )
+            .route(
+                "/metrics",
+                web::get().to(|p: web::Data<Probes>| async move {
+                    HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4")
+                        .body((p.metrics)().await)
+                }),
             )
     })
     .workers(1)

@@ -63,6 +63,10 @@ pub async fn handle<J: Job>(
     })
     .await;
     let elapsed = started.elapsed();
+    let ok = matches!(result, Ok(Ok(_)));
+    metrics::counter!("adbudget_job_runs_total", "job" => kind.name(), "outcome" => if ok { "ok" } else { "error" }).increment(1);
+    metrics::histogram!("adbudget_job_duration_seconds", "job" => kind.name())
+        .record(elapsed.as_secs_f64());
     let (outcome, detail) = match &result {
         Ok(Ok(report)) => {
             tracing::info!(
@@ -260,7 +264,14 @@ impl WorkerProcess {
         monitor = add::<ResetDaily>(monitor, &conn, settings, &ctx);
         monitor = add::<ResetMonthly>(monitor, &conn, settings, &ctx);
 
-        let probes = probes(pool, conn.clone(), last_heartbeat.clone());
+        let metrics = adbudget_domain::telemetry::metrics()?;
+        let probes = probes(
+            pool,
+            conn.clone(),
+            last_heartbeat.clone(),
+            metrics,
+            settings.queue_prefix.clone(),
+        );
         let bind = match settings.health_bind {
             Some(b) => b,
             None => DEFAULT_HEALTH_BIND
@@ -322,8 +333,26 @@ async fn watchdog(last_heartbeat: Arc<AtomicI64>) {
     }
 }
 
-fn probes(pool: DbPool, conn: ConnectionManager, last_heartbeat: Arc<AtomicI64>) -> Probes {
+fn probes(
+    pool: DbPool,
+    conn: ConnectionManager,
+    last_heartbeat: Arc<AtomicI64>,
+    metrics: metrics_exporter_prometheus::PrometheusHandle,
+    prefix: String,
+) -> Probes {
+    let depth_conn = conn.clone();
     Probes {
+        metrics: Arc::new(move || {
+            let (mut conn, prefix, metrics) = (depth_conn.clone(), prefix.clone(), metrics.clone());
+            Box::pin(async move {
+                for kind in JobKind::ALL {
+                    if let Ok(n) = adbudget_queue::pending(&mut conn, &prefix, kind).await {
+                        metrics::gauge!("adbudget_queue_depth", "job" => kind.name()).set(n as f64);
+                    }
+                }
+                metrics.render()
+            })
+        }),
         live: Arc::new(move || {
             let age = unix_now() - last_heartbeat.load(Ordering::Relaxed);
             Box::pin(async move {

@@ -369,16 +369,18 @@ async fn two_beats_enqueue_each_tick_once() {
     let redis = adbudget_queue::connect(&redis_url()).await.unwrap();
     let (mut worker, ready) = s.worker(&redis_url(), &prefix);
     wait_ready(&ready, &mut worker).await;
+    let health_ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
     let logs: Vec<std::path::PathBuf> = (0..2)
         .map(|i| std::env::temp_dir().join(format!("{prefix}-beat{i}.log")))
         .collect();
     let beats: Vec<Process> = logs
         .iter()
-        .map(|log| {
+        .zip(&health_ports)
+        .map(|(log, port)| {
             let mut cmd = command("adbudget-beat", &s.db.url);
             cmd.env("REDIS_URL", redis_url())
                 .env("ADBUDGET_QUEUE_PREFIX", &prefix)
-                .env("ADBUDGET_HEALTH_BIND", format!("127.0.0.1:{}", free_port()))
+                .env("ADBUDGET_HEALTH_BIND", format!("127.0.0.1:{port}"))
                 .env("ADBUDGET_LOG_FORMAT", "json")
                 .env("RUST_LOG", "adbudget_beat=info")
                 .env("ADBUDGET_SCHEDULE_APPLY_DAYPARTING", "* * * * * *")
@@ -391,6 +393,38 @@ async fn two_beats_enqueue_each_tick_once() {
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(7)).await;
+    // Each beat counts its ticks by outcome on /metrics; the worker counts its runs.
+    let mut ticks = 0.0;
+    for port in &health_ports {
+        let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        ticks += text
+            .lines()
+            .filter(|l| {
+                l.starts_with("adbudget_beat_ticks_total{") && l.contains("apply_dayparting")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    assert!(ticks >= 8.0, "both beats count their ticks: {ticks}");
+    let worker_metrics = reqwest::get(ready.replace("/readyz", "/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        worker_metrics.contains("adbudget_job_runs_total{job=\"apply_dayparting\",outcome=\"ok\"}"),
+        "{worker_metrics}"
+    );
+    assert!(
+        worker_metrics.contains("adbudget_queue_depth{job=\"apply_dayparting\"}"),
+        "{worker_metrics}"
+    );
     drop(beats);
     tokio::time::sleep(Duration::from_secs(2)).await;
 

@@ -5,5 +5,6 @@
 mod helpers;
 
 mod cli;
+mod deploy;
 mod jobs;
 mod standalone;

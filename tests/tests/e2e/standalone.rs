@@ -115,10 +115,13 @@ async fn api_binary_on_postgres() {
         migrate.stderr
     );
     let port = free_port();
+    let log = std::env::temp_dir().join(format!("{}-api.log", db.url.rsplit('/').next().unwrap()));
     let mut cmd = command("adbudget-api", &db.url);
     cmd.env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
+        .env("ADBUDGET_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(&log).unwrap());
     let mut process = Process(cmd.spawn().unwrap());
     wait_ready(&format!("http://127.0.0.1:{port}/readyz"), &mut process).await;
     let doc: Value = reqwest::get(format!("http://127.0.0.1:{port}/api/openapi.json"))
@@ -128,6 +131,38 @@ async fn api_binary_on_postgres() {
         .await
         .unwrap();
     assert_eq!(doc["info"]["title"], "adbudget");
+    // JSON logs: one object per line, each request with its id and dotted field names.
+    let secret = "adb_ThisIsNotARealTokenButLooksLikeOne12345";
+    let resp = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/brands"))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let request = lines
+        .iter()
+        .find(|l| l["span"]["http.route"] == "/api/v1/brands")
+        .unwrap_or_else(|| panic!("a log line for the request: {text}"));
+    assert!(
+        request["span"]["request_id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36),
+        "{request}"
+    );
+    assert_eq!(request["span"]["http.status_code"], 401);
+    assert!(
+        !text.contains(secret),
+        "the bearer token never reaches the logs"
+    );
+    assert!(!text.contains("password"), "nor the database password");
+    let _ = std::fs::remove_file(&log);
 }
 
 /// `standalone` runs the worker and the beat in process (no Redis): a drifted campaign is repaired

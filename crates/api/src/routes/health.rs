@@ -24,3 +24,24 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => HttpResponse::ServiceUnavailable().json(json!({"status": "unavailable"})),
     }
 }
+
+/// Prometheus metrics of this process; the campaign gauges are read from the database now.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let Some(handle) = state.metrics.clone() else {
+        return HttpResponse::NotFound().finish();
+    };
+    let pool = state.pool.clone();
+    let refreshed = web::block(move || -> adbudget_domain::error::DomainResult<()> {
+        let mut conn = adbudget_domain::db::get(&pool)?;
+        Ok(adbudget_domain::repo::campaigns::publish_state_gauges(
+            &mut conn,
+        )?)
+    })
+    .await;
+    if !matches!(refreshed, Ok(Ok(()))) {
+        tracing::warn!("campaign gauges not refreshed: the database did not answer");
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(handle.render())
+}

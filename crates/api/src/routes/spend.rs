@@ -28,6 +28,20 @@ pub struct BatchResult {
     pub campaigns: Vec<Campaign>,
 }
 
+/// Counts what a spend request recorded, for `/metrics`.
+fn observe(outcomes: &[spend::Outcome], endpoint: &'static str, started: std::time::Instant) {
+    let new: Vec<&spend::Outcome> = outcomes.iter().filter(|o| o.is_new()).collect();
+    metrics::counter!("adbudget_spend_events_total", "outcome" => "recorded")
+        .increment(new.len() as u64);
+    metrics::counter!("adbudget_spend_events_total", "outcome" => "replayed")
+        .increment((outcomes.len() - new.len()) as u64);
+    let micros: i64 = new.iter().map(|o| o.log().amount.micros()).sum();
+    metrics::counter!("adbudget_spend_amount_micros_total").increment(micros.max(0) as u64);
+    metrics::histogram!("adbudget_spend_batch_size").record(outcomes.len() as f64);
+    metrics::histogram!("adbudget_spend_request_duration_seconds", "endpoint" => endpoint)
+        .record(started.elapsed().as_secs_f64());
+}
+
 /// Records one spend event. The response shows the campaign after the event: if it reached a
 /// budget, the campaign (and every campaign of the brand, for brand budgets) is already paused.
 #[utoipa::path(post, operation_id = "record_spend", path = "/api/v1/spend", tag = "spend", request_body = SpendEvent,
@@ -40,11 +54,13 @@ pub async fn record(
     state: web::Data<AppState>,
     JsonBody(event): JsonBody<SpendEvent>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
     let at = now();
     let event = event.validate(at)?;
     let mut recorded = state
         .db(move |conn| spend::record(conn, &[event], at, false))
         .await?;
+    observe(&recorded.outcomes, "single", started);
     let outcome = recorded
         .outcomes
         .pop()
@@ -74,11 +90,13 @@ pub async fn record_batch(
     state: web::Data<AppState>,
     JsonBody(batch): JsonBody<SpendBatch>,
 ) -> Result<HttpResponse, ApiError> {
+    let started = std::time::Instant::now();
     let at = now();
     let events = batch.validate(at)?;
     let recorded = state
         .db(move |conn| spend::record(conn, &events, at, true))
         .await?;
+    observe(&recorded.outcomes, "batch", started);
     let new = recorded.outcomes.iter().filter(|o| o.is_new()).count();
     let result = BatchResult {
         recorded: new,

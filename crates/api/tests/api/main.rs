@@ -10,5 +10,6 @@ mod brands;
 mod campaigns;
 mod dayparting;
 mod jobs;
+mod metrics;
 mod robustness;
 mod spend;

@@ -316,3 +316,41 @@ pub fn find_by_name(
         .first(conn)
         .optional()
 }
+
+/// How many campaigns hold each stored reason set (for the metrics): one grouped query.
+pub fn count_by_reasons(conn: &mut DbConnection) -> QueryResult<Vec<(PauseReasons, i64)>> {
+    let rows: Vec<(i32, i64)> = campaigns::table
+        .group_by(campaigns::pause_reasons)
+        .select((campaigns::pause_reasons, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(bits, n)| (PauseReasons::from_bits(bits), n))
+        .collect())
+}
+
+/// Sets the `adbudget_campaigns` and `adbudget_campaigns_paused` gauges from the database.
+pub fn publish_state_gauges(conn: &mut DbConnection) -> QueryResult<()> {
+    let counts = count_by_reasons(conn)?;
+    let (mut active, mut paused) = (0i64, 0i64);
+    let mut by_reason = std::collections::BTreeMap::new();
+    for reason in crate::rule::PauseReason::ALL {
+        by_reason.insert(reason.name(), 0i64);
+    }
+    for (reasons, n) in counts {
+        if reasons.is_empty() {
+            active += n;
+        } else {
+            paused += n;
+        }
+        for r in reasons.iter() {
+            *by_reason.entry(r.name()).or_default() += n;
+        }
+    }
+    metrics::gauge!("adbudget_campaigns", "state" => "active").set(active as f64);
+    metrics::gauge!("adbudget_campaigns", "state" => "paused").set(paused as f64);
+    for (reason, n) in by_reason {
+        metrics::gauge!("adbudget_campaigns_paused", "reason" => reason).set(n as f64);
+    }
+    Ok(())
+}
