@@ -44,6 +44,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
+    from_value(value)
+}
+
+/// Deserializes a JSON value into a request type, naming the field of any error (also used by
+/// the admin panel, whose forms become the same request types).
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();

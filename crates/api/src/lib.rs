@@ -1,5 +1,6 @@
 //! The adbudget HTTP API (SPEC §6): brands, campaigns, dayparting, spend, health.
 
+pub mod admin;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -35,17 +36,24 @@ impl Application {
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("failed to bind ADBUDGET_BIND={}", settings.bind))?;
-        Self::new(AppState::new(pool).with_jobs(jobs), listener)
+        let admin = admin::AdminState::new(settings.secret_key.as_deref());
+        Self::new(AppState::new(pool).with_jobs(jobs), admin, listener)
     }
 
     /// Serves `state` on an existing listener (tests bind port 0).
-    pub fn new(state: AppState, listener: TcpListener) -> anyhow::Result<Self> {
+    pub fn new(
+        state: AppState,
+        admin: admin::AdminState,
+        listener: TcpListener,
+    ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(state);
+        let admin = web::Data::new(admin);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .app_data(state.clone())
+                .app_data(admin.clone())
                 .app_data(web::PayloadConfig::new(extract::MAX_BODY_BYTES))
                 .app_data(web::PathConfig::default().error_handler(|_, _| {
                     ApiError::NotFound {
@@ -79,6 +87,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(routes::health::metrics))
         .route("/api/openapi.json", web::get().to(openapi_json))
         .service(web::scope("/api/v1").configure(routes::api_v1))
+        .configure(admin::configure)
         .default_service(web::to(not_found));
 }
 

@@ -34,6 +34,10 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// How long one job attempt may run (`ADBUDGET_JOB_TIMEOUT_SECS`).
     pub job_timeout: Duration,
+    /// Signs the admin panel's session cookies (`ADBUDGET_SECRET_KEY`, at least 64 characters).
+    /// Every API replica needs the same one; without it each process makes up its own and
+    /// sessions end at restart.
+    pub secret_key: Option<String>,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://adbudget.db";
@@ -56,6 +60,7 @@ pub const VARIABLES: &[&str] = &[
     "ADBUDGET_HEALTH_BIND",
     "ADBUDGET_SHUTDOWN_TIMEOUT_SECS",
     "ADBUDGET_JOB_TIMEOUT_SECS",
+    "ADBUDGET_SECRET_KEY",
 ];
 
 impl Settings {
@@ -141,6 +146,12 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let secret_key = get("ADBUDGET_SECRET_KEY").filter(|v| !v.trim().is_empty());
+        if secret_key.as_ref().is_some_and(|k| k.len() < 64) {
+            return Err(anyhow!(
+                "ADBUDGET_SECRET_KEY must be at least 64 characters (e.g. openssl rand -hex 32)"
+            ));
+        }
         let secs = |key: &str, default: &str| -> anyhow::Result<Duration> {
             let v = var(key, default);
             v.parse::<u64>()
@@ -163,6 +174,7 @@ impl Settings {
             health_bind,
             shutdown_timeout: secs("ADBUDGET_SHUTDOWN_TIMEOUT_SECS", "30")?,
             job_timeout: secs("ADBUDGET_JOB_TIMEOUT_SECS", "300")?,
+            secret_key,
         })
     }
 }

@@ -135,3 +135,121 @@ pub async fn overview(
         schedules: out,
     })
 }
+
+/// One job as the monitor shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct JobEntry {
+    pub job: String,
+    pub id: String,
+    /// `pending`, `done` or `dead`.
+    pub state: String,
+    /// The payload, as JSON text.
+    pub args: String,
+    pub attempts: u64,
+    pub status: Option<String>,
+    /// What the last attempt returned (a report, or the error).
+    pub result: Option<String>,
+    pub done_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+}
+
+/// Recent jobs of every queue: the pending ones, and up to `limit` done and dead ones each.
+pub async fn recent_jobs(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    limit: usize,
+) -> redis::RedisResult<Vec<JobEntry>> {
+    let mut out = Vec::new();
+    for kind in JobKind::ALL {
+        let q = queue_name(prefix, kind);
+        let pending: Vec<String> = conn.zrange(format!("{q}:scheduled"), 0, 50).await?;
+        let active: Vec<String> = conn.lrange(format!("{q}:active"), 0, 50).await?;
+        let done: Vec<String> = conn
+            .srandmember_multiple(format!("{q}:done"), limit as isize)
+            .await?;
+        let dead: Vec<String> = conn
+            .srandmember_multiple(format!("{q}:dead"), limit as isize)
+            .await?;
+        let groups = [
+            (
+                "pending",
+                pending.into_iter().chain(active).collect::<Vec<_>>(),
+            ),
+            ("done", done),
+            ("dead", dead),
+        ];
+        for (state, ids) in groups {
+            for id in ids {
+                let meta: std::collections::HashMap<String, String> =
+                    conn.hgetall(format!("{q}:meta:{id}")).await?;
+                let data: Option<Vec<u8>> = conn.hget(format!("{q}:data"), &id).await?;
+                let done_at: Option<i64> = parse(meta.get("done_at"));
+                let locked_at: Option<i64> = parse(meta.get("locked_at"));
+                out.push(JobEntry {
+                    job: kind.name().to_owned(),
+                    id,
+                    state: state.to_owned(),
+                    args: data
+                        .map(|d| String::from_utf8_lossy(&d).into_owned())
+                        .unwrap_or_default(),
+                    attempts: parse(meta.get("attempts")).unwrap_or(0),
+                    status: meta.get("status").cloned(),
+                    result: meta.get("result").cloned(),
+                    done_at: done_at.and_then(|t| DateTime::from_timestamp(t, 0)),
+                    duration_ms: match (done_at, locked_at) {
+                        (Some(d), Some(l)) if d >= l => Some((d - l) * 1000),
+                        _ => None,
+                    },
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| b.done_at.cmp(&a.done_at).then_with(|| b.id.cmp(&a.id)));
+    Ok(out)
+}
+
+/// Puts a dead job back in its queue, due now, with its attempts reset.
+pub async fn retry(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    kind: JobKind,
+    id: &str,
+) -> redis::RedisResult<bool> {
+    let q = queue_name(prefix, kind);
+    let removed: i64 = conn.srem(format!("{q}:dead"), id).await?;
+    if removed == 0 {
+        return Ok(false);
+    }
+    redis::pipe()
+        .hset(format!("{q}:meta:{id}"), "status", "Pending")
+        .hset(format!("{q}:meta:{id}"), "attempts", 0)
+        .zadd(format!("{q}:scheduled"), id, Utc::now().timestamp())
+        .query_async::<()>(conn)
+        .await?;
+    Ok(true)
+}
+
+/// Drops a dead or pending job for good.
+pub async fn discard(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+    kind: JobKind,
+    id: &str,
+) -> redis::RedisResult<bool> {
+    let q = queue_name(prefix, kind);
+    let (dead, scheduled, active): (i64, i64, i64) = redis::pipe()
+        .srem(format!("{q}:dead"), id)
+        .zrem(format!("{q}:scheduled"), id)
+        .lrem(format!("{q}:active"), 0, id)
+        .query_async(conn)
+        .await?;
+    if dead + scheduled + active == 0 {
+        return Ok(false);
+    }
+    redis::pipe()
+        .hdel(format!("{q}:data"), id)
+        .del(format!("{q}:meta:{id}"))
+        .query_async::<()>(conn)
+        .await?;
+    Ok(true)
+}

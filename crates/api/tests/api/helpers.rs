@@ -1,6 +1,7 @@
 use std::net::TcpListener;
 
 use adbudget_api::Application;
+use adbudget_api::admin::AdminState;
 use adbudget_api::state::{AppState, JobsMonitor};
 use adbudget_domain::db::testing::{Backend, TestDatabase};
 use adbudget_domain::db::{self, DbPool};
@@ -46,6 +47,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let app = Application::new(
         AppState::new(pool.clone()).with_jobs(jobs.clone()),
+        AdminState::new(Some(&"test-secret-".repeat(8))),
         listener,
     )
     .expect("app");

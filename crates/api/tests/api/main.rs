@@ -5,8 +5,10 @@
 
 mod helpers;
 
+mod admin;
 mod auth;
 mod brands;
+mod browser;
 mod campaigns;
 mod dayparting;
 mod jobs;

@@ -7,6 +7,7 @@
 //! made on numbers another transaction is about to change. SQLite serializes writers anyway
 //! (write transactions begin IMMEDIATE).
 
+pub mod admin;
 pub mod brands;
 pub mod campaigns;
 pub mod enforce;

@@ -1,0 +1,151 @@
+//! The admin panel's look: one layout, a little CSS, and helpers for bars, badges, pagination and
+//! field errors. Plain HTML that works without JavaScript.
+
+use std::collections::HashMap;
+
+use adbudget_domain::money::Money;
+use adbudget_domain::rule::PauseReasons;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+const CSS: &str = r#"
+*{box-sizing:border-box}body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2933;background:#f5f7fa}
+header{background:#1f2933;color:#fff;padding:0 24px;display:flex;align-items:center;gap:24px;height:52px}
+header a{color:#cbd2d9;text-decoration:none;font-weight:500}header a:hover,header a.on{color:#fff}
+header .brand{font-weight:700;color:#fff;font-size:17px;margin-right:12px}header form{margin-left:auto}
+main{max-width:1180px;margin:24px auto;padding:0 24px}h1{font-size:24px;margin:0 0 16px}h2{font-size:18px;margin:28px 0 10px}
+table{width:100%;border-collapse:collapse;background:#fff;border:1px solid #e4e7eb;border-radius:6px;overflow:hidden}
+th,td{padding:8px 10px;text-align:left;border-bottom:1px solid #e4e7eb;vertical-align:middle}th{background:#f0f4f8;font-size:13px;color:#52606d;text-transform:uppercase;letter-spacing:.03em}
+th a{color:inherit}tr:last-child td{border-bottom:0}td.num{text-align:right;font-variant-numeric:tabular-nums}
+a{color:#2563eb}.muted{color:#7b8794;font-size:13px}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;margin:1px 2px 1px 0}
+.active{background:#d1fae5;color:#065f46}.paused{background:#fee2e2;color:#991b1b}.reason{background:#fef3c7;color:#92400e}
+.bar{position:relative;background:#e4e7eb;border-radius:4px;height:18px;min-width:160px}.bar span{position:absolute;left:0;top:0;bottom:0;border-radius:4px;background:#3b82f6}
+.bar.full span{background:#dc2626}.bar em{position:relative;font-style:normal;font-size:12px;padding-left:6px;line-height:18px;color:#111}
+.cards{display:flex;gap:12px;flex-wrap:wrap;margin-bottom:8px}.card{background:#fff;border:1px solid #e4e7eb;border-radius:6px;padding:10px 16px;min-width:140px}
+.card b{display:block;font-size:22px}.toolbar{display:flex;gap:8px;align-items:end;flex-wrap:wrap;margin-bottom:12px}
+form.inline{display:inline}label{display:block;font-size:13px;color:#52606d;margin-bottom:2px}
+input,select,textarea{font:inherit;padding:6px 8px;border:1px solid #cbd2d9;border-radius:4px;background:#fff}
+button,.button{font:inherit;padding:6px 14px;border:0;border-radius:4px;background:#2563eb;color:#fff;cursor:pointer;text-decoration:none;display:inline-block}
+button.secondary{background:#52606d}button.danger{background:#dc2626}
+.field{margin-bottom:12px}.error{color:#b91c1c;font-size:13px;margin-top:2px}input.invalid,select.invalid{border-color:#dc2626}
+.panel{background:#fff;border:1px solid #e4e7eb;border-radius:6px;padding:16px 20px;margin-bottom:16px}
+.flash{background:#dbeafe;border:1px solid #93c5fd;padding:8px 12px;border-radius:4px;margin-bottom:12px}
+.flash.bad{background:#fee2e2;border-color:#fca5a5}.pager{margin-top:10px;display:flex;gap:6px;align-items:center}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}.days label{display:inline-block;white-space:nowrap;margin-right:8px;color:#1f2933}
+"#;
+
+/// The page around `body`, with the navigation (`active` marks the current section).
+pub fn page(title: &str, active: &str, user: Option<(&str, &str)>, body: Markup) -> Markup {
+    let nav = [
+        ("Dashboard", "/admin"),
+        ("Brands", "/admin/brands"),
+        ("Campaigns", "/admin/campaigns"),
+        ("Spend", "/admin/spend"),
+        ("Jobs", "/jobs"),
+    ];
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · adbudget" }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                header {
+                    span.brand { "adbudget" }
+                    @if let Some((username, csrf)) = user {
+                        @for (label, href) in nav {
+                            a href=(href) class=@if label == active { "on" } { (label) }
+                        }
+                        form.inline method="post" action="/admin/logout" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            span.muted style="color:#9aa5b1;margin-right:10px" { (username) }
+                            button.secondary type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// Spend against a budget as a bar; red once the budget is reached.
+pub fn bar(spent: Money, budget: Money) -> Markup {
+    let pct = if budget.micros() == 0 {
+        100.0
+    } else {
+        (spent.micros() as f64 / budget.micros() as f64 * 100.0).min(100.0)
+    };
+    let full = spent >= budget;
+    html! {
+        div class=(if full { "bar full" } else { "bar" }) title={ (spent) " of " (budget) } {
+            span style={ "width:" (format!("{pct:.1}")) "%" } {}
+            em { (spent) " / " (budget) }
+        }
+    }
+}
+
+pub fn state(is_active: bool, reasons: PauseReasons) -> Markup {
+    html! {
+        @if is_active {
+            span.badge.active { "active" }
+        } @else {
+            span.badge.paused { "paused" }
+            @for r in reasons.names() { span.badge.reason { (r) } }
+        }
+    }
+}
+
+pub fn csrf(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}
+
+/// A labelled input with its validation message beside it.
+pub fn field(
+    label: &str,
+    name: &str,
+    value: &str,
+    kind: &str,
+    errors: &HashMap<String, String>,
+) -> Markup {
+    let error = errors.get(name);
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            input id=(name) name=(name) type=(kind) value=(value) class=[error.map(|_| "invalid")];
+            @if let Some(e) = error { div.error data-field=(name) { (e) } }
+        }
+    }
+}
+
+/// Previous/next links that keep the other query parameters.
+pub fn pager(base: &str, params: &[(&str, String)], page: i64, pages: i64, total: i64) -> Markup {
+    let link = |p: i64| {
+        let mut q: Vec<String> = params
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                )
+            })
+            .collect();
+        q.push(format!("page={p}"));
+        format!("{base}?{}", q.join("&"))
+    };
+    html! {
+        div.pager {
+            @if page > 1 { a href=(link(page - 1)) { "← previous" } }
+            span.muted { "page " (page) " of " (pages) " · " (total) " in all" }
+            @if page < pages { a href=(link(page + 1)) { "next →" } }
+        }
+    }
+}
+
+pub fn time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}

@@ -1,0 +1,399 @@
+//! The admin panel in a real headless Chromium (Debian's chromium + chromium-driver, installed by
+//! .ci/run), driven over WebDriver with fantoccini.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use adbudget_domain::db::testing::Backend;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::admin::{PASSWORD, create_admin};
+use crate::helpers::{TestApp, on_both_databases, reasons, spawn_app};
+
+/// A chromedriver of this test's own, with a headless Chromium session.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver; .ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            "--window-size=1280,1000",
+        ];
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": "/usr/bin/chromium", "args": args}),
+        );
+        let client = ClientBuilder::rustls()
+            .unwrap()
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session");
+        Browser {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    async fn goto(&self, app: &TestApp, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", app.address))
+            .await
+            .unwrap();
+    }
+
+    async fn path(&self) -> String {
+        let url = self.client.current_url().await.unwrap();
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        }
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let el = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        el.clear().await.unwrap();
+        el.send_keys(value).await.unwrap();
+    }
+
+    /// Clicks something that loads a new page, and waits until the new page has loaded.
+    async fn click(&self, css: &str) {
+        self.client
+            .execute("window.__before_click = true;", vec![])
+            .await
+            .unwrap();
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let loaded = self
+                .client
+                .execute("return window.__before_click === undefined && document.readyState === 'complete';", vec![])
+                .await
+                .unwrap();
+            if loaded == json!(true) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clicking {css} loaded no new page"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Ticks a checkbox (no page load).
+    async fn tick(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn login(&self, app: &TestApp, password: &str) {
+        self.goto(app, "/admin/login").await;
+        self.fill("#username", "ops").await;
+        self.fill("#password", password).await;
+        self.click("form button[type=submit]").await;
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.unwrap();
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join(name), png).unwrap();
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+on_both_databases!(
+    logging_in_and_out,
+    running_a_brand_from_the_browser,
+    bulk_pause_from_the_list,
+    the_job_monitor_lists_the_schedules
+);
+
+async fn logging_in_and_out(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_admin(&app);
+    let b = Browser::start().await;
+    b.goto(&app, "/admin/campaigns").await;
+    assert_eq!(
+        b.path().await,
+        "/admin/login?next=%2Fadmin%2Fcampaigns",
+        "anonymous: sent to the login page"
+    );
+    b.login(&app, "not the password").await;
+    assert!(
+        b.text("[role=alert]")
+            .await
+            .contains("Wrong username or password")
+    );
+    assert!(b.path().await.starts_with("/admin/login"));
+    b.login(&app, PASSWORD).await;
+    assert_eq!(b.path().await, "/admin");
+    assert_eq!(b.text("h1").await, "Dashboard");
+    b.click("header form button").await;
+    assert_eq!(b.path().await, "/admin/login");
+    b.goto(&app, "/admin").await;
+    assert!(
+        b.path().await.starts_with("/admin/login"),
+        "logged out for real"
+    );
+    b.close().await;
+}
+
+async fn running_a_brand_from_the_browser(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_admin(&app);
+    let b = Browser::start().await;
+    b.login(&app, PASSWORD).await;
+
+    // A brand, first with a mistake: the message stands beside the field, nothing is stored.
+    b.goto(&app, "/admin/brands/new").await;
+    b.fill("#name", "Acme").await;
+    b.fill("#daily_budget", "-5").await;
+    b.fill("#monthly_budget", "2000").await;
+    b.click("form.panel button").await;
+    assert!(
+        b.text("[data-field=daily_budget]")
+            .await
+            .contains("must not be negative")
+    );
+    assert_eq!(
+        app.get("/api/v1/brands").await.expect(200)["items"],
+        json!([])
+    );
+    b.fill("#daily_budget", "100").await;
+    b.fill("#timezone", "Europe/Berlin").await;
+    b.click("form.panel button").await;
+    assert!(b.text(".flash").await.contains("Brand created"));
+    let brand = app.get("/api/v1/brands").await.expect(200)["items"][0].clone();
+    assert_eq!(brand["daily_budget"], "100.00");
+
+    // A campaign of it, then a dayparting window covering the whole day.
+    b.goto(&app, &format!("/admin/campaigns/new?brand={}", brand["id"]))
+        .await;
+    b.fill("#name", "Winter sale").await;
+    b.click("form.panel button").await;
+    assert!(b.text(".flash").await.contains("Campaign created"));
+    b.fill("input[name=start_0]", "00:00").await;
+    b.fill("input[name=end_0]", "24:00").await;
+    b.click("#dayparting button").await;
+    assert!(
+        b.text(".flash").await.contains("Schedule saved"),
+        "{}",
+        b.client.source().await.unwrap()
+    );
+    let campaign = app.get("/api/v1/campaigns").await.expect(200)["items"][0].clone();
+    assert_eq!(campaign["dayparting"][0]["end"], "24:00");
+    assert_eq!(campaign["is_active"], true);
+    let campaign_path = format!("/admin/campaigns/{}", campaign["id"]);
+
+    // Spend through the API: the bar fills and the state changes on the pages.
+    app.spend(&campaign["id"], "60").await;
+    b.goto(&app, "/admin").await;
+    assert!(
+        b.text("#brand-spend td.daily")
+            .await
+            .contains("60.00 / 100.00")
+    );
+    let paused = app.spend(&campaign["id"], "40").await;
+    assert_eq!(reasons(&paused["campaign"]), ["brand_daily_budget"]);
+    b.goto(&app, "/admin").await;
+    let bar = b
+        .client
+        .find(Locator::Css("#brand-spend td.daily .bar"))
+        .await
+        .unwrap();
+    assert_eq!(
+        bar.attr("class").await.unwrap().as_deref(),
+        Some("bar full")
+    );
+    assert!(
+        b.text("#brand-spend td.daily")
+            .await
+            .contains("100.00 / 100.00")
+    );
+    assert_eq!(b.text("[data-reason=brand_daily_budget] b").await, "1");
+    if backend == Backend::Sqlite {
+        b.screenshot("admin-dashboard.png").await;
+    }
+    b.goto(&app, &campaign_path).await;
+    let state = b.text("#campaign-state").await;
+    assert!(
+        state.contains("paused") && state.contains("brand_daily_budget"),
+        "{state}"
+    );
+    assert!(b.text("#history").await.contains("spend"));
+    if backend == Backend::Sqlite {
+        b.screenshot("admin-campaign.png").await;
+    }
+    // A bad window is refused beside the row, and the schedule is unchanged.
+    b.fill("input[name=end_0]", "25:00").await;
+    b.click("#dayparting button").await;
+    assert!(b.text("#dayparting .error").await.contains("HH:MM"));
+    assert_eq!(
+        app.campaign(&campaign["id"]).await["dayparting"][0]["end"],
+        "24:00"
+    );
+    b.close().await;
+}
+
+async fn bulk_pause_from_the_list(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_admin(&app);
+    let brand = app.create_brand("Acme", "100", "1000").await;
+    let ids: Vec<_> = ["alpha", "beta", "gamma"]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let mut campaigns = Vec::new();
+    for n in &ids {
+        campaigns.push(app.create_campaign(&brand["id"], n, json!({})).await);
+    }
+    let b = Browser::start().await;
+    b.login(&app, PASSWORD).await;
+    b.goto(&app, "/admin/campaigns?sort=name").await;
+    for c in &campaigns[..2] {
+        b.tick(&format!(
+            "tr[data-campaign=\"{}\"] input[type=checkbox]",
+            c["id"]
+        ))
+        .await;
+    }
+    b.client
+        .find(Locator::Css("select[name=action]"))
+        .await
+        .unwrap()
+        .select_by_value("pause")
+        .await
+        .unwrap();
+    b.click("#apply-bulk").await;
+    assert!(
+        b.text(".flash")
+            .await
+            .contains("2 campaign(s) paused by hand")
+    );
+    for (c, paused) in campaigns.iter().zip([true, true, false]) {
+        let now = app.campaign(&c["id"]).await;
+        assert_eq!(now["manually_paused"], paused, "{}", c["name"]);
+        let cell = b
+            .text(&format!("tr[data-campaign=\"{}\"] td.state", c["id"]))
+            .await;
+        assert_eq!(cell.contains("manual"), paused, "{cell}");
+    }
+    // The filters: paused for a manual reason.
+    b.goto(&app, "/admin/campaigns?reason=manual").await;
+    assert_eq!(
+        b.client
+            .find_all(Locator::Css("#campaigns tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    b.close().await;
+}
+
+async fn the_job_monitor_lists_the_schedules(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_admin(&app);
+    let b = Browser::start().await;
+    b.login(&app, PASSWORD).await;
+    b.click("header a[href='/jobs']").await;
+    assert_eq!(b.path().await, "/jobs");
+    let schedules = b
+        .client
+        .find_all(Locator::Css("#schedules tbody tr"))
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    for row in schedules {
+        names.push(row.attr("data-schedule").await.unwrap().unwrap());
+    }
+    assert_eq!(
+        names,
+        [
+            "enforce_budgets",
+            "apply_dayparting",
+            "reset_daily",
+            "reset_monthly"
+        ]
+    );
+    assert_eq!(
+        b.client
+            .find_all(Locator::Css("#queues tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(
+        b.text("#queues tr[data-queue=enforce_budgets] td.pending")
+            .await,
+        "0"
+    );
+    b.close().await;
+}
