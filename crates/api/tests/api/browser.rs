@@ -153,11 +153,18 @@ impl Browser {
         self.click("form button[type=submit]").await;
     }
 
+    /// Saves a screenshot: into docs/ (shown in the README) with ADBUDGET_UPDATE_SCREENSHOTS=1,
+    /// otherwise into the temp directory, so test runs leave the tree unchanged.
     async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.unwrap();
-        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join(name), png).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        let dir = if std::env::var_os("ADBUDGET_UPDATE_SCREENSHOTS").is_some() {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs")
+        } else {
+            std::env::temp_dir().join("adbudget-screenshots")
+        };
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), png).unwrap();
     }
 
     async fn close(mut self) {
@@ -194,6 +201,26 @@ async fn logging_in_and_out(backend: Backend) {
     b.login(&app, PASSWORD).await;
     assert_eq!(b.path().await, "/admin");
     assert_eq!(b.text("h1").await, "Dashboard");
+    // A form stripped of its CSRF token is refused, and stores nothing.
+    b.goto(&app, "/admin/brands/new").await;
+    b.client
+        .execute(
+            "document.querySelector('form.panel input[name=csrf]').remove();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.fill("#name", "Sneaky").await;
+    b.fill("#daily_budget", "1").await;
+    b.fill("#monthly_budget", "1").await;
+    b.click("form.panel button").await;
+    assert!(b.text("h1").await.starts_with("403"));
+    assert!(b.text(".flash").await.contains("CSRF"));
+    assert_eq!(
+        app.get("/api/v1/brands").await.expect(200)["items"],
+        json!([])
+    );
+    b.goto(&app, "/admin").await;
     b.click("header form button").await;
     assert_eq!(b.path().await, "/admin/login");
     b.goto(&app, "/admin").await;
