@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod error;
 pub mod extract;
+pub mod ingest;
 pub mod openapi;
 pub mod routes;
 pub mod state;

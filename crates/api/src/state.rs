@@ -13,6 +13,8 @@ pub struct AppState {
     pub jobs: Option<JobsMonitor>,
     /// The process's Prometheus recorder, rendered on `/metrics`.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Group commit of single spend events.
+    pub spend_writer: crate::ingest::SpendWriter,
 }
 
 /// The Redis the workers and beats of this deployment use.
@@ -25,10 +27,19 @@ pub struct JobsMonitor {
 
 impl AppState {
     pub fn new(pool: DbPool) -> Self {
+        // SQLite serializes writers: one writer thread. PostgreSQL commits in parallel: a few, each
+        // holding one pooled connection while it commits.
+        let writers = if db::is_sqlite(&pool) {
+            1
+        } else {
+            (pool.max_size() as usize / 4).clamp(1, 4)
+        };
+        let spend_writer = crate::ingest::SpendWriter::start(pool.clone(), writers);
         AppState {
             pool,
             jobs: None,
             metrics: adbudget_domain::telemetry::metrics().ok(),
+            spend_writer,
         }
     }
 

@@ -37,7 +37,10 @@ fn observe(outcomes: &[spend::Outcome], endpoint: &'static str, started: std::ti
         .increment((outcomes.len() - new.len()) as u64);
     let micros: i64 = new.iter().map(|o| o.log().amount.micros()).sum();
     metrics::counter!("adbudget_spend_amount_micros_total").increment(micros.max(0) as u64);
-    metrics::histogram!("adbudget_spend_batch_size").record(outcomes.len() as f64);
+    if endpoint == "batch" {
+        // Single events are counted by the group-commit writer, per committed batch.
+        metrics::histogram!("adbudget_spend_batch_size").record(outcomes.len() as f64);
+    }
     metrics::histogram!("adbudget_spend_request_duration_seconds", "endpoint" => endpoint)
         .record(started.elapsed().as_secs_f64());
 }
@@ -57,18 +60,8 @@ pub async fn record(
     let started = std::time::Instant::now();
     let at = now();
     let event = event.validate(at)?;
-    let mut recorded = state
-        .db(move |conn| spend::record(conn, &[event], at, false))
-        .await?;
-    observe(&recorded.outcomes, "single", started);
-    let outcome = recorded
-        .outcomes
-        .pop()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no outcome")))?;
-    let campaign = recorded
-        .campaigns
-        .pop()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no campaign")))?;
+    let (outcome, campaign) = state.spend_writer.record(event).await?;
+    observe(std::slice::from_ref(&outcome), "single", started);
     let mut resp = if outcome.is_new() {
         HttpResponse::Created()
     } else {

@@ -12,6 +12,7 @@ use adbudget_domain::views::Campaign;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
+mod group_commit;
 mod race;
 mod rollover;
 

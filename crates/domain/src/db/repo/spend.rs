@@ -68,34 +68,106 @@ pub struct Recorded {
     pub campaigns: Vec<Campaign>,
 }
 
-/// Where an error about event `i` points: `prefix[i].field` in a batch, `field` for one event.
-fn field_of(batch: bool, i: usize, field: &str) -> String {
-    if batch {
-        format!("events[{i}].{field}")
-    } else {
-        field.to_owned()
+/// How a set of events is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One event (`POST /spend`, `adbudget log-spend`): errors name plain fields.
+    Single,
+    /// A batch (`POST /spend/batch`): all or nothing; errors name `events[i].field`.
+    Batch,
+    /// Independent events of concurrent requests committed together (group commit): an event
+    /// that cannot be recorded fails alone, decided before anything is written.
+    Group,
+}
+
+/// Where an error about event `i` points.
+fn field_of(mode: Mode, i: usize, field: &str) -> String {
+    match mode {
+        Mode::Batch => format!("events[{i}].{field}"),
+        Mode::Single | Mode::Group => field.to_owned(),
     }
 }
 
-/// Records `events` in one write transaction: all of them or none. Replays of recorded event ids
-/// count nothing; a known event id with a different payload is a conflict. Campaigns whose caps,
-/// or brands whose budgets, are reached are paused before the transaction commits.
-/// `batch` only changes how errors name fields (`events[3].amount` instead of `amount`).
+/// Records `events` in one write transaction. Replays of recorded event ids count nothing; a
+/// known event id with a different payload is a conflict. Campaigns whose caps, or brands whose
+/// budgets, are reached are paused before the transaction commits.
+///
+/// In `Single` and `Batch` mode any rejected event rejects the call; in `Group` mode see
+/// [`record_group`].
 pub fn record(
     conn: &mut DbConnection,
     events: &[ValidSpend],
     now: DateTime<Utc>,
     batch: bool,
 ) -> DomainResult<Recorded> {
-    write_transaction(conn, |conn| record_in_tx(conn, events, now, batch))
+    let mode = if batch { Mode::Batch } else { Mode::Single };
+    write_transaction(conn, |conn| {
+        let (results, campaigns) = record_in_tx(conn, events, now, mode)?;
+        let outcomes = results
+            .into_iter()
+            .collect::<DomainResult<Vec<Outcome>>>()?;
+        Ok(Recorded {
+            outcomes,
+            campaigns,
+        })
+    })
 }
+
+/// Group commit: records independent events in one transaction and returns each one's outcome
+/// (or its own error) with its campaign after the commit. If the transaction itself fails, each
+/// event is retried alone, so one bad event never fails the others.
+pub fn record_group(
+    conn: &mut DbConnection,
+    events: &[ValidSpend],
+    now: DateTime<Utc>,
+) -> Vec<DomainResult<(Outcome, Campaign)>> {
+    let together = write_transaction(conn, |conn| record_in_tx(conn, events, now, Mode::Group));
+    match together {
+        Ok((results, campaigns)) => {
+            let by_id: HashMap<i64, Campaign> = campaigns.into_iter().map(|c| (c.id, c)).collect();
+            results
+                .into_iter()
+                .zip(events)
+                .map(|(r, e)| {
+                    let c = by_id.get(&e.campaign_id).cloned();
+                    r.and_then(|o| c.map(|c| (o, c)).ok_or(DomainError::not_found("campaign")))
+                })
+                .collect()
+        }
+        Err(e) if events.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, events = events.len(), "group commit failed; recording its events one by one");
+            events
+                .iter()
+                .map(|e| record_group(conn, std::slice::from_ref(e), now).remove(0))
+                .collect()
+        }
+    }
+}
+
+type EventResults = Vec<DomainResult<Outcome>>;
 
 fn record_in_tx(
     conn: &mut DbConnection,
     events: &[ValidSpend],
     now: DateTime<Utc>,
-    batch: bool,
-) -> DomainResult<Recorded> {
+    mode: Mode,
+) -> DomainResult<(EventResults, Vec<Campaign>)> {
+    // Per event: None while undecided, then its outcome or its own error.
+    let mut results: Vec<Option<DomainResult<Outcome>>> = (0..events.len()).map(|_| None).collect();
+    // In Single/Batch mode the first rejected event rejects the call, before any write.
+    let reject = |results: &mut Vec<Option<DomainResult<Outcome>>>,
+                  i: usize,
+                  e: DomainError|
+     -> DomainResult<()> {
+        if mode == Mode::Group {
+            results[i] = Some(Err(e));
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
+
     // Campaigns and their brands' timezones, one query.
     let mut campaign_ids: Vec<i64> = events.iter().map(|e| e.campaign_id).collect();
     campaign_ids.sort_unstable();
@@ -112,15 +184,14 @@ fn record_in_tx(
                 .map(|(c, b, tz)| (c, (b, enforce::parse_tz(&tz)))),
         );
     }
-    if let Some((i, _)) = events
-        .iter()
-        .enumerate()
-        .find(|(_, e)| !owners.contains_key(&e.campaign_id))
-    {
-        return Err(DomainError::not_found_field(
-            "campaign",
-            field_of(batch, i, "campaign_id"),
-        ));
+    for (i, e) in events.iter().enumerate() {
+        if !owners.contains_key(&e.campaign_id) {
+            reject(
+                &mut results,
+                i,
+                DomainError::not_found_field("campaign", field_of(mode, i, "campaign_id")),
+            )?;
+        }
     }
     let mut brand_ids: Vec<i64> = owners.values().map(|(b, _)| *b).collect();
     brand_ids.sort_unstable();
@@ -143,29 +214,57 @@ fn record_in_tx(
                 .filter_map(|r| r.event_id.clone().map(|id| (id, r.into()))),
         );
     }
+    let same = |prev: &ValidSpend, e: &ValidSpend| {
+        prev.campaign_id == e.campaign_id
+            && prev.amount == e.amount
+            && (!e.occurred_at_given || prev.occurred_at == e.occurred_at)
+    };
     let mut fresh: Vec<(usize, &ValidSpend)> = Vec::new();
-    let mut first_in_batch: HashMap<&str, usize> = HashMap::new();
-    let mut outcome_of: Vec<Option<Outcome>> = vec![None; events.len()];
+    // Events repeating an id first seen in this call: resolved after the insert.
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut first_in_call: HashMap<&str, usize> = HashMap::new();
     for (i, e) in events.iter().enumerate() {
+        if results[i].is_some() {
+            continue;
+        }
         if let Some(id) = e.event_id.as_deref() {
             if let Some(prev) = known.get(id) {
-                let same = prev.campaign_id == e.campaign_id
-                    && prev.amount == e.amount
-                    && (!e.occurred_at_given || prev.occurred_at == e.occurred_at);
-                if !same {
-                    return Err(DomainError::conflict(
-                        field_of(batch, i, "event_id"),
-                        format!("event {id:?} was already recorded with a different payload"),
-                    ));
+                let prev_event = ValidSpend {
+                    campaign_id: prev.campaign_id,
+                    amount: prev.amount,
+                    occurred_at: prev.occurred_at,
+                    occurred_at_given: true,
+                    event_id: None,
+                };
+                if same(&prev_event, e) {
+                    results[i] = Some(Ok(Outcome::Replayed(prev.clone())));
+                } else {
+                    let message =
+                        format!("event {id:?} was already recorded with a different payload");
+                    reject(
+                        &mut results,
+                        i,
+                        DomainError::conflict(field_of(mode, i, "event_id"), message),
+                    )?;
                 }
-                outcome_of[i] = Some(Outcome::Replayed(prev.clone()));
                 continue;
             }
-            if first_in_batch.contains_key(id) {
-                // Validated identical to its first occurrence: resolved after the insert.
+            if let Some(&first) = first_in_call.get(id) {
+                if same(&events[first], e) {
+                    repeats.push((i, first));
+                } else {
+                    // A batch was checked for this in validation; concurrent requests meet here.
+                    let message =
+                        format!("event {id:?} is being recorded with a different payload");
+                    reject(
+                        &mut results,
+                        i,
+                        DomainError::conflict(field_of(mode, i, "event_id"), message),
+                    )?;
+                }
                 continue;
             }
-            first_in_batch.insert(id, i);
+            first_in_call.insert(id, i);
         }
         fresh.push((i, e));
     }
@@ -185,30 +284,32 @@ fn record_in_tx(
                 )
             })
             .collect();
-        let inserted: Vec<SpendRow> = crate::per_backend!(conn, c => diesel::insert_into(spend_logs::table)
+        let inserted: Vec<SpendRow> =
+            crate::per_backend!(conn, c => diesel::insert_into(spend_logs::table)
             .values(&rows)
             .returning(SpendRow::as_returning())
             .get_results(c))
-        .map_err(|e| super::unique_violation(e, "event_id", "an event with this event_id is being recorded concurrently with a different payload"))?;
+            .map_err(|e| {
+                super::unique_violation(
+                    e,
+                    "event_id",
+                    "an event with this event_id is being recorded concurrently",
+                )
+            })?;
         for ((i, _), row) in chunk.iter().zip(inserted) {
-            outcome_of[*i] = Some(Outcome::Recorded(row.into()));
+            results[*i] = Some(Ok(Outcome::Recorded(row.into())));
         }
     }
-    // Repeats inside the batch answer with their first occurrence, counted once.
-    for (i, e) in events.iter().enumerate() {
-        if outcome_of[i].is_none() {
-            let first = e
-                .event_id
-                .as_deref()
-                .and_then(|id| first_in_batch.get(id))
-                .copied();
-            let log = first
-                .and_then(|f| outcome_of[f].as_ref())
-                .map(|o| o.log().clone());
-            outcome_of[i] = log.map(Outcome::Replayed);
-        }
+    for (i, first) in repeats {
+        let log = match &results[first] {
+            Some(Ok(o)) => Ok(Outcome::Replayed(o.log().clone())),
+            _ => Err(DomainError::conflict(
+                field_of(mode, i, "event_id"),
+                "the first event with this event_id was not recorded",
+            )),
+        };
+        results[i] = Some(log);
     }
-    let outcomes: Vec<Outcome> = outcome_of.into_iter().flatten().collect();
 
     // Period accounting: one atomic increment per (owner, period), in key order.
     let mut brand_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
@@ -227,15 +328,29 @@ fn record_in_tx(
     // Enforcement: the campaigns that spent, and every campaign of a brand whose budget is now
     // reached (a brand budget applies to the sum of its campaigns).
     if !fresh.is_empty() {
-        let mut scope = Scope::campaigns(fresh.iter().map(|(_, e)| e.campaign_id).collect());
+        let mut spent: Vec<i64> = fresh.iter().map(|(_, e)| e.campaign_id).collect();
+        spent.sort_unstable();
+        spent.dedup();
+        let mut scope = Scope::campaigns(spent);
         scope.brands = brands_at_budget(conn, &brand_ids, now)?;
         enforce::reconcile(conn, &scope, now, Cause::Spend)?;
     }
-    let campaigns = super::campaigns::views(conn, &campaign_ids, now)?;
-    Ok(Recorded {
-        outcomes,
-        campaigns,
-    })
+    let known_campaigns: Vec<i64> = campaign_ids
+        .into_iter()
+        .filter(|id| owners.contains_key(id))
+        .collect();
+    let campaigns = super::campaigns::views(conn, &known_campaigns, now)?;
+    let results = results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(DomainError::Unexpected(anyhow::anyhow!(
+                    "event left undecided"
+                )))
+            })
+        })
+        .collect();
+    Ok((results, campaigns))
 }
 
 fn add_brand_spend(conn: &mut DbConnection, add: &BTreeMap<(i64, String), i64>) -> QueryResult<()> {
