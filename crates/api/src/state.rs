@@ -27,14 +27,10 @@ pub struct JobsMonitor {
 
 impl AppState {
     pub fn new(pool: DbPool) -> Self {
-        // SQLite serializes writers: one writer thread. PostgreSQL commits in parallel: a few, each
-        // holding one pooled connection while it commits.
-        let writers = if db::is_sqlite(&pool) {
-            1
-        } else {
-            (pool.max_size() as usize / 4).clamp(1, 4)
-        };
-        let spend_writer = crate::ingest::SpendWriter::start(pool.clone(), writers);
+        // One writer: SQLite serializes writers anyway, and on PostgreSQL concurrent batches lock
+        // the same brand rows and wait for each other (measured: 1 writer 2,841 events/s, 4 writers
+        // 2,003; BENCHMARKS.md). Throughput comes from batch size instead.
+        let spend_writer = crate::ingest::SpendWriter::start(pool.clone(), 1);
         AppState {
             pool,
             jobs: None,

@@ -62,12 +62,13 @@ fn str_list(v: &Value) -> Vec<String> {
 }
 
 #[test]
-fn the_workspace_builds_the_four_binaries() {
+fn the_workspace_builds_the_four_binaries_and_the_bench_tool() {
     let expected: BTreeSet<String> = [
         "adbudget",
         "adbudget-api",
         "adbudget-worker",
         "adbudget-beat",
+        "adbudget-bench",
     ]
     .iter()
     .map(|s| s.to_string())

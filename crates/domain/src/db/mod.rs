@@ -197,12 +197,6 @@ pub fn get(pool: &DbPool) -> DomainResult<PooledConn> {
     pool.get().map_err(DomainError::from)
 }
 
-/// Whether the pool is on SQLite.
-pub fn is_sqlite(pool: &DbPool) -> bool {
-    pool.get()
-        .is_ok_and(|c| matches!(*c, DbConnection::Sqlite(_)))
-}
-
 /// `SELECT 1`, for readiness probes.
 pub fn ping(pool: &DbPool) -> DomainResult<()> {
     let mut conn = get(pool)?;

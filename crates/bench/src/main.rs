@@ -1,0 +1,425 @@
+//! `adbudget-bench`: the numbers in BENCHMARKS.md.
+//!
+//! - `ingest`: HTTP load on `POST /api/v1/spend` (or `/spend/batch`) with N concurrent
+//!   connections and unique event ids; prints throughput, p50/p95/p99 latency and the server's
+//!   peak RSS, then checks that the spend logs, period totals and campaign states agree.
+//!   Points at a running API (`--url`, `--token`) or starts `adbudget-api` on `--database-url`.
+//! - `jobs`: creates N campaigns on a throwaway database (or `--database-url`) and times each job.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use adbudget_domain::db::testing::{self, Backend, TestDatabase};
+use adbudget_domain::db::{self, DbPool};
+use adbudget_domain::jobs::{self, JobKind};
+use adbudget_domain::repo::{tokens, verify};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::Rng;
+
+#[derive(Parser)]
+#[command(
+    name = "adbudget-bench",
+    about = "Benchmarks of adbudget (see BENCHMARKS.md)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Spend ingestion over HTTP.
+    Ingest {
+        /// A throwaway database of this backend (ignored with --database-url or --url).
+        #[arg(long, value_enum, default_value = "sqlite")]
+        db: Db,
+        /// Start `adbudget-api` on this database instead of a throwaway one.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Load a running API instead (needs --token and --campaign-ids).
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long, value_delimiter = ',')]
+        campaign_ids: Vec<i64>,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long, default_value_t = 15)]
+        seconds: u64,
+        /// Events per request: 1 uses POST /spend, more uses POST /spend/batch.
+        #[arg(long, default_value_t = 1)]
+        batch: usize,
+        /// Campaigns spend is spread over (created when the tool starts the API).
+        #[arg(long, default_value_t = 1000)]
+        campaigns: usize,
+    },
+    /// Job runtimes over a data set.
+    Jobs {
+        #[arg(long, value_enum, default_value = "postgres")]
+        db: Db,
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 10_000)]
+        campaigns: usize,
+    },
+}
+
+fn backend(db: Db) -> Backend {
+    match db {
+        Db::Sqlite => Backend::Sqlite,
+        Db::Postgres => Backend::Postgres,
+    }
+}
+
+/// A database to use: the given URL, or a throwaway one (kept alive by the returned guard).
+fn database(db: Db, url: Option<String>) -> anyhow::Result<(String, Option<TestDatabase>)> {
+    match url {
+        Some(u) => Ok((u, None)),
+        None => {
+            let t = TestDatabase::create(backend(db))?;
+            Ok((t.url.clone(), Some(t)))
+        }
+    }
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_owned());
+    pb
+}
+
+/// Creates `n` campaigns (100 per brand) and brings their states up to date.
+fn seed(pool: &DbPool, n: usize) -> anyhow::Result<Vec<i64>> {
+    let mut conn = db::get(pool)?;
+    let per_brand = 100.min(n.max(1));
+    let pb = bar(n as u64, "campaigns");
+    let ids = testing::seed(&mut conn, n.div_ceil(per_brand), per_brand, |done| {
+        pb.set_position(done)
+    })?;
+    pb.finish();
+    let started = Instant::now();
+    jobs::run(
+        &mut conn,
+        JobKind::EnforceBudgets,
+        adbudget_domain::forms::now(),
+    )?;
+    eprintln!("initial states set in {:?}", started.elapsed());
+    Ok(ids)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Jobs {
+            db,
+            database_url,
+            campaigns,
+        } => bench_jobs(db, database_url, campaigns),
+        Command::Ingest {
+            db,
+            database_url,
+            url,
+            token,
+            campaign_ids,
+            connections,
+            seconds,
+            batch,
+            campaigns,
+        } => tokio::runtime::Runtime::new()?.block_on(bench_ingest(IngestArgs {
+            db,
+            database_url,
+            url,
+            token,
+            campaign_ids,
+            connections,
+            seconds,
+            batch,
+            campaigns,
+        })),
+    }
+}
+
+fn bench_jobs(db: Db, database_url: Option<String>, n: usize) -> anyhow::Result<()> {
+    let (url, _guard) = database(db, database_url)?;
+    let pool = db::connect(&url, 4)?;
+    let ids = seed(&pool, n)?;
+    let mut conn = db::get(&pool)?;
+    println!(
+        "jobs over {} campaigns on {}",
+        ids.len(),
+        db::redact(&url).split(':').next().unwrap_or("?")
+    );
+    let now = adbudget_domain::forms::now();
+    for kind in [JobKind::EnforceBudgets, JobKind::ApplyDayparting] {
+        let started = Instant::now();
+        let report = jobs::run(&mut conn, kind, now)?;
+        println!(
+            "{:<18} {:>9.1} ms  ({} changed)",
+            kind.name(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            report.changed
+        );
+    }
+    // The resets with work to do: a tenth of the campaigns held by a daily (monthly) budget.
+    for (kind, bits) in [(JobKind::ResetDaily, 2), (JobKind::ResetMonthly, 4)] {
+        for id in ids.iter().step_by(10) {
+            testing::corrupt_state(&mut conn, *id, bits)?;
+        }
+        let started = Instant::now();
+        let report = jobs::run(&mut conn, kind, now)?;
+        println!(
+            "{:<18} {:>9.1} ms  ({} changed)",
+            kind.name(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            report.changed
+        );
+    }
+    Ok(())
+}
+
+struct IngestArgs {
+    db: Db,
+    database_url: Option<String>,
+    url: Option<String>,
+    token: Option<String>,
+    campaign_ids: Vec<i64>,
+    connections: usize,
+    seconds: u64,
+    batch: usize,
+    campaigns: usize,
+}
+
+/// The API process this tool started, killed when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
+    let mut _guard = None;
+    let mut server = None;
+    let mut pool = None;
+    let (base, token, ids) = match args.url {
+        Some(url) => {
+            let token = args.token.context("--url needs --token")?;
+            if args.campaign_ids.is_empty() {
+                bail!("--url needs --campaign-ids");
+            }
+            (url, token, args.campaign_ids)
+        }
+        None => {
+            let (url, guard) = database(args.db, args.database_url)?;
+            _guard = guard;
+            let p = db::connect(&url, 4)?;
+            let ids = seed(&p, args.campaigns)?;
+            let (_, token) = tokens::create(
+                &mut *db::get(&p)?,
+                "bench",
+                tokens::Scope::Ingest,
+                adbudget_domain::forms::now(),
+            )?;
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let exe = std::env::current_exe()?.with_file_name("adbudget-api");
+            let child = std::process::Command::new(&exe)
+                .env("DATABASE_URL", &url)
+                .env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
+                .env(
+                    "ADBUDGET_DB_POOL_SIZE",
+                    std::env::var("ADBUDGET_DB_POOL_SIZE").unwrap_or_else(|_| "16".into()),
+                )
+                .env("RUST_LOG", "warn")
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .with_context(|| format!("failed to start {}", exe.display()))?;
+            server = Some(Server(child));
+            pool = Some(p);
+            let base = format!("http://127.0.0.1:{port}");
+            let client = reqwest::Client::new();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while client
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .map(|r| r.status() != 200)
+                .unwrap_or(true)
+            {
+                if Instant::now() > deadline {
+                    bail!("the API did not become ready");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            (base, token, ids)
+        }
+    };
+
+    let peak_rss = Arc::new(AtomicU64::new(0));
+    let sampler = server.as_ref().map(|s| {
+        let (pid, peak) = (s.0.id(), peak_rss.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Some(kib) = rss_kib(pid) {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    });
+
+    let run = format!("{:x}", rand::rng().random::<u64>());
+    let ids = Arc::new(ids);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let pb = ProgressBar::new(args.seconds);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} s")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb.set_message("load");
+    let ticker = {
+        let pb = pb.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                pb.inc(1);
+            }
+        })
+    };
+    let mut tasks = Vec::new();
+    for conn in 0..args.connections {
+        let (client, base, token, ids, run) = (
+            client.clone(),
+            base.clone(),
+            token.clone(),
+            ids.clone(),
+            run.clone(),
+        );
+        let batch = args.batch;
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable_hist()));
+            let (mut ok, mut failed, mut events) = (0u64, 0u64, 0u64);
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let mut make = || {
+                    n += 1;
+                    let campaign = ids[rand::rng().random_range(0..ids.len())];
+                    serde_json::json!({"campaign_id": campaign, "amount": "0.01", "event_id": format!("{run}-{conn}-{n}")})
+                };
+                let (path, body, count) = if batch <= 1 {
+                    ("/api/v1/spend", make(), 1)
+                } else {
+                    ("/api/v1/spend/batch", serde_json::json!({"events": (0..batch).map(|_| make()).collect::<Vec<_>>()}), batch as u64)
+                };
+                let t = Instant::now();
+                let resp = client.post(format!("{base}{path}")).bearer_auth(&token).json(&body).send().await;
+                let micros = t.elapsed().as_micros() as u64;
+                match resp {
+                    Ok(r) if r.status().is_success() => {
+                        ok += 1;
+                        events += count;
+                        let _ = hist.record(micros.max(1));
+                    }
+                    _ => failed += 1,
+                }
+            }
+            (hist, ok, failed, events)
+        }));
+    }
+    let mut hist = Histogram::<u64>::new(3)?;
+    let (mut ok, mut failed, mut events) = (0, 0, 0);
+    for t in tasks {
+        let (h, o, f, e) = t.await?;
+        hist.add(h)?;
+        ok += o;
+        failed += f;
+        events += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    ticker.abort();
+    pb.finish_and_clear();
+    if let Some(s) = sampler {
+        s.abort();
+    }
+    let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
+    println!(
+        "connections {}  events/request {}  duration {:.1} s",
+        args.connections, args.batch, elapsed
+    );
+    println!("requests ok {ok}  failed {failed}  events {events}");
+    println!(
+        "throughput {:.0} events/s  ({:.0} requests/s)",
+        events as f64 / elapsed,
+        ok as f64 / elapsed
+    );
+    println!(
+        "latency ms  p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
+        q(0.50),
+        q(0.95),
+        q(0.99),
+        hist.max() as f64 / 1000.0
+    );
+    if server.is_some() {
+        println!(
+            "server peak RSS {:.1} MiB",
+            peak_rss.load(Ordering::Relaxed) as f64 / 1024.0
+        );
+    }
+    if let Some(pool) = pool {
+        // Correctness after the load: every acknowledged event stored, totals and states agree.
+        let mut conn = db::get(&pool)?;
+        let report = verify::check(&mut conn, adbudget_domain::forms::now())?;
+        println!(
+            "verify: {} spend logs (acknowledged {events}), {} campaigns, {} disagreements",
+            report.spend_logs,
+            report.campaigns,
+            report.findings.len()
+        );
+        if !report.is_clean() || (report.spend_logs as u64) < events {
+            bail!(
+                "verification failed: {:?}",
+                report.findings.iter().take(5).collect::<Vec<_>>()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn unreachable_hist() -> Histogram<u64> {
+    // Histogram::new(3) only fails for a precision above 5; this is never reached.
+    std::process::exit(2)
+}
