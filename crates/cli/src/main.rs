@@ -60,6 +60,9 @@ enum Command {
     },
     /// Create a few demo brands and campaigns (skips those that exist).
     SeedDemo,
+    /// Recompute every period total from the spend logs and every campaign's state from the
+    /// rule; report disagreements and exit non-zero if there are any.
+    Verify,
     /// Migrations, API, worker and beat in one process (SQLite and in-memory queues by default).
     Standalone,
 }
@@ -152,6 +155,23 @@ fn run(command: Command, conn: &mut db::DbConnection) -> anyhow::Result<()> {
             );
         }
         Command::SeedDemo => seed_demo(conn)?,
+        Command::Verify => {
+            let report = adbudget_domain::repo::verify::check(conn, now())?;
+            for finding in &report.findings {
+                println!("{finding}");
+            }
+            println!(
+                "checked {} spend logs and {} campaigns: {} disagreement(s)",
+                report.spend_logs,
+                report.campaigns,
+                report.findings.len()
+            );
+            if !report.is_clean() {
+                bail!(
+                    "the stored numbers disagree with the spend logs or the rule (run enforce_budgets to repair states)"
+                );
+            }
+        }
     }
     Ok(())
 }

@@ -540,3 +540,90 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    const ZONES: [Tz; 6] = [
+        Tz::UTC,
+        chrono_tz::Europe::Berlin,
+        chrono_tz::America::New_York,
+        chrono_tz::Australia::Lord_Howe,
+        chrono_tz::Asia::Kathmandu,
+        chrono_tz::Pacific::Chatham,
+    ];
+
+    fn window() -> impl Strategy<Value = Window> {
+        (1u8..128, 0u16..1440, 1u16..=1440)
+            .prop_filter("start != end", |(_, s, e)| s != e)
+            .prop_map(|(days, start, end)| Window { days, start, end })
+    }
+
+    /// The reference: every (weekday, minute) the windows cover, written out one by one.
+    fn minute_table(windows: &[Window]) -> Vec<[bool; 1440]> {
+        let mut table = vec![[false; 1440]; 7];
+        for w in windows {
+            for day in 0..7usize {
+                if w.days & (1 << day) == 0 {
+                    continue;
+                }
+                let mut minute = w.start as usize;
+                let mut on = day;
+                // Walk minute by minute from the start to the end, crossing midnight at most once.
+                loop {
+                    if minute == 1440 {
+                        if w.end == 1440 {
+                            break;
+                        }
+                        minute = 0;
+                        on = (on + 1) % 7;
+                    }
+                    if minute == w.end as usize && (w.start < w.end || on != day) {
+                        break;
+                    }
+                    table[on][minute] = true;
+                    minute += 1;
+                }
+            }
+        }
+        table
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn matches_a_brute_force_minute_table(
+            windows in proptest::collection::vec(window(), 1..4),
+            zone in 0usize..ZONES.len(),
+            // 2024-01-01 .. 2028-01-01, which includes every DST change of those years.
+            seconds in 1_704_067_200i64..1_830_297_600,
+        ) {
+            let tz = ZONES[zone];
+            let instant = Utc.timestamp_opt(seconds, 0).single().unwrap();
+            let local = instant.with_timezone(&tz).naive_local();
+            let table = minute_table(&windows);
+            let expected = table[local.weekday().num_days_from_monday() as usize][(local.hour() * 60 + local.minute()) as usize];
+            let schedule = Schedule { windows: windows.clone() };
+            prop_assert_eq!(schedule.contains(instant, tz), expected, "{:?} at {} in {}", windows, local, tz);
+        }
+
+        #[test]
+        fn any_json_parses_or_fails_with_a_field(s in "\\PC{0,60}") {
+            if let Ok(value) = serde_json::from_str::<Value>(&s)
+                && let Err(e) = Schedule::from_json(&value, "dayparting")
+            {
+                prop_assert!(e.field.starts_with("dayparting"));
+            }
+        }
+
+        #[test]
+        fn stored_schedules_read_back_the_same(windows in proptest::collection::vec(window(), 1..5)) {
+            let schedule = Schedule { windows };
+            prop_assert_eq!(Schedule::from_stored(&schedule.to_stored()).unwrap(), schedule);
+        }
+    }
+}

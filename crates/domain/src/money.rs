@@ -321,3 +321,36 @@ mod tests {
         assert!(err.to_string().contains("must not be negative"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn format_then_parse_is_the_identity(micros in 0i64..=MAX_MICROS) {
+            let m = Money::from_micros(micros);
+            prop_assert_eq!(Money::parse_non_negative(&m.to_string()), Ok(m));
+        }
+
+        #[test]
+        fn nothing_above_the_maximum_is_accepted(extra in 1i64..1_000_000_000_000) {
+            let too_much = Money::from_micros(MAX_MICROS.saturating_add(extra));
+            prop_assert_eq!(Money::parse_positive(&too_much.to_string()), Err(MoneyError::TooLarge));
+        }
+
+        #[test]
+        fn seven_significant_decimals_are_refused(units in 0u64..1_000_000, frac in 1u64..10_000_000) {
+            prop_assume!(frac % 10 != 0);
+            prop_assert_eq!(Money::parse_positive(&format!("{units}.{frac:07}")), Err(MoneyError::TooPrecise));
+        }
+
+        #[test]
+        fn any_string_parses_or_fails_without_panicking(s in ".{0,40}") {
+            if let Ok(m) = Money::parse_non_negative(&s) {
+                prop_assert!(m.micros() >= 0 && m.micros() <= MAX_MICROS);
+            }
+        }
+    }
+}

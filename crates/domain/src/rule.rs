@@ -306,3 +306,43 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn money() -> impl Strategy<Value = Money> {
+        (0i64..2_000).prop_map(|u| Money::from_micros(u * 500_000))
+    }
+
+    proptest! {
+        #[test]
+        fn reasons_are_exactly_the_failing_conditions(
+            manually_paused: bool, in_window: bool,
+            (bd, bdb, bm, bmb) in (money(), money(), money(), money()),
+            (cd, cm) in (money(), money()),
+            daily_cap in proptest::option::of(money()),
+            monthly_cap in proptest::option::of(money()),
+        ) {
+            let facts = CampaignFacts {
+                manually_paused, in_window,
+                brand_daily_spend: bd, brand_daily_budget: bdb,
+                brand_monthly_spend: bm, brand_monthly_budget: bmb,
+                campaign_daily_spend: cd, daily_cap,
+                campaign_monthly_spend: cm, monthly_cap,
+            };
+            let reasons = pause_reasons(&facts);
+            prop_assert_eq!(reasons.contains(PauseReason::Manual), manually_paused);
+            prop_assert_eq!(reasons.contains(PauseReason::BrandDailyBudget), bd.micros() >= bdb.micros());
+            prop_assert_eq!(reasons.contains(PauseReason::BrandMonthlyBudget), bm.micros() >= bmb.micros());
+            prop_assert_eq!(reasons.contains(PauseReason::CampaignDailyCap), daily_cap.is_some_and(|c| cd.micros() >= c.micros()));
+            prop_assert_eq!(reasons.contains(PauseReason::CampaignMonthlyCap), monthly_cap.is_some_and(|c| cm.micros() >= c.micros()));
+            prop_assert_eq!(reasons.contains(PauseReason::Dayparting), !in_window);
+            let names = reasons.names();
+            let mut sorted = names.clone();
+            sorted.sort_by_key(|n| PauseReason::ALL.iter().position(|r| r.name() == *n));
+            prop_assert_eq!(names, sorted, "reported in rule order");
+        }
+    }
+}

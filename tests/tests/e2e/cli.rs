@@ -3,6 +3,7 @@ use serde_json::Value;
 use crate::helpers::{Backend, TestDatabase, adbudget, command, on_both_databases, run};
 
 on_both_databases!(
+    verify_reports_disagreements,
     log_spend_happy_path,
     log_spend_rejects_bad_amounts,
     tokens,
@@ -169,4 +170,36 @@ fn a_bad_setting_names_the_variable() {
         assert!(!r.ok, "{key}={value} accepted");
         assert!(r.stderr.contains(key), "{key}: {}", r.stderr);
     }
+}
+
+async fn verify_reports_disagreements(backend: Backend) {
+    let db = seeded(backend);
+    adbudget(&db, &["log-spend", "1", "12.34"]);
+    let clean = adbudget(&db, &["verify"]);
+    assert!(clean.ok, "{}", clean.stdout);
+    assert!(
+        clean.stdout.contains("0 disagreement(s)"),
+        "{}",
+        clean.stdout
+    );
+    // Break a campaign's stored state behind the rule's back: verify says so and exits non-zero.
+    let pool = adbudget_domain::db::connect(&db.url, 1).unwrap();
+    adbudget_domain::db::testing::corrupt_state(
+        &mut adbudget_domain::db::get(&pool).unwrap(),
+        1,
+        1,
+    )
+    .unwrap();
+    let dirty = adbudget(&db, &["verify"]);
+    assert!(!dirty.ok);
+    assert!(
+        dirty.stdout.contains("campaign 1: stored reasons [manual]"),
+        "{}",
+        dirty.stdout
+    );
+    assert!(
+        dirty.stdout.contains("1 disagreement(s)"),
+        "{}",
+        dirty.stdout
+    );
 }

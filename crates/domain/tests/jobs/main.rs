@@ -128,8 +128,41 @@ impl World {
 
 on_both_databases!(
     apply_dayparting_flips_exactly_the_right_campaigns,
-    enforce_budgets_repairs_drift
+    enforce_budgets_repairs_drift,
+    reconcile_spans_chunks
 );
+
+/// More campaigns than two chunks (20,000): drift planted in the first, middle and last
+/// chunk is found and repaired, and a second run finds nothing.
+fn reconcile_spans_chunks(backend: Backend) {
+    let w = world(backend);
+    let now = utc("2026-11-16T12:00:00Z");
+    let ids = adbudget_domain::db::testing::seed(&mut w.conn(), 450, 100, |_| {}).unwrap();
+    assert_eq!(ids.len(), 45_000);
+    w.run(JobKind::EnforceBudgets, now);
+    let picked = [ids[0], ids[19_999], ids[20_000], ids[44_999]];
+    for id in picked {
+        adbudget_domain::db::testing::corrupt_state(&mut w.conn(), id, 1).unwrap();
+    }
+    let report = w.run(JobKind::EnforceBudgets, now);
+    assert_eq!(report.changed, 4);
+    for id in picked {
+        assert!(
+            w.reasons(id, now).iter().all(|r| *r != "manual"),
+            "campaign {id} repaired"
+        );
+    }
+    assert_eq!(w.run(JobKind::EnforceBudgets, now).changed, 0);
+    // The resets page through their selection the same way.
+    for id in ids.iter().step_by(4999) {
+        adbudget_domain::db::testing::corrupt_state(&mut w.conn(), *id, 2).unwrap();
+    }
+    assert_eq!(
+        w.run(JobKind::ResetDaily, now).changed,
+        ids.iter().step_by(4999).count()
+    );
+    w.assert_verified(now);
+}
 
 fn apply_dayparting_flips_exactly_the_right_campaigns(backend: Backend) {
     let w = world(backend);

@@ -241,6 +241,27 @@ pub(crate) fn brand_totals(
 }
 
 /// Spend of `campaign_ids` (or all campaigns when `None`) in the given periods.
+/// Spend of the campaigns with ids in `first..=last` in the given periods.
+fn campaign_totals_in_range(
+    conn: &mut DbConnection,
+    first: i64,
+    last: i64,
+    periods: &[String],
+) -> QueryResult<Totals> {
+    let rows: Vec<(i64, String, i64)> = campaign_spend::table
+        .select((
+            campaign_spend::campaign_id,
+            campaign_spend::period,
+            campaign_spend::amount,
+        ))
+        .filter(campaign_spend::campaign_id.between(first, last))
+        .filter(campaign_spend::period.eq_any(periods))
+        .load(conn)?;
+    Ok(Totals(
+        rows.into_iter().map(|(id, p, a)| ((id, p), a)).collect(),
+    ))
+}
+
 pub(crate) fn campaign_totals(
     conn: &mut DbConnection,
     campaign_ids: Option<&[i64]>,
@@ -308,17 +329,23 @@ impl PeriodsAt {
 }
 
 /// Evaluates the rule for every campaign in `scope` at `now`, stores the reasons that changed and
-/// writes one status-history row per changed campaign. A constant number of statements per
-/// 5,000 campaigns. The caller holds the brand locks.
+/// writes one status-history row per changed campaign. Selections are processed in id-ordered
+/// chunks of 50,000, so memory stays flat however many campaigns there are; a constant number of
+/// statements per chunk. The caller holds the brand locks.
 pub fn reconcile(
     conn: &mut DbConnection,
     scope: &Scope,
     now: DateTime<Utc>,
     cause: Cause,
 ) -> QueryResult<Vec<Change>> {
-    let changes = evaluate(conn, scope, now)?;
-    apply_changes(conn, &changes, now, cause)?;
-    Ok(changes)
+    let mut all = Vec::new();
+    for_each_chunk(conn, scope, |conn, rows| {
+        let changes = evaluate_rows(conn, rows, now)?;
+        apply_changes(conn, &changes, now, cause)?;
+        all.extend(changes);
+        Ok(())
+    })?;
+    Ok(all)
 }
 
 /// The campaigns in `scope` whose stored reasons differ from what the rule says at `now`; writes
@@ -328,10 +355,49 @@ pub fn evaluate(
     scope: &Scope,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Change>> {
-    let rows = load_rows(conn, scope)?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
+    let mut all = Vec::new();
+    for_each_chunk(conn, scope, |conn, rows| {
+        all.extend(evaluate_rows(conn, rows, now)?);
+        Ok(())
+    })?;
+    Ok(all)
+}
+
+/// Calls `f` with the campaigns of `scope`: a selection in id-ordered chunks (changing a chunk's
+/// reasons cannot move rows across the cursor, which only looks at higher ids), lists at once.
+fn for_each_chunk(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    mut f: impl FnMut(&mut DbConnection, Vec<Row>) -> QueryResult<()>,
+) -> QueryResult<()> {
+    let Some(selection) = scope.select else {
+        let rows = load_rows(conn, scope)?;
+        return if rows.is_empty() {
+            Ok(())
+        } else {
+            f(conn, rows)
+        };
+    };
+    let mut after = 0i64;
+    loop {
+        let rows = load_selected(conn, selection, after)?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.id;
+        let full = rows.len() as i64 == SELECTION_CHUNK;
+        f(conn, rows)?;
+        if !full {
+            return Ok(());
+        }
     }
+}
+
+fn evaluate_rows(
+    conn: &mut DbConnection,
+    rows: Vec<Row>,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Change>> {
     let mut periods = PeriodsAt::new(now);
     let mut tzs: HashMap<&str, Tz> = HashMap::new();
     for r in &rows {
@@ -341,18 +407,21 @@ pub fn evaluate(
         periods.keys(tz);
     }
     let period_list = periods.all();
-    // A few ids make a selective query; beyond one chunk, reading the periods whole is cheaper
-    // (and one statement).
-    let (brand_ids, campaign_ids): (Option<Vec<i64>>, Option<Vec<i64>>) = if rows.len() > CHUNK {
-        (None, None)
+    let mut brand_ids: Vec<i64> = rows.iter().map(|r| r.brand_id).collect();
+    brand_ids.sort_unstable();
+    brand_ids.dedup();
+    // Rows come in id order: read the campaigns' totals as one primary-key range (no list to
+    // bind, whatever the chunk size), the brands' by id.
+    let brand_spend = if brand_ids.len() > CHUNK {
+        brand_totals(conn, None, &period_list)?
     } else {
-        let mut b: Vec<i64> = rows.iter().map(|r| r.brand_id).collect();
-        b.sort_unstable();
-        b.dedup();
-        (Some(b), Some(rows.iter().map(|r| r.id).collect()))
+        brand_totals(conn, Some(&brand_ids), &period_list)?
     };
-    let brand_spend = brand_totals(conn, brand_ids.as_deref(), &period_list)?;
-    let campaign_spend = campaign_totals(conn, campaign_ids.as_deref(), &period_list)?;
+    let (first, last) = (
+        rows.first().map_or(0, |r| r.id),
+        rows.last().map_or(0, |r| r.id),
+    );
+    let campaign_spend = campaign_totals_in_range(conn, first, last, &period_list)?;
 
     let mut changes = Vec::new();
     for r in &rows {
@@ -394,27 +463,52 @@ pub fn evaluate(
     Ok(changes)
 }
 
+/// What the rule needs of a campaign and its brand, in `Row`'s order.
+const ROW_COLUMNS: (
+    campaigns::id,
+    campaigns::brand_id,
+    campaigns::manually_paused,
+    campaigns::daily_cap,
+    campaigns::monthly_cap,
+    campaigns::dayparting,
+    campaigns::pause_reasons,
+    brands::daily_budget,
+    brands::monthly_budget,
+    brands::timezone,
+) = (
+    campaigns::id,
+    campaigns::brand_id,
+    campaigns::manually_paused,
+    campaigns::daily_cap,
+    campaigns::monthly_cap,
+    campaigns::dayparting,
+    campaigns::pause_reasons,
+    brands::daily_budget,
+    brands::monthly_budget,
+    brands::timezone,
+);
+
+/// Campaigns per chunk of a selection: a few MiB of rows, few round trips at a million.
+const SELECTION_CHUNK: i64 = 50_000;
+
+/// The next chunk of a selection after campaign id `after`.
+fn load_selected(
+    conn: &mut DbConnection,
+    selection: Selection,
+    after: i64,
+) -> QueryResult<Vec<Row>> {
+    campaigns::table
+        .inner_join(brands::table)
+        .select(ROW_COLUMNS)
+        .filter(sql::<Bool>(&selection.condition()))
+        .filter(campaigns::id.gt(after))
+        .order(campaigns::id)
+        .limit(SELECTION_CHUNK)
+        .load(conn)
+}
+
 fn load_rows(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Vec<Row>> {
-    let select = (
-        campaigns::id,
-        campaigns::brand_id,
-        campaigns::manually_paused,
-        campaigns::daily_cap,
-        campaigns::monthly_cap,
-        campaigns::dayparting,
-        campaigns::pause_reasons,
-        brands::daily_budget,
-        brands::monthly_budget,
-        brands::timezone,
-    );
-    if let Some(selection) = scope.select {
-        return campaigns::table
-            .inner_join(brands::table)
-            .select(select)
-            .filter(sql::<Bool>(&selection.condition()))
-            .order(campaigns::id)
-            .load(conn);
-    }
+    let select = ROW_COLUMNS;
     let mut rows = Vec::new();
     for chunk in scope.brands.chunks(CHUNK) {
         rows.extend(

@@ -36,6 +36,46 @@ pub enum Finding {
     },
 }
 
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let units = |m: &i64| crate::money::Money::from_micros(*m);
+        match self {
+            Finding::BrandTotal {
+                brand_id,
+                period,
+                stored,
+                from_logs,
+            } => write!(
+                f,
+                "brand {brand_id}, period {period}: total {} but the spend logs sum to {}",
+                units(stored),
+                units(from_logs)
+            ),
+            Finding::CampaignTotal {
+                campaign_id,
+                period,
+                stored,
+                from_logs,
+            } => write!(
+                f,
+                "campaign {campaign_id}, period {period}: total {} but the spend logs sum to {}",
+                units(stored),
+                units(from_logs)
+            ),
+            Finding::State {
+                campaign_id,
+                stored,
+                rule,
+            } => {
+                write!(
+                    f,
+                    "campaign {campaign_id}: stored reasons {stored} but the rule says {rule}"
+                )
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub spend_logs: usize,
