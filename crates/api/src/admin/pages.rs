@@ -244,17 +244,9 @@ fn sort_link(base: &str, current: &str, key: &str, label: &str, keep: &[(&str, S
     } else {
         key.to_owned()
     };
-    let mut params: Vec<String> = keep
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| {
-            format!(
-                "{k}={}",
-                url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-            )
-        })
-        .collect();
-    params.push(format!("sort={next}"));
+    let mut params = keep.to_vec();
+    params.push(("sort", next));
+    let href = view::url_with(base, &params);
     let arrow = if current == key {
         " ▲"
     } else if current == format!("-{key}") {
@@ -262,7 +254,7 @@ fn sort_link(base: &str, current: &str, key: &str, label: &str, keep: &[(&str, S
     } else {
         ""
     };
-    html! { a href={ (base) "?" (params.join("&")) } { (label) (arrow) } }
+    html! { a href=(href) { (label) (arrow) } }
 }
 
 pub async fn brand_list(user: AdminUser, state: web::Data<AppState>, query: Query) -> PageResult {

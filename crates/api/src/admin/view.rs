@@ -121,21 +121,21 @@ pub fn field(
     }
 }
 
+/// `base?k=v&…` with the non-empty parameters, encoded.
+pub fn url_with(base: &str, params: &[(&str, String)]) -> String {
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params.iter().filter(|(_, v)| !v.is_empty()) {
+        q.append_pair(k, v);
+    }
+    format!("{base}?{}", q.finish())
+}
+
 /// Previous/next links that keep the other query parameters.
 pub fn pager(base: &str, params: &[(&str, String)], page: i64, pages: i64, total: i64) -> Markup {
     let link = |p: i64| {
-        let mut q: Vec<String> = params
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(k, v)| {
-                format!(
-                    "{k}={}",
-                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
-                )
-            })
-            .collect();
-        q.push(format!("page={p}"));
-        format!("{base}?{}", q.join("&"))
+        let mut all = params.to_vec();
+        all.push(("page", p.to_string()));
+        url_with(base, &all)
     };
     html! {
         div.pager {

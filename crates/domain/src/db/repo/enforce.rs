@@ -188,7 +188,9 @@ pub(crate) fn parse_tz(name: &str) -> Tz {
     })
 }
 
-#[derive(Queryable)]
+/// What the rule needs of a campaign and its brand.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = campaigns)]
 struct Row {
     id: i64,
     brand_id: i64,
@@ -197,8 +199,11 @@ struct Row {
     monthly_cap: Option<i64>,
     dayparting: Option<String>,
     pause_reasons: i32,
+    #[diesel(select_expression = brands::daily_budget)]
     daily_budget: i64,
+    #[diesel(select_expression = brands::monthly_budget)]
     monthly_budget: i64,
+    #[diesel(select_expression = brands::timezone)]
     timezone: String,
 }
 
@@ -463,31 +468,6 @@ fn evaluate_rows(
     Ok(changes)
 }
 
-/// What the rule needs of a campaign and its brand, in `Row`'s order.
-const ROW_COLUMNS: (
-    campaigns::id,
-    campaigns::brand_id,
-    campaigns::manually_paused,
-    campaigns::daily_cap,
-    campaigns::monthly_cap,
-    campaigns::dayparting,
-    campaigns::pause_reasons,
-    brands::daily_budget,
-    brands::monthly_budget,
-    brands::timezone,
-) = (
-    campaigns::id,
-    campaigns::brand_id,
-    campaigns::manually_paused,
-    campaigns::daily_cap,
-    campaigns::monthly_cap,
-    campaigns::dayparting,
-    campaigns::pause_reasons,
-    brands::daily_budget,
-    brands::monthly_budget,
-    brands::timezone,
-);
-
 /// Campaigns per chunk of a selection: a few MiB of rows, few round trips at a million.
 const SELECTION_CHUNK: i64 = 50_000;
 
@@ -499,7 +479,7 @@ fn load_selected(
 ) -> QueryResult<Vec<Row>> {
     campaigns::table
         .inner_join(brands::table)
-        .select(ROW_COLUMNS)
+        .select(Row::as_select())
         .filter(sql::<Bool>(&selection.condition()))
         .filter(campaigns::id.gt(after))
         .order(campaigns::id)
@@ -508,7 +488,7 @@ fn load_selected(
 }
 
 fn load_rows(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Vec<Row>> {
-    let select = ROW_COLUMNS;
+    let select = Row::as_select();
     let mut rows = Vec::new();
     for chunk in scope.brands.chunks(CHUNK) {
         rows.extend(
