@@ -3,8 +3,11 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::brands::BrandRow;
+use super::enforce::{self, Cause, Scope};
 use super::{campaigns, naive, utc};
 use crate::db::DbConnection;
+use crate::db::write_transaction;
 use crate::error::DomainResult;
 use crate::money::Money;
 use crate::rule::PauseReason;
@@ -52,30 +55,28 @@ pub fn brands(
 ) -> DomainResult<Listing<Brand>> {
     let page = page.max(1);
     let mut count = brands::table.select(brands::id).into_boxed();
-    let mut ids = brands::table.select(brands::id).into_boxed();
+    let mut rows = brands::table.select(BrandRow::as_select()).into_boxed();
     if !q.trim().is_empty() {
         count = count.filter(lower(brands::name).like(like(q.trim())).escape('\\'));
-        ids = ids.filter(lower(brands::name).like(like(q.trim())).escape('\\'));
+        rows = rows.filter(lower(brands::name).like(like(q.trim())).escape('\\'));
     }
-    ids = match sort {
-        "-name" => ids.order(brands::name.desc()),
-        "id" => ids.order(brands::id.asc()),
-        "-id" => ids.order(brands::id.desc()),
-        "daily_budget" => ids.order((brands::daily_budget.asc(), brands::id)),
-        "-daily_budget" => ids.order((brands::daily_budget.desc(), brands::id)),
-        "monthly_budget" => ids.order((brands::monthly_budget.asc(), brands::id)),
-        "-monthly_budget" => ids.order((brands::monthly_budget.desc(), brands::id)),
-        _ => ids.order(brands::name.asc()),
+    rows = match sort {
+        "-name" => rows.order(brands::name.desc()),
+        "id" => rows.order(brands::id.asc()),
+        "-id" => rows.order(brands::id.desc()),
+        "daily_budget" => rows.order((brands::daily_budget.asc(), brands::id)),
+        "-daily_budget" => rows.order((brands::daily_budget.desc(), brands::id)),
+        "monthly_budget" => rows.order((brands::monthly_budget.asc(), brands::id)),
+        "-monthly_budget" => rows.order((brands::monthly_budget.desc(), brands::id)),
+        _ => rows.order(brands::name.asc()),
     };
     let total: i64 = count.count().get_result(conn)?;
-    let ids: Vec<i64> = ids
+    let rows: Vec<BrandRow> = rows
         .limit(PER_PAGE)
         .offset((page - 1) * PER_PAGE)
         .load(conn)?;
-    let mut items = Vec::with_capacity(ids.len());
-    for id in ids {
-        items.push(super::brands::get(conn, id, now)?);
-    }
+    // One query for the page's spend, not one per brand.
+    let items = super::brands::to_views(conn, rows, now)?;
     Ok(Listing {
         items,
         total,
@@ -276,17 +277,35 @@ pub fn brand_names(conn: &mut DbConnection) -> DomainResult<Vec<(i64, String)>> 
         .load(conn)?)
 }
 
-/// Pauses or resumes several campaigns by hand, one transaction each (each locks its brand).
+/// Pauses or resumes several campaigns by hand in one transaction: their brands locked, one
+/// UPDATE, one reconcile (one history row per campaign whose state changes). Returns how many of
+/// `ids` exist.
 pub fn bulk_manual(
     conn: &mut DbConnection,
     ids: &[i64],
     paused: bool,
     now: DateTime<Utc>,
 ) -> DomainResult<usize> {
-    let mut changed = 0;
-    for id in ids {
-        campaigns::set_manual_pause(conn, *id, paused, now)?;
-        changed += 1;
-    }
-    Ok(changed)
+    write_transaction(conn, |conn| {
+        let owners: Vec<(i64, i64)> = campaigns_t::table
+            .select((campaigns_t::id, campaigns_t::brand_id))
+            .filter(campaigns_t::id.eq_any(ids))
+            .load(conn)?;
+        let brand_ids: Vec<i64> = owners.iter().map(|(_, b)| *b).collect();
+        enforce::lock_brands(conn, &brand_ids)?;
+        let found: Vec<i64> = owners.iter().map(|(c, _)| *c).collect();
+        diesel::update(campaigns_t::table.filter(campaigns_t::id.eq_any(&found)))
+            .set((
+                campaigns_t::manually_paused.eq(paused),
+                campaigns_t::updated_at.eq(naive(now)),
+            ))
+            .execute(conn)?;
+        let cause = if paused {
+            Cause::ManualPause
+        } else {
+            Cause::ManualResume
+        };
+        enforce::reconcile(conn, &Scope::campaigns(found.clone()), now, cause)?;
+        Ok(found.len())
+    })
 }

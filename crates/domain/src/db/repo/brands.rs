@@ -54,7 +54,7 @@ pub(crate) fn facts(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<HashMap
 }
 
 /// Brand rows with the spend of their current day and month.
-fn to_views(
+pub(crate) fn to_views(
     conn: &mut DbConnection,
     rows: Vec<BrandRow>,
     now: DateTime<Utc>,
