@@ -166,29 +166,25 @@ fn bench_jobs(db: Db, database_url: Option<String>, n: usize) -> anyhow::Result<
         db::redact(&url).split(':').next().unwrap_or("?")
     );
     let now = adbudget_domain::forms::now();
-    for kind in [JobKind::EnforceBudgets, JobKind::ApplyDayparting] {
+    let timed = |conn: &mut db::DbConnection, kind: JobKind| -> anyhow::Result<()> {
         let started = Instant::now();
-        let report = jobs::run(&mut conn, kind, now)?;
+        let report = jobs::run(conn, kind, now)?;
         println!(
             "{:<18} {:>9.1} ms  ({} changed)",
             kind.name(),
             started.elapsed().as_secs_f64() * 1000.0,
             report.changed
         );
-    }
+        Ok(())
+    };
+    timed(&mut conn, JobKind::EnforceBudgets)?;
+    timed(&mut conn, JobKind::ApplyDayparting)?;
     // The resets with work to do: a tenth of the campaigns held by a daily (monthly) budget.
     for (kind, bits) in [(JobKind::ResetDaily, 2), (JobKind::ResetMonthly, 4)] {
         for id in ids.iter().step_by(10) {
             testing::corrupt_state(&mut conn, *id, bits)?;
         }
-        let started = Instant::now();
-        let report = jobs::run(&mut conn, kind, now)?;
-        println!(
-            "{:<18} {:>9.1} ms  ({} changed)",
-            kind.name(),
-            started.elapsed().as_secs_f64() * 1000.0,
-            report.changed
-        );
+        timed(&mut conn, kind)?;
     }
     Ok(())
 }

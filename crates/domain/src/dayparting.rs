@@ -36,17 +36,6 @@ pub struct Schedule {
 }
 
 impl Window {
-    pub fn new(days: &[Weekday], start: u16, end: u16) -> Option<Self> {
-        let days = days
-            .iter()
-            .fold(0u8, |acc, d| acc | 1 << d.num_days_from_monday());
-        (days != 0
-            && start < MINUTES_PER_DAY
-            && (1..=MINUTES_PER_DAY).contains(&end)
-            && start != end)
-            .then_some(Window { days, start, end })
-    }
-
     fn starts_on(&self, day: Weekday) -> bool {
         self.days & (1 << day.num_days_from_monday()) != 0
     }

@@ -82,10 +82,6 @@ impl Money {
         }
         Ok(Money(micros))
     }
-
-    pub fn checked_add(self, other: Money) -> Option<Money> {
-        self.0.checked_add(other.0).map(Money)
-    }
 }
 
 fn parse_decimal(s: &str) -> Result<Decimal, MoneyError> {

@@ -48,22 +48,6 @@ impl PauseReason {
     const fn bit(self) -> i32 {
         1 << self as i32
     }
-
-    /// Reasons that a new local day can lift.
-    pub const fn is_daily(self) -> bool {
-        matches!(
-            self,
-            PauseReason::BrandDailyBudget | PauseReason::CampaignDailyCap
-        )
-    }
-
-    /// Reasons that a new local month can lift.
-    pub const fn is_monthly(self) -> bool {
-        matches!(
-            self,
-            PauseReason::BrandMonthlyBudget | PauseReason::CampaignMonthlyCap
-        )
-    }
 }
 
 /// A set of pause reasons, stored as a bit mask in `campaigns.pause_reasons`.
