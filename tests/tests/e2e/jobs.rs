@@ -537,7 +537,12 @@ async fn a_window_opens_with_no_api_call() {
         opening += Span::minutes(1);
     }
     let hhmm = |t: chrono::DateTime<Utc>| format!("{:02}:{:02}", t.hour(), t.minute());
-    let window = json!([{"start": hhmm(opening), "end": hhmm(opening + Span::minutes(30))}]);
+    // Midnight as an end is "24:00" ("00:00" is not a valid end).
+    let end = match hhmm(opening + Span::minutes(30)).as_str() {
+        "00:00" => "24:00".to_owned(),
+        other => other.to_owned(),
+    };
+    let window = json!([{"start": hhmm(opening), "end": end}]);
     let campaign: Value = client
         .post(format!("{base}/api/v1/campaigns"))
         .bearer_auth(&token)

@@ -15,6 +15,14 @@ fn hhmm(minutes: i64) -> String {
     format!("{:02}:{:02}", t.hour(), t.minute())
 }
 
+/// [`hhmm`] as a window's end: midnight is written "24:00" ("00:00" is not a valid end).
+fn end_hhmm(minutes: i64) -> String {
+    match hhmm(minutes).as_str() {
+        "00:00" => "24:00".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
 async fn schedule_put_and_delete(backend: Backend) {
     let app = spawn_app(backend).await;
     let brand = app.create_brand("Acme", "100", "1000").await;
@@ -23,7 +31,7 @@ async fn schedule_put_and_delete(backend: Backend) {
 
     // A window around now (possibly running past midnight): active.
     let open = app
-        .put(&path, json!([{"start": hhmm(-60), "end": hhmm(60)}]))
+        .put(&path, json!([{"start": hhmm(-60), "end": end_hhmm(60)}]))
         .await
         .expect(200);
     assert_eq!(open["is_active"], true, "{open}");
@@ -38,7 +46,7 @@ async fn schedule_put_and_delete(backend: Backend) {
     let closed = app
         .put(
             &path,
-            json!({"windows": [{"start": hhmm(-120), "end": hhmm(-60)}]}),
+            json!({"windows": [{"start": hhmm(-120), "end": end_hhmm(-60)}]}),
         )
         .await
         .expect(200);
@@ -113,11 +121,13 @@ async fn schedule_is_read_in_the_brand_timezone(backend: Backend) {
         .await
         .expect(201);
     let utc = app.create_brand("Plain", "1", "1").await;
-    let local = |minutes: i64| {
-        let t = (Utc::now() + Duration::hours(9) + Duration::minutes(minutes)).time();
-        format!("{:02}:{:02}", t.hour(), t.minute())
-    };
-    let window = json!([{"start": local(-30), "end": local(30)}]);
+    // A window of at least half an hour around now in Tokyo, clipped to the day so that it never
+    // wraps past midnight (an end of "00:00" is invalid; the window must hold at any time of day).
+    let now = (Utc::now() + Duration::hours(9)).time();
+    let minute = i64::from(now.hour() * 60 + now.minute());
+    let clock = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
+    let (start, end) = ((minute - 30).max(0), (minute + 31).min(24 * 60));
+    let window = json!([{"start": clock(start), "end": clock(end)}]);
     let in_tokyo = app
         .create_campaign(&tokyo["id"], "t", json!({"dayparting": window}))
         .await;
