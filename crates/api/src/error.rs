@@ -26,6 +26,8 @@ pub enum ApiError {
     },
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("the request body did not arrive within {0} seconds")]
+    RequestTimeout(u64),
     #[error("{message}")]
     Invalid {
         field: Option<String>,
@@ -55,7 +57,7 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
-    /// `conflict`, `payload_too_large`, `invalid`, `unavailable`, `internal`.
+    /// `conflict`, `payload_too_large`, `request_timeout`, `invalid`, `unavailable`, `internal`.
     pub code: &'static str,
     pub message: String,
     /// The request field the error is about, e.g. `amount` or `events[3].amount`.
@@ -72,6 +74,7 @@ impl ApiError {
             ApiError::NotFound { .. } => "not_found",
             ApiError::Conflict { .. } => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::Invalid { .. } => "invalid",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -97,6 +100,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

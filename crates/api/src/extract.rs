@@ -18,6 +18,37 @@ use crate::state::AppState;
 /// Largest request body accepted (a batch of 10,000 events fits comfortably).
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
+/// Deepest nesting of arrays and objects accepted in a JSON body. The deepest request the API
+/// documents is 4 levels (a batch's events; a schedule's windows); serde_json's own limit (128)
+/// would be reached only after more work.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Reads a whole request body within the server's [`Limits::request_body`](crate::Limits) and
+/// [`MAX_BODY_BYTES`]: a client that trickles its body gets a 408, one that sends too much a 413.
+pub fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<web::Bytes, ApiError>> + 'static {
+    let bytes = web::Bytes::from_request(req, payload);
+    let limit = req
+        .app_data::<crate::Limits>()
+        .copied()
+        .unwrap_or_default()
+        .request_body;
+    async move {
+        let read = tokio::time::timeout(limit, bytes)
+            .await
+            .map_err(|_| ApiError::RequestTimeout(limit.as_secs()))?;
+        read.map_err(|e| {
+            if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+            } else {
+                ApiError::BadRequest(format!("could not read the request body: {e}"))
+            }
+        })
+    }
+}
+
 /// A JSON body deserialized into `T`. Malformed JSON is a 400; a value of the wrong type, a
 /// missing or unknown field is a 422 naming the field; a body over the limit is a 413.
 pub struct JsonBody<T>(pub T);
@@ -27,24 +58,48 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let bytes = web::Bytes::from_request(req, payload);
-        Box::pin(async move {
-            let bytes = bytes.await.map_err(|e| {
-                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge(MAX_BODY_BYTES)
-                } else {
-                    ApiError::BadRequest(format!("could not read the request body: {e}"))
-                }
-            })?;
-            parse_json(&bytes).map(JsonBody)
-        })
+        let bytes = read_body(req, payload);
+        Box::pin(async move { parse_json(&bytes.await?).map(JsonBody) })
     }
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if json_depth(bytes) > MAX_JSON_DEPTH {
+        return Err(ApiError::BadRequest(format!(
+            "the request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
     from_value(value)
+}
+
+/// The deepest nesting of `[` and `{` in a JSON text, ignoring brackets inside strings. One pass
+/// over the bytes, before any parsing; malformed text is left for the parser to reject.
+fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Deserializes a JSON value into a request type, naming the field of any error (also used by
@@ -142,11 +197,9 @@ impl FromRequest for QueryParams {
 }
 
 impl QueryParams {
+    /// A parameter's value; an empty one (`?limit=`) is present, and invalid for every parameter.
     fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .get(key)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(key).map(String::as_str)
     }
 
     pub fn page(&self) -> Result<PageRequest, ApiError> {
@@ -211,5 +264,20 @@ impl QueryParams {
                     })
             })
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_depth;
+
+    #[test]
+    fn depth_counts_nesting_outside_strings() {
+        assert_eq!(json_depth(b"42"), 0);
+        assert_eq!(json_depth(br#"{"events": [{"amount": "1"}]}"#), 3);
+        assert_eq!(json_depth(br#"{"name": "[[[[{{{{"}"#), 1);
+        assert_eq!(json_depth(br#"{"name": "a\"[[[", "x": [[]]}"#), 3);
+        assert_eq!(json_depth(b"[[[]]][[]]"), 3);
+        assert_eq!(json_depth("[".repeat(40).as_bytes()), 40);
     }
 }

@@ -9,6 +9,7 @@ pub mod routes;
 pub mod state;
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -18,6 +19,29 @@ use utoipa::OpenApi;
 
 use crate::error::ApiError;
 use crate::state::{AppState, JobsMonitor};
+
+/// How long the server waits for slow and idle clients. A client that trickles its request
+/// holds a connection (never a worker thread: actix serves many connections per thread), and
+/// only until these run out.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Time to send the request line and headers; then 408 and the connection is closed.
+    pub request_head: Duration,
+    /// Time to send the body (JSON and form bodies); then 408.
+    pub request_body: Duration,
+    /// How long an idle keep-alive connection stays open.
+    pub keep_alive: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_head: Duration::from_secs(5),
+            request_body: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(30),
+        }
+    }
+}
 
 /// A bound, not yet running, API server.
 pub struct Application {
@@ -47,6 +71,16 @@ impl Application {
         admin: admin::AdminState,
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
+        Self::with_limits(state, admin, listener, Limits::default())
+    }
+
+    /// The same with other client time limits (tests use short ones).
+    pub fn with_limits(
+        state: AppState,
+        admin: admin::AdminState,
+        listener: TcpListener,
+        limits: Limits,
+    ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(state);
         let admin = web::Data::new(admin);
@@ -55,6 +89,7 @@ impl Application {
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .app_data(state.clone())
                 .app_data(admin.clone())
+                .app_data(limits)
                 .app_data(web::PayloadConfig::new(extract::MAX_BODY_BYTES))
                 .app_data(web::PathConfig::default().error_handler(|_, _| {
                     ApiError::NotFound {
@@ -65,6 +100,9 @@ impl Application {
                 }))
                 .configure(configure)
         })
+        .client_request_timeout(limits.request_head)
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .keep_alive(limits.keep_alive)
         .listen(listener)
         .context("failed to listen")?
         .shutdown_timeout(10)
@@ -83,10 +121,11 @@ impl Application {
 
 /// Every route of the API process.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(routes::health::healthz))
-        .route("/readyz", web::get().to(routes::health::readyz))
-        .route("/metrics", web::get().to(routes::health::metrics))
-        .route("/api/openapi.json", web::get().to(openapi_json))
+    // Resources answer 405 to a method they do not serve (a bare route would fall through to 404).
+    cfg.service(web::resource("/healthz").get(routes::health::healthz))
+        .service(web::resource("/readyz").get(routes::health::readyz))
+        .service(web::resource("/metrics").get(routes::health::metrics))
+        .service(web::resource("/api/openapi.json").get(openapi_json))
         .service(web::scope("/api/v1").configure(routes::api_v1))
         .configure(admin::configure)
         .default_service(web::to(not_found));

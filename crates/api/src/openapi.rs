@@ -16,7 +16,7 @@ use crate::routes::{brands, campaigns, health, jobs, spend};
         jobs::queues, health::healthz, health::readyz,
     ),
     components(schemas(adbudget_domain::views::WindowView)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "jobs"), (name = "health"))
 )]
 pub struct ApiDoc;
@@ -35,5 +35,65 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Answers every operation can give besides its own: documented once here rather than on each
+/// handler, so that the document says everything a client (or schemathesis) can receive.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                let mut common = Vec::new();
+                if op.security.is_some() {
+                    common.push(("401", "Missing, unknown or revoked bearer token"));
+                    common.push((
+                        "403",
+                        "The token's scope does not allow this operation (an admin token is needed)",
+                    ));
+                    common.push(("400", "Malformed request: unreadable JSON or query"));
+                    common.push((
+                        "422",
+                        "A field, path or query parameter is invalid (the error names it)",
+                    ));
+                    common.push((
+                        "503",
+                        "The database (or, for jobs, Redis) is unavailable; retry",
+                    ));
+                }
+                if op.request_body.is_some() {
+                    common.push(("408", "The request body did not arrive in time"));
+                    common.push(("413", "The request body is too large"));
+                    common.push(("422", "A field is invalid (the error names it)"));
+                }
+                for (status, description) in common {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description).into());
+                }
+            }
+        }
     }
 }

@@ -116,10 +116,23 @@ async fn api_binary_on_postgres() {
     );
     let port = free_port();
     let log = std::env::temp_dir().join(format!("{}-api.log", db.url.rsplit('/').next().unwrap()));
-    let mut cmd = command("adbudget-api", &db.url);
+    // A password in DATABASE_URL (the test server trusts local connections and ignores it), an
+    // admin password and a bearer token: none of them may reach the logs, even at debug level.
+    let db_password = "Db-Pass-7f3a9c";
+    let mut url_with_password = url::Url::parse(&db.url).unwrap();
+    url_with_password.set_password(Some(db_password)).unwrap();
+    let admin_password = "Admin-Pass-51e0b2";
+    adbudget_domain::repo::users::create_superuser(
+        &mut adbudget_domain::db::connect_one(&db.url).unwrap(),
+        "ops",
+        admin_password,
+        adbudget_domain::forms::now(),
+    )
+    .unwrap();
+    let mut cmd = command("adbudget-api", url_with_password.as_str());
     cmd.env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
         .env("ADBUDGET_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     let mut process = Process(cmd.spawn().unwrap());
@@ -140,6 +153,45 @@ async fn api_binary_on_postgres() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = client
+        .get(format!("http://127.0.0.1:{port}/admin/login"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = form.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = form.text().await.unwrap();
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = page[at..].split('"').next().unwrap().to_owned();
+    for password in [admin_password, "Wrong-Pass-0c4d1e"] {
+        let resp = client
+            .post(format!("http://127.0.0.1:{port}/admin/login"))
+            .header("cookie", &cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("username", "ops"),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        // Logged in (303 to the panel) with the right password only.
+        assert_eq!(
+            resp.status() == 303,
+            password == admin_password,
+            "{}",
+            resp.status()
+        );
+    }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let text = std::fs::read_to_string(&log).unwrap();
     let lines: Vec<Value> = text
@@ -161,7 +213,13 @@ async fn api_binary_on_postgres() {
         !text.contains(secret),
         "the bearer token never reaches the logs"
     );
-    assert!(!text.contains("password"), "nor the database password");
+    for (what, secret) in [
+        ("the database password", db_password),
+        ("the admin password", admin_password),
+        ("a wrong password", "Wrong-Pass-0c4d1e"),
+    ] {
+        assert!(!text.contains(secret), "{what} never reaches the logs");
+    }
     let _ = std::fs::remove_file(&log);
 }
 

@@ -113,13 +113,9 @@ impl FromRequest for Form {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AdminError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let bytes = web::Bytes::from_request(req, payload);
+        let bytes = crate::extract::read_body(req, payload);
         Box::pin(async move {
-            let bytes = bytes.await.map_err(|e| {
-                AdminError(ApiError::BadRequest(format!(
-                    "could not read the form: {e}"
-                )))
-            })?;
+            let bytes = bytes.await.map_err(AdminError)?;
             Ok(Form(
                 url::form_urlencoded::parse(&bytes).into_owned().collect(),
             ))

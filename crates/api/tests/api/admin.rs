@@ -9,7 +9,10 @@ use redis::AsyncCommands;
 use reqwest::redirect::Policy;
 use serde_json::json;
 
-use crate::helpers::{TestApp, on_both_databases, spawn_app};
+use adbudget_api::admin::AdminState;
+use adbudget_api::admin::session::{SESSION_LIFETIME, Session};
+
+use crate::helpers::{SECRET_KEY, TestApp, on_both_databases, spawn_app};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 
@@ -37,6 +40,16 @@ fn session_cookie(resp: &reqwest::Response) -> Option<String> {
         .filter_map(|v| v.to_str().ok())
         .find(|c| c.starts_with("adbudget_session="))
         .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// The response sends the browser to the login page.
+#[track_caller]
+fn assert_to_login(resp: &reqwest::Response) {
+    let location = resp.headers()["location"].to_str().unwrap();
+    assert!(
+        location.starts_with("/admin/login"),
+        "redirected to {location}"
+    );
 }
 
 fn csrf_of(html: &str) -> String {
@@ -90,7 +103,8 @@ on_both_databases!(
     forms_need_the_csrf_token,
     failed_logins_are_throttled,
     job_monitor_retries_and_discards,
-    lists_search_sort_and_filter
+    lists_search_sort_and_filter,
+    sessions_expire
 );
 
 async fn lists_search_sort_and_filter(backend: Backend) {
@@ -186,12 +200,7 @@ async fn anonymous_requests_go_to_login(backend: Backend) {
             .await
             .unwrap();
         assert_eq!(resp.status(), 303, "POST {path}");
-        assert!(
-            resp.headers()["location"]
-                .to_str()
-                .unwrap()
-                .starts_with("/admin/login")
-        );
+        assert_to_login(&resp);
     }
     // A forged cookie counts for nothing.
     let resp = c
@@ -378,4 +387,85 @@ async fn job_monitor_retries_and_discards(backend: Backend) {
     if !keys.is_empty() {
         let _: () = conn.del(keys).await.unwrap();
     }
+}
+
+/// The session inside a `Cookie:` header value, read with the server's key.
+fn read_session(cookie: &str) -> Session {
+    let key = AdminState::new(Some(SECRET_KEY)).key;
+    let (name, value) = cookie.split_once('=').unwrap();
+    let req = actix_web::test::TestRequest::default()
+        .cookie(actix_web::cookie::Cookie::new(
+            name.to_owned(),
+            value.to_owned(),
+        ))
+        .to_http_request();
+    Session::from_request(&req, &key).expect("a session signed by the server")
+}
+
+/// `session` signed with the server's key, as a `Cookie:` header value.
+fn signed(session: &Session) -> String {
+    let key = AdminState::new(Some(SECRET_KEY)).key;
+    let req = actix_web::test::TestRequest::default().to_http_request();
+    let mut resp = actix_web::HttpResponse::Ok().finish();
+    session.store(&req, &key, &mut resp);
+    let header = resp.headers().get("set-cookie").unwrap().to_str().unwrap();
+    header.split(';').next().unwrap().to_owned()
+}
+
+async fn sessions_expire(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_admin(&app);
+    let (_, session) = login(&app, PASSWORD).await;
+    let (cookie, csrf) = session.expect("logged in");
+    let c = client();
+    let admin = |cookie: String| {
+        let c = c.clone();
+        let url = format!("{}/admin", app.address);
+        async move { c.get(url).header("cookie", cookie).send().await.unwrap() }
+    };
+    assert_eq!(admin(cookie.clone()).await.status(), 200);
+
+    // The login's session ends SESSION_LIFETIME (12 h) after it began, whatever happens.
+    let mut session = read_session(&cookie);
+    let now = chrono::Utc::now();
+    let lifetime = session.expires - now.timestamp();
+    assert!(
+        (SESSION_LIFETIME.num_seconds() - 120..=SESSION_LIFETIME.num_seconds()).contains(&lifetime),
+        "expires in {lifetime} s"
+    );
+    assert!(session.logged_in().is_some());
+
+    // The same session once that time has passed: sent back to the login page, and its forms
+    // are refused although the cookie is genuine and the CSRF token right.
+    session.expires = now.timestamp() - 1;
+    let expired = signed(&session);
+    assert_eq!(
+        read_session(&expired).expires,
+        session.expires,
+        "signed like the server does"
+    );
+    let resp = admin(expired.clone()).await;
+    assert_eq!(resp.status(), 303);
+    assert_to_login(&resp);
+    let resp = c
+        .post(format!("{}/admin/brands/new", app.address))
+        .header("cookie", &expired)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("name", "Late"),
+            ("daily_budget", "1"),
+            ("monthly_budget", "10"),
+            ("timezone", "UTC"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_to_login(&resp);
+    let brands = app.get("/api/v1/brands").await.expect(200);
+    assert_eq!(
+        brands["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing created: {brands}"
+    );
 }

@@ -1,8 +1,8 @@
 use std::net::TcpListener;
 
-use adbudget_api::Application;
 use adbudget_api::admin::AdminState;
 use adbudget_api::state::{AppState, JobsMonitor};
+use adbudget_api::{Application, Limits};
 use adbudget_domain::db::testing::{Backend, TestDatabase};
 use adbudget_domain::db::{self, DbPool};
 use adbudget_domain::jobs::{JobKind, JobSchedule};
@@ -23,9 +23,27 @@ pub struct TestApp {
     _db: TestDatabase,
 }
 
+/// The admin panel's session key in tests.
+pub const SECRET_KEY: &str = "test-secret-test-secret-test-secret-test-secret-";
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with_limits(backend, Limits::default()).await
+}
+
+/// An app whose client time limits are `limits`.
+pub async fn spawn_app_with_limits(backend: Backend, limits: Limits) -> TestApp {
     let database = TestDatabase::create(backend).expect("test database");
-    let pool = db::connect(&database.url, 8).expect("pool");
+    let url = database.url.clone();
+    spawn(database, &url, limits).await
+}
+
+/// An app on `database`, reached through `url` (a relay in the outage test).
+pub async fn spawn_app_on(database: TestDatabase, url: &str) -> TestApp {
+    spawn(database, url, Limits::default()).await
+}
+
+async fn spawn(database: TestDatabase, url: &str, limits: Limits) -> TestApp {
+    let pool = db::connect(url, 8).expect("pool");
     let (admin_token, ingest_token) = {
         let mut conn = db::get(&pool).unwrap();
         let now = adbudget_domain::forms::now();
@@ -45,10 +63,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
             .collect(),
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let app = Application::new(
+    let app = Application::with_limits(
         AppState::new(pool.clone()).with_jobs(jobs.clone()),
-        AdminState::new(Some(&"test-secret-".repeat(8))),
+        AdminState::new(Some(SECRET_KEY)),
         listener,
+        limits,
     )
     .expect("app");
     let address = format!("http://127.0.0.1:{}", app.port());

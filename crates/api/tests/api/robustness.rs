@@ -2,9 +2,19 @@ use adbudget_domain::db::testing::Backend;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{on_both_databases, spawn_app};
+use std::time::{Duration, Instant};
 
-on_both_databases!(no_input_gives_a_500, health_and_openapi);
+use adbudget_api::Limits;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{on_both_databases, spawn_app, spawn_app_with_limits};
+
+on_both_databases!(
+    no_input_gives_a_500,
+    health_and_openapi,
+    slow_clients_are_cut_off
+);
 
 async fn no_input_gives_a_500(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -19,6 +29,8 @@ async fn no_input_gives_a_500(backend: Backend) {
         "42".into(),
         "{}".into(),
         deep,
+        format!("{}{}", "[".repeat(33), "]".repeat(33)),
+        format!("{{\"events\": {}{}}}", "[".repeat(40), "]".repeat(40)),
         r#"{"campaign_id": 1e999, "amount": "1"}"#.into(),
         r#"{"campaign_id": 99999999999999999999999, "amount": "1"}"#.into(),
         r#"{"campaign_id": -1, "amount": "1"}"#.into(),
@@ -147,4 +159,81 @@ async fn health_and_openapi(backend: Backend) {
     unique.dedup();
     assert_eq!(ids.len(), unique.len(), "operation ids are unique: {ids:?}");
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// Everything the server sends on `stream` until it closes the connection.
+async fn read_until_closed(mut stream: TcpStream) -> String {
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut out))
+        .await
+        .expect("the server closes a stalled connection")
+        .ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn slow_clients_are_cut_off(backend: Backend) {
+    let limits = Limits {
+        request_head: Duration::from_secs(1),
+        request_body: Duration::from_secs(1),
+        keep_alive: Duration::from_secs(5),
+    };
+    let app = spawn_app_with_limits(backend, limits).await;
+    let brand = app.create_brand("Acme", "1000", "10000").await;
+    let c = app.create_campaign(&brand["id"], "c", json!({})).await;
+    let addr = app.address.trim_start_matches("http://").to_owned();
+
+    // Clients that send half a request head and stall, and clients that send the head and part of
+    // the body and stall: more of them than the server has worker threads.
+    let mut heads = Vec::new();
+    let mut bodies = Vec::new();
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"POST /api/v1/spend HTTP/1.1\r\nHost: x\r\nContent-Ty")
+            .await
+            .unwrap();
+        heads.push(s);
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        let head = format!(
+            "POST /api/v1/spend HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"campaign_id\": {}",
+            app.ingest_token, c["id"]
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        bodies.push(s);
+    }
+
+    // Meanwhile everyone else is served.
+    for i in 0..10 {
+        app.request(
+            Method::POST,
+            "/api/v1/spend",
+            Some(&app.ingest_token),
+            Some(&json!({"campaign_id": c["id"], "amount": "1.00", "event_id": format!("ok-{i}")})),
+        )
+        .await
+        .expect(201);
+    }
+
+    // The stalled clients are answered 408 and disconnected, well before anyone's patience runs out.
+    let started = Instant::now();
+    for s in heads {
+        let answer = read_until_closed(s).await;
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+            "a stalled request head: {answer:?}"
+        );
+    }
+    for s in bodies {
+        let answer = read_until_closed(s).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 408") && answer.contains("\"request_timeout\""),
+            "a stalled body: {answer:?}"
+        );
+    }
+    eprintln!("stalled clients cut off after {:?}", started.elapsed());
+    assert_eq!(
+        app.campaign(&c["id"]).await["daily_spend"],
+        "10.00",
+        "the served events are stored, the stalled ones not"
+    );
 }
