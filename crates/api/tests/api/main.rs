@@ -13,5 +13,6 @@ mod campaigns;
 mod dayparting;
 mod jobs;
 mod metrics;
+mod outage;
 mod robustness;
 mod spend;

@@ -5,6 +5,8 @@
 //! batch inserts, row locks) go through [`per_backend!`], which compiles the same code once for each
 //! concrete connection.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,7 +26,28 @@ pub enum DbConnection {
     Sqlite(diesel::SqliteConnection),
 }
 
-pub type DbPool = Pool<DbManager>;
+/// The connection pool, and whether the database has been refusing connections lately.
+#[derive(Clone)]
+pub struct DbPool {
+    pool: Pool<DbManager>,
+    last_failure_ms: Arc<AtomicI64>,
+}
+
+impl std::ops::Deref for DbPool {
+    type Target = Pool<DbManager>;
+    fn deref(&self) -> &Pool<DbManager> {
+        &self.pool
+    }
+}
+
+impl DbPool {
+    /// Whether opening a connection failed in the last 10 seconds and none succeeded since (r2d2
+    /// retries in the background while anyone waits, so an outage keeps this fresh).
+    pub fn failing(&self) -> bool {
+        let at = self.last_failure_ms.load(Ordering::Relaxed);
+        at != 0 && chrono::Utc::now().timestamp_millis() - at < 10_000
+    }
+}
 pub type PooledConn = PooledConnection<DbManager>;
 
 /// Runs `$body` with `$c` bound to the concrete connection inside `$conn`, compiled once per backend.
@@ -87,14 +110,30 @@ pub fn redact(url: &str) -> String {
 
 /// Opens connections of the backend the URL names. SQLite connections get their pragmas here, on
 /// every new connection: a PRAGMA only affects the connection that runs it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DbManager {
     url: DatabaseUrl,
+    /// When the last attempt to open a connection failed (milliseconds since the Unix epoch), 0
+    /// after one succeeded: while the database is down, callers give up at once instead of
+    /// waiting out the pool's timeout. Shared with the [`DbPool`].
+    last_failure_ms: Arc<AtomicI64>,
 }
 
 impl DbManager {
     pub fn new(url: DatabaseUrl) -> Self {
-        DbManager { url }
+        DbManager {
+            url,
+            last_failure_ms: Arc::default(),
+        }
+    }
+
+    fn note(&self, failed: bool) {
+        let at = if failed {
+            chrono::Utc::now().timestamp_millis()
+        } else {
+            0
+        };
+        self.last_failure_ms.store(at, Ordering::Relaxed);
     }
 }
 
@@ -103,6 +142,22 @@ impl ManageConnection for DbManager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
+        let connected = self.open();
+        self.note(connected.is_err());
+        connected
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.ping().map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || conn.is_broken()
+    }
+}
+
+impl DbManager {
+    fn open(&self) -> Result<DbConnection, diesel::r2d2::Error> {
         match &self.url {
             DatabaseUrl::Postgres(url) => diesel::PgConnection::establish(url)
                 .map(DbConnection::Postgresql)
@@ -121,25 +176,23 @@ impl ManageConnection for DbManager {
             }
         }
     }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        conn.ping().map_err(diesel::r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        std::thread::panicking() || conn.is_broken()
-    }
 }
 
 /// A pool over `url`. Fails fast if the database cannot be reached.
 pub fn connect(url: &str, max_size: u32) -> anyhow::Result<DbPool> {
     let parsed = DatabaseUrl::parse(url).map_err(|e| anyhow::anyhow!("DATABASE_URL {e}"))?;
-    Pool::builder()
+    let manager = DbManager::new(parsed);
+    let last_failure_ms = manager.last_failure_ms.clone();
+    let pool = Pool::builder()
         .max_size(max_size)
         .min_idle(Some(1))
-        .connection_timeout(Duration::from_secs(5))
-        .build(DbManager::new(parsed))
-        .with_context(|| format!("failed to connect to the database at {}", redact(url)))
+        .connection_timeout(CHECKOUT_TIMEOUT)
+        .build(manager)
+        .with_context(|| format!("failed to connect to the database at {}", redact(url)))?;
+    Ok(DbPool {
+        pool,
+        last_failure_ms,
+    })
 }
 
 /// One connection, without a pool, for short-lived commands. A pool keeps a background thread that
@@ -192,9 +245,26 @@ where
     }
 }
 
-/// Checks out a connection, mapping an exhausted or unreachable pool to `Unavailable`.
+/// How long a checkout waits for a connection when the database was reachable last time.
+pub const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long it waits while the database is failing: an outage is answered with 503 at once
+/// (r2d2 keeps trying to reconnect in the background, and the first success ends this).
+pub const CHECKOUT_TIMEOUT_WHILE_FAILING: Duration = Duration::from_millis(250);
+
+/// Checks out a connection, mapping an exhausted or unreachable pool to `Unavailable`. A busy
+/// pool is waited for up to [`CHECKOUT_TIMEOUT`]; a database that refuses connections is given
+/// up on within [`CHECKOUT_TIMEOUT_WHILE_FAILING`] of the pool noticing.
 pub fn get(pool: &DbPool) -> DomainResult<PooledConn> {
-    pool.get().map_err(DomainError::from)
+    let deadline = std::time::Instant::now() + CHECKOUT_TIMEOUT;
+    loop {
+        match pool.get_timeout(CHECKOUT_TIMEOUT_WHILE_FAILING) {
+            Ok(conn) => return Ok(conn),
+            Err(e) if pool.failing() || std::time::Instant::now() >= deadline => {
+                return Err(e.into());
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 /// `SELECT 1`, for readiness probes.
