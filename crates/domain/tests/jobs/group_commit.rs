@@ -10,7 +10,10 @@ use serde_json::json;
 
 use crate::{on_both_databases, utc, world};
 
-on_both_databases!(each_event_gets_its_own_outcome);
+on_both_databases!(
+    each_event_gets_its_own_outcome,
+    concurrent_sends_of_one_batch_record_it_once
+);
 
 fn event(campaign_id: i64, units: i64, id: Option<&str>) -> ValidSpend {
     ValidSpend {
@@ -76,6 +79,66 @@ fn each_event_gets_its_own_outcome(backend: Backend) {
     assert!(
         !first.is_active,
         "every answer shows the state after the commit"
+    );
+    w.assert_verified(t);
+}
+
+/// A client sends the same batch on several connections at once (a retry racing the original):
+/// every request succeeds, each event is recorded once, the others answer replays; single-event
+/// group commits racing them too.
+fn concurrent_sends_of_one_batch_record_it_once(backend: Backend) {
+    let w = world(backend);
+    let t = utc("2026-11-16T12:00:00Z");
+    let brands: Vec<i64> = (0..3)
+        .map(|n| w.brand(&format!("b{n}"), "100000", "1000000", "UTC", t))
+        .collect();
+    let campaigns: Vec<i64> = brands
+        .iter()
+        .flat_map(|b| (0..4).map(|n| w.campaign(*b, &format!("c{n}"), json!({}), t)))
+        .collect();
+    let batch: Vec<ValidSpend> = (0..60)
+        .map(|i| event(campaigns[i % campaigns.len()], 1, Some(&format!("e{i}"))))
+        .collect();
+    let results: Vec<Vec<bool>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|n| {
+                let (w, batch) = (&w, &batch);
+                scope.spawn(move || {
+                    let mut conn = w.conn();
+                    if n % 2 == 0 {
+                        let recorded = spend::record(&mut conn, batch, t, true)
+                            .unwrap_or_else(|e| panic!("batch {n}: {e}"));
+                        recorded.outcomes.iter().map(Outcome::is_new).collect()
+                    } else {
+                        spend::record_group(&mut conn, batch, t)
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, r)| {
+                                r.unwrap_or_else(|e| panic!("group {n}, event {i}: {e}"))
+                                    .0
+                                    .is_new()
+                            })
+                            .collect()
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for i in 0..batch.len() {
+        let new = results.iter().filter(|r| r[i]).count();
+        assert_eq!(new, 1, "event e{i} recorded by exactly one request");
+    }
+    let spent: Money = campaigns
+        .iter()
+        .map(|c| w.get(*c, t).daily_spend)
+        .fold(Money::ZERO, |a, b| {
+            Money::from_micros(a.micros() + b.micros())
+        });
+    assert_eq!(
+        spent,
+        Money::from_micros(60 * 1_000_000),
+        "each event counted once"
     );
     w.assert_verified(t);
 }

@@ -139,7 +139,34 @@ fn reconcile_spans_chunks(backend: Backend) {
     let now = utc("2026-11-16T12:00:00Z");
     let ids = adbudget_domain::db::testing::seed(&mut w.conn(), 450, 100, |_| {}).unwrap();
     assert_eq!(ids.len(), 45_000);
-    w.run(JobKind::EnforceBudgets, now);
+    // The first run sets every campaign outside its window: thousands of changes, whose history
+    // rows PostgreSQL receives by COPY (SQLite by INSERT), one per change, as the rule said.
+    let first = w.run(JobKind::EnforceBudgets, now);
+    assert!(first.changed > 1000, "{} changed", first.changed);
+    {
+        use adbudget_domain::schema::{campaign_status_history as h, campaigns as c};
+        use diesel::prelude::*;
+        let rows: Vec<(i64, bool, i32, String, i32)> = h::table
+            .inner_join(c::table)
+            .select((
+                h::campaign_id,
+                h::is_active,
+                h::pause_reasons,
+                h::cause,
+                c::pause_reasons,
+            ))
+            .load(&mut *w.conn())
+            .unwrap();
+        assert_eq!(rows.len(), first.changed);
+        for (id, active, reasons, cause, now_reasons) in rows {
+            assert_eq!(
+                (reasons, active),
+                (now_reasons, now_reasons == 0),
+                "campaign {id}"
+            );
+            assert_eq!(cause, "enforce_budgets");
+        }
+    }
     let picked = [ids[0], ids[19_999], ids[20_000], ids[44_999]];
     for id in picked {
         adbudget_domain::db::testing::corrupt_state(&mut w.conn(), id, 1).unwrap();

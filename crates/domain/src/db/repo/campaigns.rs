@@ -47,7 +47,7 @@ fn to_views(
         periods.keys(*tz);
     }
     let ids: Vec<i64> = rows.iter().map(|(r, _)| r.id).collect();
-    let totals = enforce::campaign_totals(conn, Some(&ids), &periods.all())?;
+    let totals = enforce::campaign_totals(conn, &ids, &periods.all())?;
     Ok(rows
         .into_iter()
         .zip(tzs)

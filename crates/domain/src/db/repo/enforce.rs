@@ -245,15 +245,18 @@ pub(crate) fn brand_totals(
     ))
 }
 
-/// Spend of `campaign_ids` (or all campaigns when `None`) in the given periods.
-/// Spend of the campaigns with ids in `first..=last` in the given periods.
+/// Spend in the given periods of the campaigns with ids in `first..=last`, and, for a selection
+/// narrower than every campaign, only of those it picks: a reset's selection is sparse (a tenth
+/// of the ids in its range at 1M), and reading the whole range read ten times the rows needed.
 fn campaign_totals_in_range(
     conn: &mut DbConnection,
     first: i64,
     last: i64,
     periods: &[String],
+    selection: Selection,
 ) -> QueryResult<Totals> {
-    let rows: Vec<(i64, String, i64)> = campaign_spend::table
+    let mut q = campaign_spend::table
+        .inner_join(campaigns::table)
         .select((
             campaign_spend::campaign_id,
             campaign_spend::period,
@@ -261,43 +264,36 @@ fn campaign_totals_in_range(
         ))
         .filter(campaign_spend::campaign_id.between(first, last))
         .filter(campaign_spend::period.eq_any(periods))
-        .load(conn)?;
+        .into_boxed();
+    if selection != Selection::Every {
+        q = q.filter(sql::<Bool>(&selection.condition()));
+    }
+    let rows: Vec<(i64, String, i64)> = q.load(conn)?;
     Ok(Totals(
         rows.into_iter().map(|(id, p, a)| ((id, p), a)).collect(),
     ))
 }
 
+/// Spend of `campaign_ids` in the given periods (by primary key, in chunks).
 pub(crate) fn campaign_totals(
     conn: &mut DbConnection,
-    campaign_ids: Option<&[i64]>,
+    campaign_ids: &[i64],
     periods: &[String],
 ) -> QueryResult<Totals> {
     let mut totals = Totals::default();
-    let mut load = |ids: Option<&[i64]>| -> QueryResult<()> {
-        let mut q = campaign_spend::table
+    for chunk in campaign_ids.chunks(CHUNK) {
+        let rows: Vec<(i64, String, i64)> = campaign_spend::table
             .select((
                 campaign_spend::campaign_id,
                 campaign_spend::period,
                 campaign_spend::amount,
             ))
+            .filter(campaign_spend::campaign_id.eq_any(chunk))
             .filter(campaign_spend::period.eq_any(periods))
-            .into_boxed();
-        if let Some(ids) = ids {
-            q = q.filter(campaign_spend::campaign_id.eq_any(ids));
-        }
-        let rows: Vec<(i64, String, i64)> = q.load(conn)?;
+            .load(conn)?;
         totals
             .0
             .extend(rows.into_iter().map(|(id, p, a)| ((id, p), a)));
-        Ok(())
-    };
-    match campaign_ids {
-        None => load(None)?,
-        Some(ids) => {
-            for chunk in ids.chunks(CHUNK) {
-                load(Some(chunk))?;
-            }
-        }
     }
     Ok(totals)
 }
@@ -345,7 +341,7 @@ pub fn reconcile(
 ) -> QueryResult<Vec<Change>> {
     let mut all = Vec::new();
     for_each_chunk(conn, scope, |conn, rows| {
-        let changes = evaluate_rows(conn, rows, now)?;
+        let changes = evaluate_rows(conn, rows, scope.select, now)?;
         apply_changes(conn, &changes, now, cause)?;
         all.extend(changes);
         Ok(())
@@ -362,7 +358,7 @@ pub fn evaluate(
 ) -> QueryResult<Vec<Change>> {
     let mut all = Vec::new();
     for_each_chunk(conn, scope, |conn, rows| {
-        all.extend(evaluate_rows(conn, rows, now)?);
+        all.extend(evaluate_rows(conn, rows, scope.select, now)?);
         Ok(())
     })?;
     Ok(all)
@@ -398,9 +394,11 @@ fn for_each_chunk(
     }
 }
 
+/// Evaluates `rows` (picked by `selection`, or listed when `None`).
 fn evaluate_rows(
     conn: &mut DbConnection,
     rows: Vec<Row>,
+    selection: Option<Selection>,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Change>> {
     let mut periods = PeriodsAt::new(now);
@@ -415,18 +413,28 @@ fn evaluate_rows(
     let mut brand_ids: Vec<i64> = rows.iter().map(|r| r.brand_id).collect();
     brand_ids.sort_unstable();
     brand_ids.dedup();
-    // Rows come in id order: read the campaigns' totals as one primary-key range (no list to
-    // bind, whatever the chunk size), the brands' by id.
+    // A selection's chunk comes in id order: its campaigns' totals are read as one primary-key
+    // range (no list to bind, whatever the chunk size). Listed campaigns (the spend path, API
+    // edits) are read by id: their ids can be far apart, and a range between them would read the
+    // totals of every campaign in between. The brands' by id.
     let brand_spend = if brand_ids.len() > CHUNK {
         brand_totals(conn, None, &period_list)?
     } else {
         brand_totals(conn, Some(&brand_ids), &period_list)?
     };
-    let (first, last) = (
-        rows.first().map_or(0, |r| r.id),
-        rows.last().map_or(0, |r| r.id),
-    );
-    let campaign_spend = campaign_totals_in_range(conn, first, last, &period_list)?;
+    let campaign_spend = match selection {
+        Some(selection) => {
+            let (first, last) = (
+                rows.first().map_or(0, |r| r.id),
+                rows.last().map_or(0, |r| r.id),
+            );
+            campaign_totals_in_range(conn, first, last, &period_list, selection)?
+        }
+        None => {
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            campaign_totals(conn, &ids, &period_list)?
+        }
+    };
 
     let mut changes = Vec::new();
     for r in &rows {
@@ -516,6 +524,11 @@ fn load_rows(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Vec<Row>> {
     Ok(rows)
 }
 
+/// Above this many history rows, PostgreSQL gets them by COPY rather than INSERT. A COPY costs a
+/// round trip more than an INSERT (the server must answer `COPY … FROM STDIN` before the data),
+/// so the spend path's few rows stay on INSERT; the sweeps' thousands go by COPY.
+const COPY_FROM_ROWS: usize = 100;
+
 /// Stores new pause reasons (one UPDATE per distinct reason set) and the history rows.
 fn apply_changes(
     conn: &mut DbConnection,
@@ -557,7 +570,18 @@ fn apply_changes(
                 )
             })
             .collect();
-        crate::per_backend!(conn, c => diesel::insert_into(campaign_status_history::table).values(&rows).execute(c))?;
+        match conn {
+            // COPY streams the rows in PostgreSQL's binary format: no statement to parse and plan
+            // with 25,000 parameters (a reset writes 100,000 history rows at 1M campaigns).
+            DbConnection::Postgresql(c) if rows.len() > COPY_FROM_ROWS => {
+                diesel::copy_from(campaign_status_history::table)
+                    .from_insertable(&rows)
+                    .execute(c)?;
+            }
+            _ => {
+                crate::per_backend!(conn, c => diesel::insert_into(campaign_status_history::table).values(&rows).execute(c))?;
+            }
+        }
     }
     Ok(())
 }

@@ -101,16 +101,37 @@ pub fn record(
     batch: bool,
 ) -> DomainResult<Recorded> {
     let mode = if batch { Mode::Batch } else { Mode::Single };
-    write_transaction(conn, |conn| {
-        let (results, campaigns) = record_in_tx(conn, events, now, mode)?;
-        let outcomes = results
-            .into_iter()
-            .collect::<DomainResult<Vec<Outcome>>>()?;
-        Ok(Recorded {
-            outcomes,
-            campaigns,
+    retrying_concurrent(|| {
+        write_transaction(conn, |conn| {
+            let (results, campaigns) = record_in_tx(conn, events, now, mode)?;
+            let outcomes = results
+                .into_iter()
+                .collect::<DomainResult<Vec<Outcome>>>()?;
+            Ok(Recorded {
+                outcomes,
+                campaigns,
+            })
         })
     })
+}
+
+/// Why an insert of spend logs failed when another transaction committed one of its event ids
+/// first (the unique index on `event_id` made it wait, then refused it).
+const CONCURRENT_EVENT: &str = "an event with this event_id is being recorded concurrently";
+
+/// Runs a spend transaction again when it lost the race for an event id to a concurrent one: the
+/// new attempt finds that event committed and answers it as a replay (or a conflict, if its payload
+/// differs). Three attempts; a third loss is reported.
+fn retrying_concurrent<T>(mut attempt: impl FnMut() -> DomainResult<T>) -> DomainResult<T> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt() {
+            Err(DomainError::Conflict { message, .. })
+                if message == CONCURRENT_EVENT && tries < 3 => {}
+            other => return other,
+        }
+    }
 }
 
 /// Group commit: records independent events in one transaction and returns each one's outcome
@@ -121,7 +142,9 @@ pub fn record_group(
     events: &[ValidSpend],
     now: DateTime<Utc>,
 ) -> Vec<DomainResult<(Outcome, Campaign)>> {
-    let together = write_transaction(conn, |conn| record_in_tx(conn, events, now, Mode::Group));
+    let together = retrying_concurrent(|| {
+        write_transaction(conn, |conn| record_in_tx(conn, events, now, Mode::Group))
+    });
     match together {
         Ok((results, campaigns)) => {
             let by_id: HashMap<i64, Campaign> = campaigns.into_iter().map(|c| (c.id, c)).collect();
@@ -196,8 +219,13 @@ fn record_in_tx(
     let mut brand_ids: Vec<i64> = owners.values().map(|(b, _)| *b).collect();
     brand_ids.sort_unstable();
     brand_ids.dedup();
-    enforce::lock_brands(conn, &brand_ids)?;
 
+    // The spend logs are looked up and inserted before the brand locks are taken, so concurrent
+    // transactions over the same brands do this part side by side and serialize only for the
+    // totals, the budget check and the reconcile. Two transactions inserting the same event id
+    // meet at the unique index: the second waits for the first and then fails with
+    // CONCURRENT_EVENT, and `retrying_concurrent` runs it again, when the lookup finds the
+    // committed event and answers a replay.
     // Idempotency: earlier events with the same ids.
     let ids: Vec<&str> = events
         .iter()
@@ -289,13 +317,7 @@ fn record_in_tx(
             .values(&rows)
             .returning(SpendRow::as_returning())
             .get_results(c))
-            .map_err(|e| {
-                super::unique_violation(
-                    e,
-                    "event_id",
-                    "an event with this event_id is being recorded concurrently",
-                )
-            })?;
+            .map_err(|e| super::unique_violation(e, "event_id", CONCURRENT_EVENT))?;
         for ((i, _), row) in chunk.iter().zip(inserted) {
             results[*i] = Some(Ok(Outcome::Recorded(row.into())));
         }
@@ -310,6 +332,8 @@ fn record_in_tx(
         };
         results[i] = Some(log);
     }
+
+    enforce::lock_brands(conn, &brand_ids)?;
 
     // Period accounting: one atomic increment per (owner, period), in key order.
     let mut brand_add: BTreeMap<(i64, String), i64> = BTreeMap::new();

@@ -1,0 +1,1 @@
+CREATE INDEX campaign_spend_period ON campaign_spend (period);
