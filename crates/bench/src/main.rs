@@ -20,6 +20,9 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 
+mod soak;
+mod worker_rss;
+
 #[derive(Parser)]
 #[command(
     name = "adbudget-bench",
@@ -39,31 +42,11 @@ enum Db {
 #[derive(Subcommand)]
 enum Command {
     /// Spend ingestion over HTTP.
-    Ingest {
-        /// A throwaway database of this backend (ignored with --database-url or --url).
-        #[arg(long, value_enum, default_value = "sqlite")]
-        db: Db,
-        /// Start `adbudget-api` on this database instead of a throwaway one.
-        #[arg(long)]
-        database_url: Option<String>,
-        /// Load a running API instead (needs --token and --campaign-ids).
-        #[arg(long)]
-        url: Option<String>,
-        #[arg(long)]
-        token: Option<String>,
-        #[arg(long, value_delimiter = ',')]
-        campaign_ids: Vec<i64>,
-        #[arg(long, default_value_t = 64)]
-        connections: usize,
-        #[arg(long, default_value_t = 15)]
-        seconds: u64,
-        /// Events per request: 1 uses POST /spend, more uses POST /spend/batch.
-        #[arg(long, default_value_t = 1)]
-        batch: usize,
-        /// Campaigns spend is spread over (created when the tool starts the API).
-        #[arg(long, default_value_t = 1000)]
-        campaigns: usize,
-    },
+    Ingest(IngestArgs),
+    /// The whole system (2 APIs, 2 workers, 2 beats, PostgreSQL, a Redis of its own) under
+    /// mixed load while processes are killed and restarted; then every acknowledged event is
+    /// checked and `adbudget verify` must be clean.
+    Soak(soak::SoakArgs),
     /// Job runtimes over a data set.
     Jobs {
         #[arg(long, value_enum, default_value = "postgres")]
@@ -72,6 +55,10 @@ enum Command {
         database_url: Option<String>,
         #[arg(long, default_value_t = 10_000)]
         campaigns: usize,
+        /// Then run `adbudget-worker` (with `adbudget-beat` enqueueing enforce_budgets every 2 s)
+        /// on the data set for this many seconds and report its peak resident set.
+        #[arg(long)]
+        worker_seconds: Option<u64>,
     },
 }
 
@@ -120,7 +107,57 @@ fn seed(pool: &DbPool, n: usize) -> anyhow::Result<Vec<i64>> {
         adbudget_domain::forms::now(),
     )?;
     eprintln!("initial states set in {:?}", started.elapsed());
+    // Time the jobs on a database at rest, as in service: statistics current, and the bulk load's
+    // dirty pages written out (else the first job shares the disk with that checkpoint).
+    if let db::DbConnection::Postgresql(pg) = &mut *conn {
+        use diesel::connection::SimpleConnection;
+        let started = Instant::now();
+        // One statement per call: a multi-statement string runs as one transaction block.
+        pg.batch_execute("VACUUM ANALYZE")?;
+        pg.batch_execute("CHECKPOINT")?;
+        eprintln!("vacuum, analyze, checkpoint in {:?}", started.elapsed());
+    }
     Ok(ids)
+}
+
+/// Spend history, as a database in service has: `per_campaign` events per campaign in January
+/// (past periods, so today's totals start at zero), with their period totals, then fresh planner
+/// statistics. Without it the load starts on empty tables whose plans (sequential scans, chosen
+/// before autovacuum's first ANALYZE) say nothing about a database in service. PostgreSQL only.
+/// Returns how many events it stored.
+fn seed_history(pool: &DbPool, per_campaign: u32) -> anyhow::Result<u64> {
+    use diesel::connection::SimpleConnection;
+    let mut conn = db::get(pool)?;
+    let db::DbConnection::Postgresql(pg) = &mut *conn else {
+        return Ok(0);
+    };
+    let started = Instant::now();
+    pg.batch_execute(&format!(
+        "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id)
+           SELECT c.id, 10000, TIMESTAMP '2026-01-15 12:00:00', TIMESTAMP '2026-01-15 12:00:00',
+                  'history-' || c.id || '-' || g
+           FROM campaigns c CROSS JOIN generate_series(1, {per_campaign}) g;
+         INSERT INTO campaign_spend (campaign_id, period, amount)
+           SELECT campaign_id, p.period, SUM(amount) FROM spend_logs
+           CROSS JOIN (VALUES ('2026-01-15'), ('2026-01')) AS p(period)
+           WHERE event_id LIKE 'history-%' GROUP BY campaign_id, p.period;
+         INSERT INTO brand_spend (brand_id, period, amount)
+           SELECT c.brand_id, p.period, SUM(s.amount) FROM spend_logs s
+           JOIN campaigns c ON c.id = s.campaign_id
+           CROSS JOIN (VALUES ('2026-01-15'), ('2026-01')) AS p(period)
+           WHERE s.event_id LIKE 'history-%' GROUP BY c.brand_id, p.period;
+         ANALYZE;"
+    ))?;
+    eprintln!(
+        "spend history ({per_campaign} events a campaign) in {:?}",
+        started.elapsed()
+    );
+    let campaigns: i64 = {
+        use adbudget_domain::schema::campaigns;
+        use diesel::prelude::*;
+        campaigns::table.count().get_result(&mut *conn)?
+    };
+    Ok(campaigns as u64 * u64::from(per_campaign))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -130,32 +167,19 @@ fn main() -> anyhow::Result<()> {
             db,
             database_url,
             campaigns,
-        } => bench_jobs(db, database_url, campaigns),
-        Command::Ingest {
-            db,
-            database_url,
-            url,
-            token,
-            campaign_ids,
-            connections,
-            seconds,
-            batch,
-            campaigns,
-        } => tokio::runtime::Runtime::new()?.block_on(bench_ingest(IngestArgs {
-            db,
-            database_url,
-            url,
-            token,
-            campaign_ids,
-            connections,
-            seconds,
-            batch,
-            campaigns,
-        })),
+            worker_seconds,
+        } => bench_jobs(db, database_url, campaigns, worker_seconds),
+        Command::Soak(args) => tokio::runtime::Runtime::new()?.block_on(soak::run(args)),
+        Command::Ingest(args) => tokio::runtime::Runtime::new()?.block_on(bench_ingest(args)),
     }
 }
 
-fn bench_jobs(db: Db, database_url: Option<String>, n: usize) -> anyhow::Result<()> {
+fn bench_jobs(
+    db: Db,
+    database_url: Option<String>,
+    n: usize,
+    worker_seconds: Option<u64>,
+) -> anyhow::Result<()> {
     let (url, _guard) = database(db, database_url)?;
     let pool = db::connect(&url, 4)?;
     let ids = seed(&pool, n)?;
@@ -186,19 +210,57 @@ fn bench_jobs(db: Db, database_url: Option<String>, n: usize) -> anyhow::Result<
         }
         timed(&mut conn, kind)?;
     }
+    if let Some(seconds) = worker_seconds {
+        drop(conn);
+        tokio::runtime::Runtime::new()?.block_on(worker_rss::measure(&url, seconds))?;
+    }
     Ok(())
 }
 
+/// `adbudget-bench ingest`.
+#[derive(clap::Args)]
 struct IngestArgs {
+    /// A throwaway database of this backend (ignored with --database-url or --url).
+    #[arg(long, value_enum, default_value = "sqlite")]
     db: Db,
+    /// Start `adbudget-api` on this database instead of a throwaway one.
+    #[arg(long)]
     database_url: Option<String>,
+    /// Load a running API instead (needs --token and --campaign-ids).
+    #[arg(long)]
     url: Option<String>,
+    #[arg(long)]
     token: Option<String>,
+    #[arg(long, value_delimiter = ',')]
     campaign_ids: Vec<i64>,
+    #[arg(long, default_value_t = 64)]
     connections: usize,
+    #[arg(long, default_value_t = 15)]
     seconds: u64,
+    /// Events per request: 1 uses POST /spend, more uses POST /spend/batch.
+    #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Campaigns spend is spread over (created when the tool starts the API).
+    #[arg(long, default_value_t = 1000)]
     campaigns: usize,
+}
+
+/// A port nothing listens on now.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A workspace binary, built next to this one.
+fn binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
+    let path = std::env::current_exe()?.with_file_name(name);
+    anyhow::ensure!(
+        path.exists(),
+        "{} is not built (cargo build --release --workspace)",
+        path.display()
+    );
+    Ok(path)
 }
 
 /// The API process this tool started, killed when dropped.
@@ -224,6 +286,7 @@ fn rss_kib(pid: u32) -> Option<u64> {
 
 async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
     let mut _guard = None;
+    let mut history = 0;
     let mut server = None;
     let mut pool = None;
     let (base, token, ids) = match args.url {
@@ -239,16 +302,15 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
             _guard = guard;
             let p = db::connect(&url, 4)?;
             let ids = seed(&p, args.campaigns)?;
+            history = seed_history(&p, 100)?;
             let (_, token) = tokens::create(
                 &mut *db::get(&p)?,
-                "bench",
+                &format!("bench-{}", std::process::id()),
                 tokens::Scope::Ingest,
                 adbudget_domain::forms::now(),
             )?;
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port();
-            let exe = std::env::current_exe()?.with_file_name("adbudget-api");
+            let port = free_port()?;
+            let exe = binary("adbudget-api")?;
             let child = std::process::Command::new(&exe)
                 .env("DATABASE_URL", &url)
                 .env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
@@ -316,9 +378,12 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
             }
         })
     };
+    // Latencies in µs, 1 µs to 60 s, 3 significant digits; each connection fills a copy.
+    let empty = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut tasks = Vec::new();
     for conn in 0..args.connections {
-        let (client, base, token, ids, run) = (
+        let (mut hist, client, base, token, ids, run) = (
+            empty.clone(),
             client.clone(),
             base.clone(),
             token.clone(),
@@ -327,7 +392,6 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
         );
         let batch = args.batch;
         tasks.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable_hist()));
             let (mut ok, mut failed, mut events) = (0u64, 0u64, 0u64);
             let mut n = 0u64;
             while Instant::now() < deadline {
@@ -356,7 +420,7 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
             (hist, ok, failed, events)
         }));
     }
-    let mut hist = Histogram::<u64>::new(3)?;
+    let mut hist = empty;
     let (mut ok, mut failed, mut events) = (0, 0, 0);
     for t in tasks {
         let (h, o, f, e) = t.await?;
@@ -399,13 +463,13 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
         // Correctness after the load: every acknowledged event stored, totals and states agree.
         let mut conn = db::get(&pool)?;
         let report = verify::check(&mut conn, adbudget_domain::forms::now())?;
+        let stored = report.spend_logs as u64 - history;
         println!(
-            "verify: {} spend logs (acknowledged {events}), {} campaigns, {} disagreements",
-            report.spend_logs,
+            "verify: {stored} spend logs stored by the run (acknowledged {events}; {history} of history before it), {} campaigns, {} disagreements",
             report.campaigns,
             report.findings.len()
         );
-        if !report.is_clean() || (report.spend_logs as u64) < events {
+        if !report.is_clean() || stored < events {
             bail!(
                 "verification failed: {:?}",
                 report.findings.iter().take(5).collect::<Vec<_>>()
@@ -413,9 +477,4 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn unreachable_hist() -> Histogram<u64> {
-    // Histogram::new(3) only fails for a precision above 5; this is never reached.
-    std::process::exit(2)
 }

@@ -1,0 +1,874 @@
+//! `adbudget-bench soak`: the whole system under mixed load while processes fail (issue #7).
+//!
+//! On PostgreSQL, with a redis-server of its own, the tool starts two `adbudget-api`, two
+//! `adbudget-worker` and two `adbudget-beat` processes (the real binaries, built next to this one)
+//! and drives them with single and batch spend (including replays of earlier event ids), budget
+//! edits, schedule edits and manual pause/resume, spread over both APIs as a load balancer would.
+//! Meanwhile it kills a worker with SIGKILL, restarts Redis, restarts an API process and kills a
+//! beat. A client whose request fails (connection lost, 503) sends the same event ids again later,
+//! as the API's idempotency allows.
+//!
+//! Afterwards it checks that every acknowledged event is stored exactly once with its payload,
+//! that nothing else was stored, that the jobs run again after the faults, and that
+//! `adbudget verify` is clean. Any failure is an error (exit 1).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use adbudget_domain::db::testing::{Backend, TestDatabase};
+use adbudget_domain::db::{self};
+use adbudget_domain::repo::tokens;
+use anyhow::{Context, bail, ensure};
+
+use crate::{binary, free_port};
+use chrono::Timelike;
+use diesel::prelude::*;
+use rand::Rng;
+use rand::seq::IndexedRandom;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// `adbudget-bench soak`.
+#[derive(clap::Args)]
+pub struct SoakArgs {
+    /// PostgreSQL database to use (a throwaway one on TEST_DATABASE_URL's server otherwise).
+    #[arg(long)]
+    pub database_url: Option<String>,
+    #[arg(long, default_value_t = 120)]
+    pub seconds: u64,
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    #[arg(long, default_value_t = 10)]
+    pub brands: usize,
+    #[arg(long, default_value_t = 10)]
+    pub campaigns_per_brand: usize,
+}
+
+/// Where the processes' logs go (stderr, appended across restarts).
+fn logs_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("adbudget-soak-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        dir
+    })
+    .clone()
+}
+
+/// One process of the system under test, restartable, killed when dropped.
+struct Proc {
+    name: String,
+    command: Box<dyn Fn() -> Command + Send>,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn start(name: &str, command: impl Fn() -> Command + Send + 'static) -> anyhow::Result<Proc> {
+        let mut p = Proc {
+            name: name.to_owned(),
+            command: Box::new(command),
+            child: None,
+        };
+        p.spawn()?;
+        Ok(p)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(logs_dir().join(format!("{}.log", self.name)))?;
+        let child = (self.command)()
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("failed to start {}", self.name))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `grace` for the exit; returns whether it exited zero.
+    fn terminate(&mut self, grace: Duration) -> bool {
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        false
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn redis_server(port: u16) -> impl Fn() -> Command + Send + 'static {
+    move || {
+        let mut c = Command::new("redis-server");
+        c.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null());
+        c
+    }
+}
+
+async fn wait_http(
+    client: &reqwest::Client,
+    url: &str,
+    within: Duration,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(url).send().await
+            && r.status() == StatusCode::OK
+        {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > within {
+            bail!("{url} did not answer 200 within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_port(port: u16, within: Duration) -> anyhow::Result<()> {
+    let started = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if started.elapsed() > within {
+            bail!("nothing listens on port {port}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// A spend event the load sent, by its id.
+#[derive(Clone)]
+struct Event {
+    id: String,
+    campaign: i64,
+    /// Micro-units, as stored.
+    micros: i64,
+}
+
+impl Event {
+    fn json(&self) -> Value {
+        json!({
+            "campaign_id": self.campaign,
+            "amount": format!("{}.{:02}", self.micros / 1_000_000, (self.micros % 1_000_000) / 10_000),
+            "event_id": self.id,
+        })
+    }
+}
+
+/// What the load saw, shared by the client tasks.
+#[derive(Default)]
+struct Ledger {
+    /// Events the API acknowledged (201 or a 200 replay), by id.
+    acked: HashMap<String, Event>,
+    /// Events whose request failed before an answer: sent again at the end.
+    unacked: HashMap<String, Event>,
+    /// Requests by kind and answer.
+    answers: HashMap<(&'static str, u16), u64>,
+    transport_errors: u64,
+}
+
+struct Target {
+    client: reqwest::Client,
+    apis: Vec<String>,
+    token: String,
+}
+
+impl Target {
+    /// Sends to a random API and, if it cannot be reached, to the other one (a load balancer's
+    /// retry on connection failure). `None` when neither answered.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Option<(StatusCode, Value)> {
+        let first = rand::rng().random_range(0..self.apis.len());
+        for i in 0..self.apis.len() {
+            let base = &self.apis[(first + i) % self.apis.len()];
+            let mut req = self
+                .client
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(&self.token)
+                .timeout(Duration::from_secs(20));
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let body = resp.json().await.unwrap_or(Value::Null);
+                    return Some((status, body));
+                }
+                Err(e) if e.is_connect() => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+}
+
+struct Fault {
+    what: &'static str,
+    at: Duration,
+    recovered_in: Duration,
+}
+
+pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
+    let (url, _guard) = match args.database_url {
+        Some(u) => (u, None),
+        None => {
+            let t = TestDatabase::create(Backend::Postgres)?;
+            (t.url.clone(), Some(t))
+        }
+    };
+    ensure!(
+        url.starts_with("postgres"),
+        "the soak runs on PostgreSQL (got {})",
+        db::redact(&url)
+    );
+    let pool = db::connect(&url, 4)?;
+    db::migrate(&mut *db::get(&pool)?)?;
+    let (_, token) = tokens::create(
+        &mut *db::get(&pool)?,
+        "soak",
+        tokens::Scope::Admin,
+        adbudget_domain::forms::now(),
+    )?;
+
+    let run_id = format!("{:08x}", rand::rng().random::<u32>());
+    let redis_port = free_port()?;
+    let mut redis = Proc::start("redis-server", redis_server(redis_port))?;
+    wait_port(redis_port, Duration::from_secs(10)).await?;
+    let env = {
+        let url = url.clone();
+        let redis_url = format!("redis://127.0.0.1:{redis_port}");
+        let prefix = format!("soak-{run_id}");
+        move |c: &mut Command| {
+            c.env("DATABASE_URL", &url)
+                .env("REDIS_URL", &redis_url)
+                .env("ADBUDGET_QUEUE_PREFIX", &prefix)
+                .env("ADBUDGET_SCHEDULE_ENFORCE_BUDGETS", "*/5 * * * * *")
+                .env("ADBUDGET_SCHEDULE_APPLY_DAYPARTING", "*/5 * * * * *")
+                .env("ADBUDGET_SCHEDULE_RESET_DAILY", "*/10 * * * * *")
+                .env("ADBUDGET_SCHEDULE_RESET_MONTHLY", "*/10 * * * * *")
+                .env("ADBUDGET_DB_POOL_SIZE", "8")
+                .env("ADBUDGET_WORKER_CONCURRENCY", "2")
+                .env("ADBUDGET_SHUTDOWN_TIMEOUT_SECS", "10")
+                .env("RUST_LOG", "error")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null());
+        }
+    };
+    let env = Arc::new(env);
+    let process = |name: &str,
+                   bin: &'static str,
+                   extra: Vec<(&'static str, String)>|
+     -> anyhow::Result<Proc> {
+        let path = binary(bin)?;
+        let env = env.clone();
+        Proc::start(name, move || {
+            let mut c = Command::new(&path);
+            env(&mut c);
+            for (k, v) in &extra {
+                c.env(k, v);
+            }
+            c
+        })
+    };
+    let api_ports = [free_port()?, free_port()?];
+    let mut apis = Vec::new();
+    for (n, port) in api_ports.into_iter().enumerate() {
+        apis.push(process(
+            ["api-1", "api-2"][n],
+            "adbudget-api",
+            vec![("ADBUDGET_BIND", format!("127.0.0.1:{port}"))],
+        )?);
+    }
+    // Each worker and beat serves /healthz and /readyz on a port of its own.
+    let health_ports = [free_port()?, free_port()?, free_port()?, free_port()?];
+    let health = |n: usize| {
+        vec![(
+            "ADBUDGET_HEALTH_BIND",
+            format!("127.0.0.1:{}", health_ports[n]),
+        )]
+    };
+    let ready_url = |n: usize| format!("http://127.0.0.1:{}/readyz", health_ports[n]);
+    let mut workers = [
+        process("worker-1", "adbudget-worker", health(0))?,
+        process("worker-2", "adbudget-worker", health(1))?,
+    ];
+    let mut beats = [
+        process("beat-1", "adbudget-beat", health(2))?,
+        process("beat-2", "adbudget-beat", health(3))?,
+    ];
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.connections)
+        .build()?;
+    let bases: Vec<String> = api_ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    for base in &bases {
+        wait_http(&client, &format!("{base}/readyz"), Duration::from_secs(30)).await?;
+    }
+    let target = Arc::new(Target {
+        client: client.clone(),
+        apis: bases.clone(),
+        token,
+    });
+
+    // The data set: brands with budgets that the load exhausts, campaigns with and without caps
+    // and schedules.
+    let mut campaigns = Vec::new();
+    let mut brand_ids = Vec::new();
+    for b in 0..args.brands {
+        let (status, brand) = target
+            .send(
+                Method::POST,
+                "/api/v1/brands",
+                Some(&json!({"name": format!("soak-{run_id}-{b}"), "daily_budget": "200", "monthly_budget": "3000"})),
+            )
+            .await
+            .context("no API answered")?;
+        ensure!(status == 201, "creating a brand: {status} {brand}");
+        let brand_id = brand["id"].as_i64().context("brand id")?;
+        brand_ids.push(brand_id);
+        for c in 0..args.campaigns_per_brand {
+            let mut body = json!({"brand_id": brand_id, "name": format!("c{c}")});
+            if c % 3 == 0 {
+                body["daily_cap"] = json!("40");
+            }
+            let (status, campaign) = target
+                .send(Method::POST, "/api/v1/campaigns", Some(&body))
+                .await
+                .context("no API answered")?;
+            ensure!(status == 201, "creating a campaign: {status} {campaign}");
+            campaigns.push(campaign["id"].as_i64().context("campaign id")?);
+        }
+    }
+    let campaigns = Arc::new(campaigns);
+    let brand_ids = Arc::new(brand_ids);
+    println!("process logs: {}", logs_dir().display());
+    println!(
+        "soak {run_id}: {} brands, {} campaigns, 2 APIs, 2 workers, 2 beats, {} clients, {} s",
+        brand_ids.len(),
+        campaigns.len(),
+        args.connections,
+        args.seconds
+    );
+
+    // The load.
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let sent = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.seconds);
+    let mut clients = Vec::new();
+    for client_no in 0..args.connections {
+        let (target, ledger, campaigns, brand_ids, run_id, sent) = (
+            target.clone(),
+            ledger.clone(),
+            campaigns.clone(),
+            brand_ids.clone(),
+            run_id.clone(),
+            sent.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            let client = format!("{run_id}-{client_no}");
+            while Instant::now() < deadline {
+                step(&target, &ledger, &campaigns, &brand_ids, &client, &mut n).await;
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    // The faults, spread over the run.
+    let mut faults = Vec::new();
+    let at = |fraction: f64| started + Duration::from_secs_f64(args.seconds as f64 * fraction);
+    let sleep_until = |t: Instant| tokio::time::sleep_until(t.into());
+
+    sleep_until(at(0.2)).await;
+    let t = started.elapsed();
+    workers[0].kill9();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    workers[0].spawn()?;
+    let recovered = wait_http(&client, &ready_url(0), Duration::from_secs(30)).await?;
+    faults.push(Fault {
+        what: "worker 1 killed with SIGKILL, started again (ready)",
+        at: t,
+        recovered_in: recovered + Duration::from_secs(1),
+    });
+
+    sleep_until(at(0.4)).await;
+    let t = started.elapsed();
+    redis.kill9();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.spawn()?;
+    wait_port(redis_port, Duration::from_secs(10)).await?;
+    // Redis lost everything (it keeps nothing on disk): the counters start again from zero.
+    let recovered = wait_jobs_after(&target, 0, Duration::from_secs(60)).await?;
+    faults.push(Fault {
+        what: "Redis restarted (queues lost); jobs running again",
+        at: t,
+        recovered_in: recovered + Duration::from_secs(2),
+    });
+
+    sleep_until(at(0.6)).await;
+    let t = started.elapsed();
+    let clean = apis[0].terminate(Duration::from_secs(15));
+    ensure!(clean, "API 1 did not exit cleanly on SIGTERM");
+    apis[0].spawn()?;
+    let recovered = wait_http(
+        &client,
+        &format!("{}/readyz", bases[0]),
+        Duration::from_secs(30),
+    )
+    .await?;
+    faults.push(Fault {
+        what: "API 1 restarted (SIGTERM, graceful)",
+        at: t,
+        recovered_in: recovered,
+    });
+
+    sleep_until(at(0.75)).await;
+    let t = started.elapsed();
+    beats[0].kill9();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    beats[0].spawn()?;
+    let recovered = wait_http(&client, &ready_url(2), Duration::from_secs(30)).await?;
+    faults.push(Fault {
+        what: "beat 1 killed with SIGKILL, started again (ready)",
+        at: t,
+        recovered_in: recovered + Duration::from_secs(1),
+    });
+
+    for c in clients {
+        c.await?;
+    }
+    let load_secs = started.elapsed().as_secs_f64();
+
+    // Requests that got no answer are sent again, with the same event ids, until acknowledged.
+    let retried = {
+        let retry: Vec<Event> = lock(&ledger).unacked.values().cloned().collect();
+        let retry_deadline = Instant::now() + Duration::from_secs(60);
+        for e in &retry {
+            loop {
+                match target
+                    .send(Method::POST, "/api/v1/spend", Some(&e.json()))
+                    .await
+                {
+                    Some((s, _)) if s == StatusCode::CREATED || s == StatusCode::OK => {
+                        let mut l = lock(&ledger);
+                        l.unacked.remove(&e.id);
+                        l.acked.insert(e.id.clone(), e.clone());
+                        break;
+                    }
+                    other => {
+                        ensure!(
+                            Instant::now() < retry_deadline,
+                            "event {} never acknowledged: {:?}",
+                            e.id,
+                            other.map(|o| o.0)
+                        );
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+        retry.len()
+    };
+
+    // The jobs still run after every fault: a full cycle after the last one.
+    let done = jobs_done(&target).await;
+    wait_jobs_after(&target, done, Duration::from_secs(60)).await?;
+
+    for p in apis
+        .iter_mut()
+        .chain(workers.iter_mut())
+        .chain(beats.iter_mut())
+    {
+        ensure!(p.alive(), "{} died during the soak", p.name);
+    }
+    let mut unclean = Vec::new();
+    for p in apis
+        .iter_mut()
+        .chain(workers.iter_mut())
+        .chain(beats.iter_mut())
+    {
+        if !p.terminate(Duration::from_secs(20)) {
+            unclean.push(p.name.clone());
+        }
+    }
+    ensure!(
+        unclean.is_empty(),
+        "did not exit zero on SIGTERM: {unclean:?}"
+    );
+    drop(redis);
+
+    // Every acknowledged event stored exactly once, with its payload; nothing else stored.
+    let ledger = Arc::try_unwrap(ledger)
+        .map_err(|_| anyhow::anyhow!("clients still hold the ledger"))?
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a client panicked"))?;
+    let stored = stored_events(&url, &run_id)?;
+    let mut problems = Vec::new();
+    for (id, e) in &ledger.acked {
+        match stored.get(id) {
+            None => problems.push(format!("acknowledged {id} is not stored")),
+            Some((_, _, count)) if *count != 1 => {
+                problems.push(format!("{id} stored {count} times"))
+            }
+            Some((campaign, micros, _)) if (*campaign, *micros) != (e.campaign, e.micros) => {
+                problems.push(format!("{id} stored with another payload"))
+            }
+            Some(_) => {}
+        }
+    }
+    for id in stored.keys() {
+        if !ledger.acked.contains_key(id) {
+            problems.push(format!("{id} stored but never acknowledged"));
+        }
+    }
+    let verify = Command::new(binary("adbudget")?)
+        .arg("verify")
+        .env("DATABASE_URL", &url)
+        .env("RUST_LOG", "error")
+        .output()?;
+
+    let mut answers: Vec<_> = ledger.answers.iter().collect();
+    answers.sort();
+    println!(
+        "load: {} requests in {load_secs:.1} s ({:.0}/s)",
+        sent.load(Ordering::Relaxed),
+        sent.load(Ordering::Relaxed) as f64 / load_secs
+    );
+    for ((kind, status), n) in &answers {
+        println!("  {kind:<10} {status}  {n}");
+    }
+    println!("  no answer (connection lost): {}", ledger.transport_errors);
+    println!("faults survived:");
+    for f in &faults {
+        println!(
+            "  at {:>5.1} s  {}  (recovered in {:.1} s)",
+            f.at.as_secs_f64(),
+            f.what,
+            f.recovered_in.as_secs_f64()
+        );
+    }
+    println!(
+        "events checked: {} acknowledged ({} after a retry), {} stored, {} problems",
+        ledger.acked.len(),
+        retried,
+        stored.len(),
+        problems.len()
+    );
+    println!(
+        "adbudget verify: {}",
+        if verify.status.success() {
+            "clean".to_owned()
+        } else {
+            format!(
+                "FAILED\n{}{}",
+                String::from_utf8_lossy(&verify.stdout),
+                String::from_utf8_lossy(&verify.stderr)
+            )
+        }
+    );
+    let server_errors: u64 = ledger
+        .answers
+        .iter()
+        .filter(|((_, s), _)| *s >= 500 && *s != 503)
+        .map(|(_, n)| n)
+        .sum();
+    let unexpected: u64 = ledger
+        .answers
+        .iter()
+        .filter(|((_, s), _)| (400..500).contains(s))
+        .map(|(_, n)| n)
+        .sum();
+    ensure!(
+        problems.is_empty(),
+        "stored events disagree with the acknowledgements: {:?}",
+        &problems[..problems.len().min(10)]
+    );
+    ensure!(
+        verify.status.success(),
+        "adbudget verify found disagreements"
+    );
+    ensure!(
+        server_errors == 0,
+        "{server_errors} answers were server errors other than 503"
+    );
+    ensure!(
+        unexpected == 0,
+        "{unexpected} valid requests were refused with a 4xx"
+    );
+    println!("soak passed");
+    Ok(())
+}
+
+fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
+    // A client that panicked left the ledger as consistent as any other moment.
+    ledger
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One request of the mixed load.
+async fn step(
+    target: &Target,
+    ledger: &Mutex<Ledger>,
+    campaigns: &[i64],
+    brands: &[i64],
+    client: &str,
+    n: &mut u64,
+) {
+    let mut new_event = || {
+        *n += 1;
+        let mut rng = rand::rng();
+        Event {
+            id: format!("{client}-{n}"),
+            campaign: *campaigns.choose(&mut rng).unwrap_or(&0),
+            micros: rng.random_range(1..=500) * 10_000,
+        }
+    };
+    let replay = || {
+        let l = lock(ledger);
+        if l.acked.is_empty() {
+            return None;
+        }
+        // A random earlier event (HashMap order is arbitrary enough; skip a random count).
+        let skip = rand::rng().random_range(0..l.acked.len().min(64));
+        l.acked.values().nth(skip).cloned()
+    };
+    let roll = rand::rng().random_range(0..100);
+    let (kind, method, path, body, events): (
+        &'static str,
+        Method,
+        String,
+        Option<Value>,
+        Vec<Event>,
+    ) = match roll {
+        0..55 => {
+            let e = if roll < 5 {
+                replay().unwrap_or_else(&mut new_event)
+            } else {
+                new_event()
+            };
+            (
+                "spend",
+                Method::POST,
+                "/api/v1/spend".into(),
+                Some(e.json()),
+                vec![e],
+            )
+        }
+        55..75 => {
+            let size = rand::rng().random_range(2..=50);
+            let mut events: Vec<Event> = (0..size).map(|_| new_event()).collect();
+            if let Some(old) = replay()
+                && !events.iter().any(|e| e.id == old.id)
+            {
+                events.push(old);
+            }
+            let body = json!({"events": events.iter().map(Event::json).collect::<Vec<_>>()});
+            (
+                "batch",
+                Method::POST,
+                "/api/v1/spend/batch".into(),
+                Some(body),
+                events,
+            )
+        }
+        75..85 => {
+            let mut rng = rand::rng();
+            let brand = brands.choose(&mut rng).copied().unwrap_or(0);
+            let daily = rng.random_range(50..=400);
+            let body = json!({"daily_budget": daily.to_string(), "monthly_budget": (daily * rng.random_range(5..=20)).to_string()});
+            (
+                "budget",
+                Method::PATCH,
+                format!("/api/v1/brands/{brand}"),
+                Some(body),
+                vec![],
+            )
+        }
+        85..92 => {
+            let campaign = campaigns.choose(&mut rand::rng()).copied().unwrap_or(0);
+            let path = format!("/api/v1/campaigns/{campaign}/dayparting");
+            match schedule() {
+                Some(s) => ("schedule", Method::PUT, path, Some(s), vec![]),
+                None => ("schedule", Method::DELETE, path, None, vec![]),
+            }
+        }
+        _ => {
+            let campaign = campaigns.choose(&mut rand::rng()).copied().unwrap_or(0);
+            let action = if roll % 2 == 0 { "pause" } else { "resume" };
+            (
+                "manual",
+                Method::POST,
+                format!("/api/v1/campaigns/{campaign}/{action}"),
+                None,
+                vec![],
+            )
+        }
+    };
+    let answer = target.send(method, &path, body.as_ref()).await;
+    let mut l = lock(ledger);
+    match answer {
+        Some((status, body)) => {
+            *l.answers.entry((kind, status.as_u16())).or_default() += 1;
+            if status.is_success() {
+                for e in events {
+                    l.unacked.remove(&e.id);
+                    l.acked.insert(e.id.clone(), e);
+                }
+            } else if status == StatusCode::SERVICE_UNAVAILABLE {
+                for e in events {
+                    if !l.acked.contains_key(&e.id) {
+                        l.unacked.insert(e.id.clone(), e);
+                    }
+                }
+            } else if status.is_client_error() {
+                eprintln!("unexpected {status} for {kind} {path}: {body}");
+            }
+        }
+        None => {
+            l.transport_errors += 1;
+            for e in events {
+                if !l.acked.contains_key(&e.id) {
+                    l.unacked.insert(e.id.clone(), e);
+                }
+            }
+        }
+    }
+}
+
+/// A schedule whose boundaries stay clear of the next hour (so that a window does not open or
+/// close while the run lasts: `verify` at the end must not race `apply_dayparting`), or none
+/// (the schedule is removed).
+fn schedule() -> Option<Value> {
+    let mut rng = rand::rng();
+    if rng.random_bool(0.2) {
+        return None;
+    }
+    let now = chrono::Utc::now();
+    let minute_now = (now.hour() * 60 + now.minute()) as i64;
+    let clear = |m: i64| {
+        let d = (m - minute_now).rem_euclid(1440);
+        (90..1440 - 30).contains(&d)
+    };
+    loop {
+        let start = rng.random_range(0..24 * 4) * 15;
+        let end = rng.random_range(1..=24 * 4) * 15;
+        if start < end && clear(start) && clear(end % 1440) {
+            let hm = |m: i64| format!("{:02}:{:02}", m / 60, m % 60);
+            let end = if end == 1440 {
+                "24:00".to_owned()
+            } else {
+                hm(end)
+            };
+            return Some(
+                json!({"windows": [{"days": ["mon","tue","wed","thu","fri","sat","sun"], "start": hm(start), "end": end}]}),
+            );
+        }
+    }
+}
+
+async fn queues(target: &Target) -> Option<Value> {
+    let (status, body) = target
+        .send(Method::GET, "/api/v1/jobs/queues", None)
+        .await?;
+    (status == StatusCode::OK).then_some(body)
+}
+
+/// Successful runs of `enforce_budgets` counted in Redis.
+async fn jobs_done(target: &Target) -> u64 {
+    let Some(q) = queues(target).await else {
+        return 0;
+    };
+    q["queues"]
+        .as_array()
+        .and_then(|qs| qs.iter().find(|q| q["name"] == "enforce_budgets"))
+        .and_then(|q| q["done"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Waits until `enforce_budgets` has run successfully more than `after` times.
+async fn wait_jobs_after(
+    target: &Target,
+    after: u64,
+    within: Duration,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    while jobs_done(target).await <= after {
+        if started.elapsed() > within {
+            bail!("enforce_budgets did not run within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(started.elapsed())
+}
+
+/// The run's stored events: id → (campaign, micros, how many rows).
+fn stored_events(url: &str, run_id: &str) -> anyhow::Result<HashMap<String, (i64, i64, i64)>> {
+    use adbudget_domain::schema::spend_logs::dsl as s;
+    let mut conn = db::connect_one(url)?;
+    let rows: Vec<(Option<String>, i64, i64)> = s::spend_logs
+        .filter(s::event_id.like(format!("{run_id}-%")))
+        .select((s::event_id, s::campaign_id, s::amount))
+        .load(&mut conn)?;
+    let mut out: HashMap<String, (i64, i64, i64)> = HashMap::new();
+    for (id, campaign, micros) in rows {
+        let entry = out
+            .entry(id.unwrap_or_default())
+            .or_insert((campaign, micros, 0));
+        entry.2 += 1;
+    }
+    Ok(out)
+}
