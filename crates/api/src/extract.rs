@@ -136,24 +136,49 @@ pub struct IngestToken;
 /// The caller holds a live admin token: may do everything.
 pub struct AdminToken;
 
+/// The bearer token a request presents, not yet checked: `POST /spend` hands it to the
+/// group-commit writer, which checks the tokens of a whole batch in one query. A request without
+/// one is refused here (401).
+pub struct Bearer(pub String);
+
+impl Bearer {
+    fn of(req: &HttpRequest) -> Result<Bearer, ApiError> {
+        req.headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(|t| Bearer(t.trim().to_owned()))
+            .ok_or(ApiError::Unauthorized)
+    }
+
+    /// Checks the token now, on its own: the scope of a live token, else 401.
+    pub async fn authenticate(self, state: &AppState) -> Result<Scope, ApiError> {
+        let Bearer(token) = self;
+        let scope = state
+            .db(move |conn| tokens::authenticate(conn, &token))
+            .await?;
+        scope.ok_or(ApiError::Unauthorized)
+    }
+}
+
+impl FromRequest for Bearer {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Bearer::of(req))
+    }
+}
+
 async fn authenticate(req: &HttpRequest) -> Result<Scope, ApiError> {
-    let token = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| t.trim().to_owned())
-        .ok_or(ApiError::Unauthorized)?;
+    let bearer = Bearer::of(req)?;
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no app state")))?;
-    let scope = state
-        .db(move |conn| tokens::authenticate(conn, &token))
-        .await?;
-    scope.ok_or(ApiError::Unauthorized)
+    bearer.authenticate(state).await
 }
 
 impl FromRequest for IngestToken {

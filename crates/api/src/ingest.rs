@@ -6,14 +6,19 @@
 //! (`repo::spend::record_group`: per-event idempotency, errors and synchronous pauses), and
 //! answers every request after the commit. Under light load a batch is one event and nothing
 //! waits; under heavy load batches grow and the flush is shared.
+//!
+//! The writer also checks the requests' bearer tokens, all of a batch in one query just before
+//! recording it: a token lookup per request was as much database work as the batch itself. A
+//! revoked token is refused from the first batch after the revocation commits.
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
-use adbudget_domain::db::{self, DbPool};
-use adbudget_domain::error::{DomainError, DomainResult};
+use adbudget_domain::db::{self, DbConnection, DbPool};
+use adbudget_domain::error::DomainError;
 use adbudget_domain::forms::{ValidSpend, now};
 use adbudget_domain::repo::spend::{self, Outcome};
+use adbudget_domain::repo::tokens;
 use adbudget_domain::views::Campaign;
 use tokio::sync::oneshot;
 
@@ -24,11 +29,13 @@ pub const MAX_BATCH: usize = 1000;
 /// Requests waiting for a writer at most; beyond it the API answers 503.
 pub const QUEUE: usize = 100_000;
 
-type Reply = oneshot::Sender<DomainResult<(Outcome, Campaign)>>;
+type Answer = Result<(Outcome, Campaign), ApiError>;
 
 struct Pending {
     event: ValidSpend,
-    reply: Reply,
+    /// The bearer token presented, checked by the writer.
+    token: String,
+    reply: oneshot::Sender<Answer>,
 }
 
 /// The queue to the writers. Dropping every clone stops them.
@@ -54,10 +61,14 @@ impl SpendWriter {
         SpendWriter { tx }
     }
 
-    /// Records one event through the next group commit.
-    pub async fn record(&self, event: ValidSpend) -> Result<(Outcome, Campaign), ApiError> {
+    /// Records one event through the next group commit, if `token` is live (else 401).
+    pub async fn record(&self, event: ValidSpend, token: String) -> Answer {
         let (reply, answer) = oneshot::channel();
-        match self.tx.try_send(Pending { event, reply }) {
+        match self.tx.try_send(Pending {
+            event,
+            token,
+            reply,
+        }) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return Err(ApiError::Unavailable(anyhow::anyhow!(
@@ -70,10 +81,9 @@ impl SpendWriter {
                 )));
             }
         }
-        let result = answer
+        answer
             .await
-            .map_err(|_| ApiError::Internal(anyhow::anyhow!("a spend writer dropped a request")))?;
-        result.map_err(ApiError::from)
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("a spend writer dropped a request")))?
     }
 }
 
@@ -93,21 +103,60 @@ fn write_forever(pool: &DbPool, rx: &Mutex<Receiver<Pending>>) {
             }
             batch
         };
-        let events: Vec<ValidSpend> = batch.iter().map(|p| p.event.clone()).collect();
-        metrics::histogram!("adbudget_spend_batch_size").record(events.len() as f64);
-        let results = match db::get(pool) {
-            Ok(mut conn) => spend::record_group(&mut conn, &events, now()),
-            Err(e) => {
-                let reason = e.to_string();
-                events
-                    .iter()
-                    .map(|_| Err(DomainError::Unavailable(anyhow::anyhow!("{reason}"))))
-                    .collect()
-            }
+        metrics::histogram!("adbudget_spend_batch_size").record(batch.len() as f64);
+        let (mut events, mut tokens, mut replies) = (Vec::new(), Vec::new(), Vec::new());
+        for p in batch {
+            events.push(p.event);
+            tokens.push(p.token);
+            replies.push(p.reply);
+        }
+        let answers = match db::get(pool) {
+            Ok(mut conn) => record_authenticated(&mut conn, events, &tokens),
+            Err(e) => unavailable(&e, replies.len()),
         };
-        for (pending, result) in batch.into_iter().zip(results) {
+        for (reply, answer) in replies.into_iter().zip(answers) {
             // The client may have gone away; its event is recorded all the same.
-            let _ = pending.reply.send(result);
+            let _ = reply.send(answer);
         }
     }
+}
+
+/// Records the events whose token is live (one query for the batch's tokens, then one group
+/// commit); the others are answered 401.
+fn record_authenticated(
+    conn: &mut DbConnection,
+    events: Vec<ValidSpend>,
+    tokens: &[String],
+) -> Vec<Answer> {
+    let mut distinct: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let live = match tokens::authenticate_many(conn, &distinct) {
+        Ok(live) => live,
+        Err(e) => return unavailable(&e, events.len()),
+    };
+    let mut answers: Vec<Answer> = tokens.iter().map(|_| Err(ApiError::Unauthorized)).collect();
+    let (admitted, events): (Vec<usize>, Vec<ValidSpend>) = events
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| live.contains_key(&tokens[*i]))
+        .unzip();
+    if events.is_empty() {
+        return answers;
+    }
+    for (i, result) in admitted
+        .into_iter()
+        .zip(spend::record_group(conn, &events, now()))
+    {
+        answers[i] = result.map_err(ApiError::from);
+    }
+    answers
+}
+
+/// `n` answers of 503 for a database that could not be reached.
+fn unavailable(e: &DomainError, n: usize) -> Vec<Answer> {
+    let reason = e.to_string();
+    (0..n)
+        .map(|_| Err(ApiError::Unavailable(anyhow::anyhow!("{reason}"))))
+        .collect()
 }

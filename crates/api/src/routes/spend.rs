@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{IngestToken, JsonBody, QueryParams};
+use crate::extract::{Bearer, IngestToken, JsonBody, QueryParams};
 use crate::state::AppState;
 
 /// A recorded spend event and its campaign as it is after the event.
@@ -53,14 +53,22 @@ fn observe(outcomes: &[spend::Outcome], endpoint: &'static str, started: std::ti
         (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn record(
-    _: IngestToken,
+    bearer: Bearer,
     state: web::Data<AppState>,
-    JsonBody(event): JsonBody<SpendEvent>,
+    body: Result<JsonBody<SpendEvent>, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
     let at = now();
-    let event = event.validate(at)?;
-    let (outcome, campaign) = state.spend_writer.record(event).await?;
+    // The token is checked by the group-commit writer with the rest of its batch; a bad request
+    // is answered as such only to a caller whose token is live (401 first, as everywhere).
+    let event = match body.and_then(|JsonBody(event)| Ok(event.validate(at)?)) {
+        Ok(event) => event,
+        Err(invalid) => {
+            bearer.authenticate(&state).await?;
+            return Err(invalid);
+        }
+    };
+    let (outcome, campaign) = state.spend_writer.record(event, bearer.0).await?;
     observe(std::slice::from_ref(&outcome), "single", started);
     let mut resp = if outcome.is_new() {
         HttpResponse::Created()

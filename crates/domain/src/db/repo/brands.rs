@@ -1,10 +1,8 @@
-use std::collections::HashMap;
-
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::enforce::{self, BrandFacts, Cause, PeriodsAt, Scope};
-use super::{CHUNK, PageRequest, into_page, naive, unique_violation, utc};
+use super::enforce::{self, Cause, PeriodsAt, Scope};
+use super::{PageRequest, into_page, naive, unique_violation, utc};
 use crate::db::{DbConnection, write_transaction};
 use crate::error::{DomainError, DomainResult};
 use crate::forms::{BrandChanges, NewBrand};
@@ -25,33 +23,6 @@ pub(crate) struct BrandRow {
 }
 
 const NAME_TAKEN: &str = "a brand with this name already exists";
-
-/// Budgets and timezones of `ids`.
-pub(crate) fn facts(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<HashMap<i64, BrandFacts>> {
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<(i64, i64, i64, String)> = brands::table
-            .select((
-                brands::id,
-                brands::daily_budget,
-                brands::monthly_budget,
-                brands::timezone,
-            ))
-            .filter(brands::id.eq_any(chunk))
-            .load(conn)?;
-        out.extend(rows.into_iter().map(|(id, d, m, tz)| {
-            (
-                id,
-                BrandFacts {
-                    daily_budget: Money::from_micros(d),
-                    monthly_budget: Money::from_micros(m),
-                    tz: enforce::parse_tz(&tz),
-                },
-            )
-        }));
-    }
-    Ok(out)
-}
 
 /// Brand rows with the spend of their current day and month.
 pub(crate) fn to_views(

@@ -14,17 +14,42 @@ use crate::views::{Campaign, Page, StatusChange};
 
 #[derive(Queryable, Selectable, Debug, Clone)]
 #[diesel(table_name = campaigns)]
-struct CampaignRow {
-    id: i64,
-    brand_id: i64,
-    name: String,
-    daily_cap: Option<i64>,
-    monthly_cap: Option<i64>,
-    manually_paused: bool,
-    dayparting: Option<String>,
-    pause_reasons: i32,
-    created_at: NaiveDateTime,
-    updated_at: NaiveDateTime,
+pub(crate) struct CampaignRow {
+    pub id: i64,
+    pub brand_id: i64,
+    pub name: String,
+    pub daily_cap: Option<i64>,
+    pub monthly_cap: Option<i64>,
+    pub manually_paused: bool,
+    pub dayparting: Option<String>,
+    pub pause_reasons: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl CampaignRow {
+    /// The campaign as shown, with the spend of its current day and month.
+    pub(crate) fn into_view(self, daily_spend: Money, monthly_spend: Money) -> Campaign {
+        let reasons = PauseReasons::from_bits(self.pause_reasons);
+        Campaign {
+            daily_spend,
+            monthly_spend,
+            id: self.id,
+            brand_id: self.brand_id,
+            name: self.name,
+            is_active: reasons.is_empty(),
+            pause_reasons: reasons,
+            manually_paused: self.manually_paused,
+            daily_cap: self.daily_cap.map(Money::from_micros),
+            monthly_cap: self.monthly_cap.map(Money::from_micros),
+            dayparting: self
+                .dayparting
+                .as_deref()
+                .and_then(|s| Schedule::from_stored(s).ok()),
+            created_at: utc(self.created_at),
+            updated_at: utc(self.updated_at),
+        }
+    }
 }
 
 const NAME_TAKEN: &str = "this brand already has a campaign with this name";
@@ -53,25 +78,8 @@ fn to_views(
         .zip(tzs)
         .map(|((r, _), tz)| {
             let keys = periods.keys(tz);
-            let reasons = PauseReasons::from_bits(r.pause_reasons);
-            Campaign {
-                daily_spend: totals.get(r.id, &keys.day),
-                monthly_spend: totals.get(r.id, &keys.month),
-                id: r.id,
-                brand_id: r.brand_id,
-                name: r.name,
-                is_active: reasons.is_empty(),
-                pause_reasons: reasons,
-                manually_paused: r.manually_paused,
-                daily_cap: r.daily_cap.map(Money::from_micros),
-                monthly_cap: r.monthly_cap.map(Money::from_micros),
-                dayparting: r
-                    .dayparting
-                    .as_deref()
-                    .and_then(|s| Schedule::from_stored(s).ok()),
-                created_at: utc(r.created_at),
-                updated_at: utc(r.updated_at),
-            }
+            let (daily, monthly) = (totals.get(r.id, &keys.day), totals.get(r.id, &keys.month));
+            r.into_view(daily, monthly)
         })
         .collect())
 }
@@ -94,6 +102,36 @@ pub fn views(
         );
     }
     to_views(conn, rows, now)
+}
+
+/// The rows of campaigns `ids` and of every campaign of `brand_ids`, in id order, once each.
+pub(crate) fn rows(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    brand_ids: &[i64],
+) -> QueryResult<Vec<CampaignRow>> {
+    let mut rows = Vec::new();
+    for chunk in brand_ids.chunks(CHUNK) {
+        rows.extend(
+            campaigns::table
+                .select(CampaignRow::as_select())
+                .filter(campaigns::brand_id.eq_any(chunk))
+                .load::<CampaignRow>(conn)?,
+        );
+    }
+    for chunk in ids.chunks(CHUNK) {
+        rows.extend(
+            campaigns::table
+                .select(CampaignRow::as_select())
+                .filter(campaigns::id.eq_any(chunk))
+                .load::<CampaignRow>(conn)?
+                .into_iter()
+                .filter(|r| !brand_ids.contains(&r.brand_id)),
+        );
+    }
+    rows.sort_by_key(|r| r.id);
+    rows.dedup_by_key(|r| r.id);
+    Ok(rows)
 }
 
 pub fn get(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> DomainResult<Campaign> {

@@ -151,6 +151,42 @@ pub fn lock_brands(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<()> {
     Ok(())
 }
 
+/// [`lock_brands`], reading the locked brands' budgets and timezones in the same statement: what
+/// the spend path decides on, as no other transaction can change it until this one ends.
+pub(crate) fn lock_brand_facts(
+    conn: &mut DbConnection,
+    ids: &[i64],
+) -> QueryResult<HashMap<i64, BrandFacts>> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let q = brands::table
+            .select((
+                brands::id,
+                brands::daily_budget,
+                brands::monthly_budget,
+                brands::timezone,
+            ))
+            .filter(brands::id.eq_any(chunk))
+            .order(brands::id);
+        let rows: Vec<(i64, i64, i64, String)> = match conn {
+            DbConnection::Postgresql(c) => q.for_no_key_update().load(c)?,
+            DbConnection::Sqlite(c) => q.load(c)?,
+        };
+        out.extend(rows.into_iter().map(|(id, daily, monthly, tz)| {
+            let facts = BrandFacts {
+                daily_budget: Money::from_micros(daily),
+                monthly_budget: Money::from_micros(monthly),
+                tz: parse_tz(&tz),
+            };
+            (id, facts)
+        }));
+    }
+    Ok(out)
+}
+
 /// Locks, in id order, the rows of the brands that own a campaign the selection picks (PostgreSQL;
 /// one statement).
 pub fn lock_brands_selected(conn: &mut DbConnection, select: Selection) -> QueryResult<()> {
@@ -212,6 +248,16 @@ struct Row {
 pub(crate) struct Totals(HashMap<(i64, String), i64>);
 
 impl Totals {
+    pub fn insert(&mut self, owner: i64, period: String, amount: i64) {
+        self.0.insert((owner, period), amount);
+    }
+    /// Whether the total of `owner` in `period` is known (a missing one may be zero or unread).
+    pub fn has(&self, owner: i64, period: &str) -> bool {
+        self.0.contains_key(&(owner, period.to_owned()))
+    }
+    pub fn extend(&mut self, other: Totals) {
+        self.0.extend(other.0);
+    }
     pub fn get(&self, owner: i64, period: &str) -> Money {
         Money::from_micros(
             self.0
@@ -436,14 +482,51 @@ fn evaluate_rows(
         }
     };
 
+    let subjects = rows.iter().map(|r| Subject {
+        id: r.id,
+        brand_id: r.brand_id,
+        manually_paused: r.manually_paused,
+        daily_cap: r.daily_cap,
+        monthly_cap: r.monthly_cap,
+        dayparting: r.dayparting.as_deref(),
+        pause_reasons: r.pause_reasons,
+        daily_budget: Money::from_micros(r.daily_budget),
+        monthly_budget: Money::from_micros(r.monthly_budget),
+        tz: tzs[r.timezone.as_str()],
+    });
+    Ok(judge(subjects, &brand_spend, &campaign_spend, &mut periods))
+}
+
+/// A campaign and its brand, as the rule reads them.
+pub(crate) struct Subject<'a> {
+    pub id: i64,
+    pub brand_id: i64,
+    pub manually_paused: bool,
+    pub daily_cap: Option<i64>,
+    pub monthly_cap: Option<i64>,
+    pub dayparting: Option<&'a str>,
+    pub pause_reasons: i32,
+    pub daily_budget: Money,
+    pub monthly_budget: Money,
+    pub tz: Tz,
+}
+
+/// The campaigns among `subjects` whose stored reasons differ from what the rule says at
+/// `periods`' instant, given the current periods' totals (no database access).
+pub(crate) fn judge<'a>(
+    subjects: impl Iterator<Item = Subject<'a>>,
+    brand_spend: &Totals,
+    campaign_spend: &Totals,
+    periods: &mut PeriodsAt,
+) -> Vec<Change> {
+    let now = periods.now;
     let mut changes = Vec::new();
-    for r in &rows {
-        let tz = tzs[r.timezone.as_str()];
-        let keys = periods.keys(tz);
-        let in_window = match &r.dayparting {
+    for r in subjects {
+        let keys = periods.keys(r.tz);
+        let in_window = match r.dayparting {
             None => true,
             Some(text) => match Schedule::from_stored(text) {
-                Ok(s) => s.contains(now, tz),
+                Ok(s) => s.contains(now, r.tz),
                 Err(e) => {
                     tracing::error!(campaign.id = r.id, error = %e, "stored schedule is invalid; treating the campaign as outside its window");
                     false
@@ -453,9 +536,9 @@ fn evaluate_rows(
         let facts = CampaignFacts {
             manually_paused: r.manually_paused,
             brand_daily_spend: brand_spend.get(r.brand_id, &keys.day),
-            brand_daily_budget: Money::from_micros(r.daily_budget),
+            brand_daily_budget: r.daily_budget,
             brand_monthly_spend: brand_spend.get(r.brand_id, &keys.month),
-            brand_monthly_budget: Money::from_micros(r.monthly_budget),
+            brand_monthly_budget: r.monthly_budget,
             campaign_daily_spend: campaign_spend.get(r.id, &keys.day),
             daily_cap: r.daily_cap.map(Money::from_micros),
             campaign_monthly_spend: campaign_spend.get(r.id, &keys.month),
@@ -473,7 +556,7 @@ fn evaluate_rows(
             });
         }
     }
-    Ok(changes)
+    changes
 }
 
 /// Campaigns per chunk of a selection: a few MiB of rows, few round trips at a million.
@@ -530,7 +613,7 @@ fn load_rows(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Vec<Row>> {
 const COPY_FROM_ROWS: usize = 100;
 
 /// Stores new pause reasons (one UPDATE per distinct reason set) and the history rows.
-fn apply_changes(
+pub(crate) fn apply_changes(
     conn: &mut DbConnection,
     changes: &[Change],
     now: DateTime<Utc>,

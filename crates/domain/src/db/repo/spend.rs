@@ -1,18 +1,19 @@
 //! Recording spend: exact, idempotent, and enforced in the same transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 
-use super::enforce::{self, BrandFacts, Cause, PeriodsAt, Scope};
+use super::enforce::{self, Cause, PeriodsAt, Subject, Totals};
 use super::{CHUNK, PageRequest, into_page, naive, utc};
 use crate::db::{DbConnection, write_transaction};
 use crate::error::{DomainError, DomainResult};
 use crate::forms::ValidSpend;
 use crate::money::Money;
 use crate::period::PeriodKeys;
+use crate::rule::PauseReasons;
 use crate::schema::{brand_spend, brands, campaign_spend, campaigns, spend_logs};
 use crate::views::{Campaign, Page, SpendLog};
 
@@ -333,9 +334,12 @@ fn record_in_tx(
         results[i] = Some(log);
     }
 
-    enforce::lock_brands(conn, &brand_ids)?;
+    // From here on one transaction at a time per brand; its budgets are read as locked.
+    let facts = enforce::lock_brand_facts(conn, &brand_ids)?;
 
-    // Period accounting: one atomic increment per (owner, period), in key order.
+    // Period accounting: one atomic increment per (owner, period), in key order. The upserts
+    // return the new totals: when the events are of the current periods (nearly always), those
+    // are the totals the rule needs, and nothing is read again.
     let mut brand_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
     let mut campaign_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
     for (_, e) in &fresh {
@@ -346,24 +350,96 @@ fn record_in_tx(
             *campaign_add.entry((e.campaign_id, period)).or_default() += e.amount.micros();
         }
     }
-    add_brand_spend(conn, &brand_add)?;
-    add_campaign_spend(conn, &campaign_add)?;
+    let mut brand_spend = add_brand_spend(conn, &brand_add)?;
+    let mut campaign_spend = add_campaign_spend(conn, &campaign_add)?;
 
-    // Enforcement: the campaigns that spent, and every campaign of a brand whose budget is now
-    // reached (a brand budget applies to the sum of its campaigns).
-    if !fresh.is_empty() {
-        let mut spent: Vec<i64> = fresh.iter().map(|(_, e)| e.campaign_id).collect();
-        spent.sort_unstable();
-        spent.dedup();
-        let mut scope = Scope::campaigns(spent);
-        scope.brands = brands_at_budget(conn, &brand_ids, now)?;
-        enforce::reconcile(conn, &scope, now, Cause::Spend)?;
+    let mut periods = PeriodsAt::new(now);
+    let unread: Vec<i64> = facts
+        .iter()
+        .filter(|(id, f)| !has_current(&brand_spend, **id, periods.keys(f.tz)))
+        .map(|(id, _)| *id)
+        .collect();
+    if !unread.is_empty() {
+        brand_spend.extend(enforce::brand_totals(conn, Some(&unread), &periods.all())?);
     }
-    let known_campaigns: Vec<i64> = campaign_ids
+    // A brand budget applies to the sum of its campaigns: when one is reached, every campaign of
+    // the brand is judged.
+    let at_budget: HashSet<i64> = if fresh.is_empty() {
+        HashSet::new()
+    } else {
+        facts
+            .iter()
+            .filter(|(id, f)| {
+                let keys = periods.keys(f.tz);
+                brand_spend.get(**id, &keys.day) >= f.daily_budget
+                    || brand_spend.get(**id, &keys.month) >= f.monthly_budget
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    let answered: Vec<i64> = campaign_ids
         .into_iter()
         .filter(|id| owners.contains_key(id))
         .collect();
-    let campaigns = super::campaigns::views(conn, &known_campaigns, now)?;
+    let at_budget_ids: Vec<i64> = at_budget.iter().copied().collect();
+    let rows = super::campaigns::rows(conn, &answered, &at_budget_ids)?;
+    let unread: Vec<i64> = rows
+        .iter()
+        .filter(|r| {
+            facts
+                .get(&r.brand_id)
+                .is_some_and(|f| !has_current(&campaign_spend, r.id, periods.keys(f.tz)))
+        })
+        .map(|r| r.id)
+        .collect();
+    if !unread.is_empty() {
+        campaign_spend.extend(enforce::campaign_totals(conn, &unread, &periods.all())?);
+    }
+
+    // Enforcement, with what was read under the locks: the campaigns that spent and every
+    // campaign of a brand at budget.
+    let spent: HashSet<i64> = fresh.iter().map(|(_, e)| e.campaign_id).collect();
+    let subjects = rows
+        .iter()
+        .filter(|r| spent.contains(&r.id) || at_budget.contains(&r.brand_id))
+        .filter_map(|r| {
+            let f = facts.get(&r.brand_id)?;
+            Some(Subject {
+                id: r.id,
+                brand_id: r.brand_id,
+                manually_paused: r.manually_paused,
+                daily_cap: r.daily_cap,
+                monthly_cap: r.monthly_cap,
+                dayparting: r.dayparting.as_deref(),
+                pause_reasons: r.pause_reasons,
+                daily_budget: f.daily_budget,
+                monthly_budget: f.monthly_budget,
+                tz: f.tz,
+            })
+        });
+    let changes = enforce::judge(subjects, &brand_spend, &campaign_spend, &mut periods);
+    enforce::apply_changes(conn, &changes, now, Cause::Spend)?;
+
+    // The answer: the events' campaigns as they are after the transaction.
+    let changed: HashMap<i64, PauseReasons> =
+        changes.iter().map(|c| (c.campaign_id, c.to)).collect();
+    let answered: HashSet<i64> = answered.into_iter().collect();
+    let campaigns = rows
+        .into_iter()
+        .filter(|r| answered.contains(&r.id))
+        .filter_map(|mut r| {
+            if let Some(to) = changed.get(&r.id) {
+                r.pause_reasons = to.bits();
+                r.updated_at = naive(now);
+            }
+            let keys = periods.keys(facts.get(&r.brand_id)?.tz);
+            let (daily, monthly) = (
+                campaign_spend.get(r.id, &keys.day),
+                campaign_spend.get(r.id, &keys.month),
+            );
+            Some(r.into_view(daily, monthly))
+        })
+        .collect();
     let results = results
         .into_iter()
         .map(|r| {
@@ -377,7 +453,16 @@ fn record_in_tx(
     Ok((results, campaigns))
 }
 
-fn add_brand_spend(conn: &mut DbConnection, add: &BTreeMap<(i64, String), i64>) -> QueryResult<()> {
+/// Whether `totals` holds `owner`'s totals of both current periods.
+fn has_current(totals: &Totals, owner: i64, keys: &PeriodKeys) -> bool {
+    totals.has(owner, &keys.day) && totals.has(owner, &keys.month)
+}
+
+/// Adds to the brands' period totals; returns the new totals of the periods added to.
+fn add_brand_spend(
+    conn: &mut DbConnection,
+    add: &BTreeMap<(i64, String), i64>,
+) -> QueryResult<Totals> {
     let rows: Vec<_> = add
         .iter()
         .map(|((id, p), a)| {
@@ -388,21 +473,27 @@ fn add_brand_spend(conn: &mut DbConnection, add: &BTreeMap<(i64, String), i64>) 
             )
         })
         .collect();
+    let mut totals = Totals::default();
     for chunk in rows.chunks(CHUNK) {
-        crate::per_backend!(conn, c => diesel::insert_into(brand_spend::table)
+        let new: Vec<(i64, String, i64)> = crate::per_backend!(conn, c => diesel::insert_into(brand_spend::table)
             .values(chunk)
             .on_conflict((brand_spend::brand_id, brand_spend::period))
             .do_update()
             .set(brand_spend::amount.eq(brand_spend::amount + excluded(brand_spend::amount)))
-            .execute(c))?;
+            .returning((brand_spend::brand_id, brand_spend::period, brand_spend::amount))
+            .get_results(c))?;
+        for (id, period, amount) in new {
+            totals.insert(id, period, amount);
+        }
     }
-    Ok(())
+    Ok(totals)
 }
 
+/// Adds to the campaigns' period totals; returns the new totals of the periods added to.
 fn add_campaign_spend(
     conn: &mut DbConnection,
     add: &BTreeMap<(i64, String), i64>,
-) -> QueryResult<()> {
+) -> QueryResult<Totals> {
     let rows: Vec<_> = add
         .iter()
         .map(|((id, p), a)| {
@@ -413,38 +504,20 @@ fn add_campaign_spend(
             )
         })
         .collect();
+    let mut totals = Totals::default();
     for chunk in rows.chunks(CHUNK) {
-        crate::per_backend!(conn, c => diesel::insert_into(campaign_spend::table)
+        let new: Vec<(i64, String, i64)> = crate::per_backend!(conn, c => diesel::insert_into(campaign_spend::table)
             .values(chunk)
             .on_conflict((campaign_spend::campaign_id, campaign_spend::period))
             .do_update()
             .set(campaign_spend::amount.eq(campaign_spend::amount + excluded(campaign_spend::amount)))
-            .execute(c))?;
+            .returning((campaign_spend::campaign_id, campaign_spend::period, campaign_spend::amount))
+            .get_results(c))?;
+        for (id, period, amount) in new {
+            totals.insert(id, period, amount);
+        }
     }
-    Ok(())
-}
-
-/// Those of `brand_ids` whose spend of the current day or month has reached the budget.
-fn brands_at_budget(
-    conn: &mut DbConnection,
-    brand_ids: &[i64],
-    now: DateTime<Utc>,
-) -> QueryResult<Vec<i64>> {
-    let facts = super::brands::facts(conn, brand_ids)?;
-    let mut periods = PeriodsAt::new(now);
-    for f in facts.values() {
-        periods.keys(f.tz);
-    }
-    let totals = enforce::brand_totals(conn, Some(brand_ids), &periods.all())?;
-    Ok(facts
-        .iter()
-        .filter(|(id, f): &(&i64, &BrandFacts)| {
-            let keys = periods.keys(f.tz);
-            totals.get(**id, &keys.day) >= f.daily_budget
-                || totals.get(**id, &keys.month) >= f.monthly_budget
-        })
-        .map(|(id, _)| *id)
-        .collect())
+    Ok(totals)
 }
 
 /// Spend logs of a campaign, newest first, optionally within `[from, to)` of `occurred_at`.
@@ -511,5 +584,6 @@ pub fn rebuild_brand_totals(
     diesel::delete(campaign_spend::table.filter(campaign_spend::campaign_id.eq_any(campaign_ids)))
         .execute(conn)?;
     add_brand_spend(conn, &brand_add)?;
-    add_campaign_spend(conn, &campaign_add)
+    add_campaign_spend(conn, &campaign_add)?;
+    Ok(())
 }
