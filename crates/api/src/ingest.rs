@@ -13,8 +13,9 @@
 
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use adbudget_domain::db::{self, DbConnection, DbPool};
+use adbudget_domain::db::{self, DbConnection, DbPool, PooledConn};
 use adbudget_domain::error::DomainError;
 use adbudget_domain::forms::{ValidSpend, now};
 use adbudget_domain::repo::spend::{self, Outcome};
@@ -87,7 +88,13 @@ impl SpendWriter {
     }
 }
 
+/// A writer keeps its connection from batch to batch while they follow each other closely: a
+/// checkout costs a round trip (the pool tests the connection), as much as a statement of the
+/// batch. After a pause, or a failure, the next batch checks out a tested one.
+const KEEP_CONNECTION: Duration = Duration::from_secs(1);
+
 fn write_forever(pool: &DbPool, rx: &Mutex<Receiver<Pending>>) {
+    let mut held: Option<(PooledConn, Instant)> = None;
     loop {
         // Take everything waiting; other writers wait for the lock meanwhile, then take the next
         // batch while this one commits.
@@ -110,8 +117,21 @@ fn write_forever(pool: &DbPool, rx: &Mutex<Receiver<Pending>>) {
             tokens.push(p.token);
             replies.push(p.reply);
         }
-        let answers = match db::get(pool) {
-            Ok(mut conn) => record_authenticated(&mut conn, events, &tokens),
+        let conn = match held.take() {
+            Some((conn, used)) if used.elapsed() < KEEP_CONNECTION => Ok(conn),
+            _ => db::get(pool),
+        };
+        let answers = match conn {
+            Ok(mut conn) => {
+                let answers = record_authenticated(&mut conn, events, &tokens);
+                let failed = answers
+                    .iter()
+                    .any(|a| matches!(a, Err(ApiError::Unavailable(_) | ApiError::Internal(_))));
+                if !failed {
+                    held = Some((conn, Instant::now()));
+                }
+                answers
+            }
             Err(e) => unavailable(&e, replies.len()),
         };
         for (reply, answer) in replies.into_iter().zip(answers) {

@@ -27,10 +27,13 @@ pub struct JobsMonitor {
 
 impl AppState {
     pub fn new(pool: DbPool) -> Self {
-        // One writer: SQLite serializes writers anyway, and on PostgreSQL concurrent batches lock
-        // the same brand rows and wait for each other (measured: 1 writer 2,841 events/s, 4 writers
-        // 2,003; BENCHMARKS.md). Throughput comes from batch size instead.
-        let spend_writer = crate::ingest::SpendWriter::start(pool.clone(), 1);
+        // SQLite: one writer (its write transactions serialize anyway; a second measured 8 %
+        // slower). PostgreSQL: two, so that one records its events (token check, campaign
+        // lookup, spend-log insert: before the brand locks) while the other holds the locks and
+        // commits; more wait on the same brand locks (measured: 1 writer 10,800–11,100 events/s,
+        // 2 writers 12,300–12,800, 3 writers 11,300; BENCHMARKS.md).
+        let writers = if pool.is_sqlite() { 1 } else { 2 };
+        let spend_writer = crate::ingest::SpendWriter::start(pool.clone(), writers);
         AppState {
             pool,
             jobs: None,

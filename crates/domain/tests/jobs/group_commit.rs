@@ -142,3 +142,39 @@ fn concurrent_sends_of_one_batch_record_it_once(backend: Backend) {
     );
     w.assert_verified(t);
 }
+
+/// The pool's connections leave WAL checkpoints to the pool's checkpointer thread, which keeps
+/// the WAL from growing: each round of commits is copied into the database file, and the next
+/// round writes the WAL from its start again.
+#[test]
+fn sqlite_wal_is_checkpointed_in_the_background() {
+    let w = world(Backend::Sqlite);
+    let t = utc("2026-11-16T12:00:00Z");
+    let b = w.brand("Acme", "1000000", "10000000", "UTC", t);
+    let c = w.campaign(b, "c", json!({}), t);
+    let path = w.url().trim_start_matches("sqlite://").to_owned();
+    let size = |p: &str| std::fs::metadata(p).map_or(0, |m| m.len());
+    let db_before = size(&path);
+    let mut wal_sizes = Vec::new();
+    for round in 0..6 {
+        for n in 0..40 {
+            let events: Vec<ValidSpend> = (0..50)
+                .map(|i| event(c, 1, Some(&format!("r{round}-{n}-{i}"))))
+                .collect();
+            spend::record(&mut w.conn(), &events, t, true).unwrap();
+        }
+        std::thread::sleep(adbudget_domain::db::CHECKPOINT_EVERY * 3);
+        wal_sizes.push(size(&format!("{path}-wal")));
+    }
+    assert!(
+        size(&path) > db_before + 1_000_000,
+        "the spend reached the database file: {} -> {} bytes",
+        db_before,
+        size(&path)
+    );
+    // Without checkpoints the WAL would hold every round: six times the first.
+    assert!(
+        wal_sizes[5] < wal_sizes[0] * 2,
+        "WAL sizes after each round: {wal_sizes:?}"
+    );
+}

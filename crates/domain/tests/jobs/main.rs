@@ -20,14 +20,14 @@ pub(crate) use adbudget_domain::on_both_databases;
 
 pub struct World {
     pub pool: DbPool,
-    _db: TestDatabase,
+    db: TestDatabase,
 }
 
 pub fn world(backend: Backend) -> World {
     let database = TestDatabase::create(backend).unwrap();
     World {
         pool: db::connect(&database.url, 8).unwrap(),
-        _db: database,
+        db: database,
     }
 }
 
@@ -40,6 +40,10 @@ fn money(s: &str) -> NonNegativeMoney {
 }
 
 impl World {
+    pub fn url(&self) -> &str {
+        &self.db.url
+    }
+
     pub fn conn(&self) -> db::PooledConn {
         db::get(&self.pool).unwrap()
     }
