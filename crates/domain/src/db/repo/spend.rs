@@ -14,7 +14,7 @@ use crate::forms::ValidSpend;
 use crate::money::Money;
 use crate::period::PeriodKeys;
 use crate::rule::PauseReasons;
-use crate::schema::{brand_spend, brands, campaign_spend, campaigns, spend_logs};
+use crate::schema::{brand_spend, campaign_spend, campaigns, spend_logs};
 use crate::views::{Campaign, Page, SpendLog};
 
 #[derive(Queryable, Selectable, Debug, Clone)]
@@ -192,21 +192,18 @@ fn record_in_tx(
         }
     };
 
-    // Campaigns and their brands' timezones, one query.
+    // The campaigns' brands (a campaign never changes brand). Their timezones are read with the
+    // brand locks below: a timezone change committed in between must not be missed.
     let mut campaign_ids: Vec<i64> = events.iter().map(|e| e.campaign_id).collect();
     campaign_ids.sort_unstable();
     campaign_ids.dedup();
-    let mut owners: HashMap<i64, (i64, chrono_tz::Tz)> = HashMap::new();
+    let mut owners: HashMap<i64, i64> = HashMap::new();
     for chunk in campaign_ids.chunks(CHUNK) {
-        let rows: Vec<(i64, i64, String)> = campaigns::table
-            .inner_join(brands::table)
-            .select((campaigns::id, campaigns::brand_id, brands::timezone))
+        let rows: Vec<(i64, i64)> = campaigns::table
+            .select((campaigns::id, campaigns::brand_id))
             .filter(campaigns::id.eq_any(chunk))
             .load(conn)?;
-        owners.extend(
-            rows.into_iter()
-                .map(|(c, b, tz)| (c, (b, enforce::parse_tz(&tz)))),
-        );
+        owners.extend(rows);
     }
     for (i, e) in events.iter().enumerate() {
         if !owners.contains_key(&e.campaign_id) {
@@ -217,7 +214,7 @@ fn record_in_tx(
             )?;
         }
     }
-    let mut brand_ids: Vec<i64> = owners.values().map(|(b, _)| *b).collect();
+    let mut brand_ids: Vec<i64> = owners.values().copied().collect();
     brand_ids.sort_unstable();
     brand_ids.dedup();
 
@@ -343,7 +340,11 @@ fn record_in_tx(
     let mut brand_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
     let mut campaign_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
     for (_, e) in &fresh {
-        let (brand_id, tz) = owners[&e.campaign_id];
+        let brand_id = owners[&e.campaign_id];
+        let tz = facts
+            .get(&brand_id)
+            .ok_or_else(|| DomainError::not_found("brand"))?
+            .tz;
         let keys = PeriodKeys::at(e.occurred_at, tz);
         for period in [keys.day, keys.month] {
             *brand_add.entry((brand_id, period.clone())).or_default() += e.amount.micros();
