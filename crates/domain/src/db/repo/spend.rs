@@ -17,7 +17,7 @@ use crate::rule::PauseReasons;
 use crate::schema::{brand_spend, campaign_spend, campaigns, spend_logs};
 use crate::views::{Campaign, Page, SpendLog};
 
-#[derive(Queryable, Selectable, Debug, Clone)]
+#[derive(Queryable, QueryableByName, Selectable, Debug, Clone)]
 #[diesel(table_name = spend_logs)]
 struct SpendRow {
     id: i64,
@@ -298,25 +298,15 @@ fn record_in_tx(
     // The spend logs.
     let received = naive(now);
     for chunk in fresh.chunks(CHUNK) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|(_, e)| {
-                (
-                    spend_logs::campaign_id.eq(e.campaign_id),
-                    spend_logs::amount.eq(e.amount.micros()),
-                    spend_logs::occurred_at.eq(naive(e.occurred_at)),
-                    spend_logs::received_at.eq(received),
-                    spend_logs::event_id.eq(e.event_id.as_deref()),
-                )
-            })
-            .collect();
-        let inserted: Vec<SpendRow> =
-            crate::per_backend!(conn, c => diesel::insert_into(spend_logs::table)
-            .values(&rows)
-            .returning(SpendRow::as_returning())
-            .get_results(c))
+        let events: Vec<&ValidSpend> = chunk.iter().map(|(_, e)| *e).collect();
+        let inserted = insert_logs(conn, &events, received)
             .map_err(|e| super::unique_violation(e, "event_id", CONCURRENT_EVENT))?;
-        for ((i, _), row) in chunk.iter().zip(inserted) {
+        for ((i, e), row) in chunk.iter().zip(inserted) {
+            if row.campaign_id != e.campaign_id || row.event_id != e.event_id {
+                return Err(DomainError::Unexpected(anyhow::anyhow!(
+                    "inserted spend logs came back out of order"
+                )));
+            }
             results[*i] = Some(Ok(Outcome::Recorded(row.into())));
         }
     }
@@ -454,6 +444,60 @@ fn record_in_tx(
     Ok((results, campaigns))
 }
 
+/// Inserts spend logs, returning their rows in the order of `events`. PostgreSQL gets the
+/// columns as five arrays (`unnest`): one short statement to parse and plan however many events,
+/// where a multi-row VALUES list is a new statement of five parameters an event each time.
+fn insert_logs(
+    conn: &mut DbConnection,
+    events: &[&ValidSpend],
+    received: chrono::NaiveDateTime,
+) -> QueryResult<Vec<SpendRow>> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+    match conn {
+        DbConnection::Postgresql(c) => diesel::sql_query(
+            "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id) \
+             SELECT e.campaign_id, e.amount, e.occurred_at, $4, e.event_id \
+             FROM unnest($1, $2, $3, $5) WITH ORDINALITY \
+                  AS e (campaign_id, amount, occurred_at, event_id, n) ORDER BY e.n \
+             RETURNING id, campaign_id, amount, occurred_at, received_at, event_id",
+        )
+        .bind::<Array<BigInt>, _>(events.iter().map(|e| e.campaign_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(events.iter().map(|e| e.amount.micros()).collect::<Vec<_>>())
+        .bind::<Array<Timestamp>, _>(
+            events
+                .iter()
+                .map(|e| naive(e.occurred_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Timestamp, _>(received)
+        .bind::<Array<Nullable<Text>>, _>(
+            events
+                .iter()
+                .map(|e| e.event_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .load(c),
+        DbConnection::Sqlite(c) => {
+            let rows: Vec<_> = events
+                .iter()
+                .map(|e| {
+                    (
+                        spend_logs::campaign_id.eq(e.campaign_id),
+                        spend_logs::amount.eq(e.amount.micros()),
+                        spend_logs::occurred_at.eq(naive(e.occurred_at)),
+                        spend_logs::received_at.eq(received),
+                        spend_logs::event_id.eq(e.event_id.as_deref()),
+                    )
+                })
+                .collect();
+            diesel::insert_into(spend_logs::table)
+                .values(&rows)
+                .returning(SpendRow::as_returning())
+                .get_results(c)
+        }
+    }
+}
+
 /// Whether `totals` holds `owner`'s totals of both current periods.
 fn has_current(totals: &Totals, owner: i64, keys: &PeriodKeys) -> bool {
     totals.has(owner, &keys.day) && totals.has(owner, &keys.month)
@@ -464,6 +508,10 @@ fn add_brand_spend(
     conn: &mut DbConnection,
     add: &BTreeMap<(i64, String), i64>,
 ) -> QueryResult<Totals> {
+    let c = match conn {
+        DbConnection::Postgresql(c) => return add_totals_pg(c, "brand_spend", "brand_id", add),
+        DbConnection::Sqlite(c) => c,
+    };
     let rows: Vec<_> = add
         .iter()
         .map(|((id, p), a)| {
@@ -476,13 +524,17 @@ fn add_brand_spend(
         .collect();
     let mut totals = Totals::default();
     for chunk in rows.chunks(CHUNK) {
-        let new: Vec<(i64, String, i64)> = crate::per_backend!(conn, c => diesel::insert_into(brand_spend::table)
+        let new: Vec<(i64, String, i64)> = diesel::insert_into(brand_spend::table)
             .values(chunk)
             .on_conflict((brand_spend::brand_id, brand_spend::period))
             .do_update()
             .set(brand_spend::amount.eq(brand_spend::amount + excluded(brand_spend::amount)))
-            .returning((brand_spend::brand_id, brand_spend::period, brand_spend::amount))
-            .get_results(c))?;
+            .returning((
+                brand_spend::brand_id,
+                brand_spend::period,
+                brand_spend::amount,
+            ))
+            .get_results(c)?;
         for (id, period, amount) in new {
             totals.insert(id, period, amount);
         }
@@ -495,6 +547,12 @@ fn add_campaign_spend(
     conn: &mut DbConnection,
     add: &BTreeMap<(i64, String), i64>,
 ) -> QueryResult<Totals> {
+    let c = match conn {
+        DbConnection::Postgresql(c) => {
+            return add_totals_pg(c, "campaign_spend", "campaign_id", add);
+        }
+        DbConnection::Sqlite(c) => c,
+    };
     let rows: Vec<_> = add
         .iter()
         .map(|((id, p), a)| {
@@ -507,16 +565,65 @@ fn add_campaign_spend(
         .collect();
     let mut totals = Totals::default();
     for chunk in rows.chunks(CHUNK) {
-        let new: Vec<(i64, String, i64)> = crate::per_backend!(conn, c => diesel::insert_into(campaign_spend::table)
+        let new: Vec<(i64, String, i64)> = diesel::insert_into(campaign_spend::table)
             .values(chunk)
             .on_conflict((campaign_spend::campaign_id, campaign_spend::period))
             .do_update()
-            .set(campaign_spend::amount.eq(campaign_spend::amount + excluded(campaign_spend::amount)))
-            .returning((campaign_spend::campaign_id, campaign_spend::period, campaign_spend::amount))
-            .get_results(c))?;
+            .set(
+                campaign_spend::amount
+                    .eq(campaign_spend::amount + excluded(campaign_spend::amount)),
+            )
+            .returning((
+                campaign_spend::campaign_id,
+                campaign_spend::period,
+                campaign_spend::amount,
+            ))
+            .get_results(c)?;
         for (id, period, amount) in new {
             totals.insert(id, period, amount);
         }
+    }
+    Ok(totals)
+}
+
+/// A period total as an upsert returns it.
+#[derive(QueryableByName)]
+struct TotalRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    owner: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    period: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    amount: i64,
+}
+
+/// The period-total upsert on PostgreSQL, with the rows as three arrays (see [`insert_logs`]),
+/// applied in key order (the order concurrent upserts of the same rows lock them in). `table`
+/// and `owner` are this module's constants, never input.
+fn add_totals_pg(
+    conn: &mut diesel::PgConnection,
+    table: &'static str,
+    owner: &'static str,
+    add: &BTreeMap<(i64, String), i64>,
+) -> QueryResult<Totals> {
+    use diesel::sql_types::{Array, BigInt, Text};
+    let mut totals = Totals::default();
+    if add.is_empty() {
+        return Ok(totals);
+    }
+    let rows: Vec<TotalRow> = diesel::sql_query(format!(
+        "INSERT INTO {table} ({owner}, period, amount) \
+         SELECT t.owner, t.period, t.amount FROM unnest($1, $2, $3) WITH ORDINALITY \
+              AS t (owner, period, amount, n) ORDER BY t.n \
+         ON CONFLICT ({owner}, period) DO UPDATE SET amount = {table}.amount + excluded.amount \
+         RETURNING {owner} AS owner, period, amount"
+    ))
+    .bind::<Array<BigInt>, _>(add.keys().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(add.keys().map(|(_, p)| p.as_str()).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(add.values().copied().collect::<Vec<_>>())
+    .load(conn)?;
+    for r in rows {
+        totals.insert(r.owner, r.period, r.amount);
     }
     Ok(totals)
 }
