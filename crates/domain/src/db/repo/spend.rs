@@ -116,23 +116,45 @@ pub fn record(
     })
 }
 
-/// Why an insert of spend logs failed when another transaction committed one of its event ids
-/// first (the unique index on `event_id` made it wait, then refused it).
-const CONCURRENT_EVENT: &str = "an event with this event_id is being recorded concurrently";
+/// How a spend transaction failed: it lost the race for an event id to a concurrent transaction
+/// (the unique index on `event_id` made it wait for that one's commit, then refused the insert),
+/// which running it again resolves, or anything else.
+#[derive(Debug)]
+enum Attempt {
+    Raced,
+    Failed(DomainError),
+}
+
+impl From<DomainError> for Attempt {
+    fn from(e: DomainError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+impl From<diesel::result::Error> for Attempt {
+    fn from(e: diesel::result::Error) -> Self {
+        Attempt::Failed(e.into())
+    }
+}
 
 /// Runs a spend transaction again when it lost the race for an event id to a concurrent one: the
 /// new attempt finds that event committed and answers it as a replay (or a conflict, if its payload
-/// differs). Three attempts; a third loss is reported.
-fn retrying_concurrent<T>(mut attempt: impl FnMut() -> DomainResult<T>) -> DomainResult<T> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
+/// differs). Three attempts; a third loss is reported as a conflict.
+fn retrying_concurrent<T>(mut attempt: impl FnMut() -> Result<T, Attempt>) -> DomainResult<T> {
+    for _ in 0..2 {
         match attempt() {
-            Err(DomainError::Conflict { message, .. })
-                if message == CONCURRENT_EVENT && tries < 3 => {}
-            other => return other,
+            Err(Attempt::Raced) => {}
+            Ok(value) => return Ok(value),
+            Err(Attempt::Failed(e)) => return Err(e),
         }
     }
+    attempt().map_err(|e| match e {
+        Attempt::Raced => DomainError::conflict(
+            "event_id",
+            "an event with this event_id is being recorded concurrently",
+        ),
+        Attempt::Failed(e) => e,
+    })
 }
 
 /// Group commit: records independent events in one transaction and returns each one's outcome
@@ -176,7 +198,7 @@ fn record_in_tx(
     events: &[ValidSpend],
     now: DateTime<Utc>,
     mode: Mode,
-) -> DomainResult<(EventResults, Vec<Campaign>)> {
+) -> Result<(EventResults, Vec<Campaign>), Attempt> {
     // Per event: None while undecided, then its outcome or its own error.
     let mut results: Vec<Option<DomainResult<Outcome>>> = (0..events.len()).map(|_| None).collect();
     // In Single/Batch mode the first rejected event rejects the call, before any write.
@@ -221,9 +243,9 @@ fn record_in_tx(
     // The spend logs are looked up and inserted before the brand locks are taken, so concurrent
     // transactions over the same brands do this part side by side and serialize only for the
     // totals, the budget check and the reconcile. Two transactions inserting the same event id
-    // meet at the unique index: the second waits for the first and then fails with
-    // CONCURRENT_EVENT, and `retrying_concurrent` runs it again, when the lookup finds the
-    // committed event and answers a replay.
+    // meet at the unique index: the second waits for the first and then fails (`Attempt::Raced`),
+    // and `retrying_concurrent` runs it again, when the lookup finds the committed event and
+    // answers a replay.
     // Idempotency: earlier events with the same ids.
     let ids: Vec<&str> = events
         .iter()
@@ -299,13 +321,19 @@ fn record_in_tx(
     let received = naive(now);
     for chunk in fresh.chunks(CHUNK) {
         let events: Vec<&ValidSpend> = chunk.iter().map(|(_, e)| *e).collect();
-        let inserted = insert_logs(conn, &events, received)
-            .map_err(|e| super::unique_violation(e, "event_id", CONCURRENT_EVENT))?;
+        let inserted = insert_logs(conn, &events, received).map_err(|e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => Attempt::Raced,
+            other => other.into(),
+        })?;
         for ((i, e), row) in chunk.iter().zip(inserted) {
             if row.campaign_id != e.campaign_id || row.event_id != e.event_id {
                 return Err(DomainError::Unexpected(anyhow::anyhow!(
                     "inserted spend logs came back out of order"
-                )));
+                ))
+                .into());
             }
             results[*i] = Some(Ok(Outcome::Recorded(row.into())));
         }
