@@ -2,10 +2,12 @@
 //!
 //! Locking discipline (PostgreSQL): every transaction that changes an input of the rule (spend,
 //! budgets, caps, schedules, timezones, manual pause) or a campaign's state first locks the rows of
-//! the brands involved, in id order, with [`enforce::lock_brands`]. The rule's inputs and outputs
-//! for one brand are therefore read and written by one transaction at a time, and no decision is
-//! made on numbers another transaction is about to change. SQLite serializes writers anyway
-//! (write transactions begin IMMEDIATE).
+//! the brands involved, in id order, with [`enforce::lock_brands`] (the spend path uses
+//! `enforce::lock_brand_facts`, which also reads the locked budgets and timezones). The rule's
+//! inputs and outputs for one brand are therefore read and written by one transaction at a time,
+//! and no decision is made on numbers another transaction is about to change; whatever the rule
+//! decides on is read after the locks. SQLite serializes writers anyway (write transactions begin
+//! IMMEDIATE).
 
 pub mod admin;
 pub mod brands;
