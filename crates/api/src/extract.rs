@@ -136,9 +136,9 @@ pub struct IngestToken;
 /// The caller holds a live admin token: may do everything.
 pub struct AdminToken;
 
-/// The bearer token a request presents, not yet checked: `POST /spend` hands it to the
-/// group-commit writer, which checks the tokens of a whole batch in one query. A request without
-/// one is refused here (401).
+/// The bearer token a request presents, not yet checked against the database: `POST /spend`
+/// hands it to the group-commit writer, which checks the tokens of a whole batch in one query. A
+/// request without one, or with one that is not shaped like a token, is refused here (401).
 pub struct Bearer(pub String);
 
 impl Bearer {
@@ -150,7 +150,9 @@ impl Bearer {
                 v.strip_prefix("Bearer ")
                     .or_else(|| v.strip_prefix("bearer "))
             })
-            .map(|t| Bearer(t.trim().to_owned()))
+            .map(str::trim)
+            .filter(|t| tokens::well_formed(t))
+            .map(|t| Bearer(t.to_owned()))
             .ok_or(ApiError::Unauthorized)
     }
 

@@ -11,9 +11,9 @@
 //! recording it: a token lookup per request was as much database work as the batch itself. A
 //! revoked token is refused from the first batch after the revocation commits.
 
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError, bounded};
 
 use adbudget_domain::db::{self, DbConnection, DbPool, PooledConn};
 use adbudget_domain::error::DomainError;
@@ -39,17 +39,16 @@ struct Pending {
     reply: oneshot::Sender<Answer>,
 }
 
-/// The queue to the writers. Dropping every clone stops them.
+/// The queue to the writers (several receivers, one channel). Dropping every clone stops them.
 #[derive(Clone)]
 pub struct SpendWriter {
-    tx: SyncSender<Pending>,
+    tx: Sender<Pending>,
 }
 
 impl SpendWriter {
     /// Starts `writers` threads (one is right for SQLite, whose writers serialize anyway).
     pub fn start(pool: DbPool, writers: usize) -> Self {
-        let (tx, rx) = sync_channel(QUEUE);
-        let rx = Arc::new(Mutex::new(rx));
+        let (tx, rx) = bounded(QUEUE);
         for n in 0..writers.max(1) {
             let (pool, rx) = (pool.clone(), rx.clone());
             let spawned = std::thread::Builder::new()
@@ -88,29 +87,40 @@ impl SpendWriter {
     }
 }
 
-/// A writer keeps its connection from batch to batch while they follow each other closely: a
-/// checkout costs a round trip (the pool tests the connection), as much as a statement of the
-/// batch. After a pause, or a failure, the next batch checks out a tested one.
-const KEEP_CONNECTION: Duration = Duration::from_secs(1);
+/// How long a writer keeps its connection without requests. Under load batches follow each other
+/// within a millisecond, and a checkout per batch would cost a round trip (the pool tests the
+/// connection: as much as a statement of the batch) and, on SQLite, a connection whose page cache
+/// is cold; an idle writer gives its connection back to the pool.
+const KEEP_IDLE: Duration = Duration::from_millis(100);
 
-fn write_forever(pool: &DbPool, rx: &Mutex<Receiver<Pending>>) {
-    let mut held: Option<(PooledConn, Instant)> = None;
-    loop {
-        // Take everything waiting; other writers wait for the lock meanwhile, then take the next
-        // batch while this one commits.
-        let batch = {
-            let Ok(rx) = rx.lock() else { return };
-            let Ok(first) = rx.recv() else { return };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(p) => batch.push(p),
-                    Err(_) => break,
-                }
+/// The next batch: everything waiting, up to [`MAX_BATCH`]; `None` once the API is gone.
+fn next_batch(rx: &Receiver<Pending>, held: &mut Option<PooledConn>) -> Option<Vec<Pending>> {
+    let first = match rx.try_recv() {
+        Ok(p) => p,
+        Err(TryRecvError::Disconnected) => return None,
+        Err(TryRecvError::Empty) => match rx.recv_timeout(KEEP_IDLE) {
+            Ok(p) => p,
+            Err(RecvTimeoutError::Disconnected) => return None,
+            Err(RecvTimeoutError::Timeout) => {
+                *held = None;
+                rx.recv().ok()?
             }
-            batch
-        };
-        metrics::histogram!("adbudget_spend_batch_size").record(batch.len() as f64);
+        },
+    };
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(p) => batch.push(p),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+fn write_forever(pool: &DbPool, rx: &Receiver<Pending>) {
+    let mut held: Option<PooledConn> = None;
+    // Writers take batches side by side: one takes what waits while another commits.
+    while let Some(batch) = next_batch(rx, &mut held) {
         let (mut events, mut tokens, mut replies) = (Vec::new(), Vec::new(), Vec::new());
         for p in batch {
             events.push(p.event);
@@ -118,8 +128,8 @@ fn write_forever(pool: &DbPool, rx: &Mutex<Receiver<Pending>>) {
             replies.push(p.reply);
         }
         let conn = match held.take() {
-            Some((conn, used)) if used.elapsed() < KEEP_CONNECTION => Ok(conn),
-            _ => db::get(pool),
+            Some(conn) => Ok(conn),
+            None => db::get(pool),
         };
         let answers = match conn {
             Ok(mut conn) => {
@@ -128,7 +138,7 @@ fn write_forever(pool: &DbPool, rx: &Mutex<Receiver<Pending>>) {
                     .iter()
                     .any(|a| matches!(a, Err(ApiError::Unavailable(_) | ApiError::Internal(_))));
                 if !failed {
-                    held = Some((conn, Instant::now()));
+                    held = Some(conn);
                 }
                 answers
             }
@@ -161,6 +171,8 @@ fn record_authenticated(
         .enumerate()
         .filter(|(i, _)| live.contains_key(&tokens[*i]))
         .unzip();
+    // Events per committed transaction, those with a live token.
+    metrics::histogram!("adbudget_spend_batch_size").record(events.len() as f64);
     if events.is_empty() {
         return answers;
     }

@@ -68,7 +68,15 @@ pub async fn record(
             return Err(invalid);
         }
     };
-    let (outcome, campaign) = state.spend_writer.record(event, bearer.0).await?;
+    let (outcome, campaign) = match state.spend_writer.record(event, bearer.0.clone()).await {
+        Ok(recorded) => recorded,
+        // The queue was full or the writers stopped: the token was not checked yet.
+        Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => {
+            bearer.authenticate(&state).await?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     observe(std::slice::from_ref(&outcome), "single", started);
     let mut resp = if outcome.is_new() {
         HttpResponse::Created()

@@ -145,6 +145,10 @@ async fn spend_needs_a_live_token(backend: Backend) {
     assert_eq!(resp.status, 401, "{}", resp.body);
     let resp = post(None, bad.clone()).await.unwrap();
     assert_eq!(resp.status, 401, "{}", resp.body);
+    let resp = post(Some("not-a-token".to_owned()), bad.clone())
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 401, "{}", resp.body);
     let resp = post(Some(app.ingest_token.clone()), bad).await.unwrap();
     assert_eq!(resp.status, 422, "{}", resp.body);
     assert_eq!(resp.body["error"]["field"], "amount");

@@ -18,6 +18,7 @@ on_both_databases!(
     batch_applies_in_one_transaction,
     spend_logs_list_and_filter,
     concurrent_spend_loses_nothing,
+    an_idle_writer_holds_no_connection,
 );
 
 async fn brand_budget_pauses_every_campaign_in_the_same_response(backend: Backend) {
@@ -521,4 +522,28 @@ async fn concurrent_spend_loses_nothing(backend: Backend) {
     assert_eq!(micros(&b["daily_spend"]), expected);
     assert_eq!(micros(&b["monthly_spend"]), expected);
     assert_eq!(campaign_total, expected);
+}
+
+/// The group-commit writers keep a connection only while requests keep coming: once the queue is
+/// empty every connection is back in the pool, for the rest of the API (and to be tested by the
+/// pool before its next use, e.g. after a database restart).
+async fn an_idle_writer_holds_no_connection(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let brand = app.create_brand("Acme", "100", "1000").await;
+    let c = app.create_campaign(&brand["id"], "c", json!({})).await;
+    for _ in 0..3 {
+        app.spend(&c["id"], "1").await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let state = app.pool.state();
+        if state.idle_connections == state.connections {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "connections still checked out after the requests: {state:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -234,19 +234,34 @@ pub fn connect(url: &str, max_size: u32) -> anyhow::Result<DbPool> {
 /// How often the SQLite checkpointer copies the WAL into the database file.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
-/// Checkpoints the SQLite WAL every [`CHECKPOINT_EVERY`] while the pool is alive.
+/// Checkpoints the SQLite WAL every [`CHECKPOINT_EVERY`] while the pool is alive. A failure is
+/// logged once until a checkpoint succeeds again (meanwhile the WAL grows; nothing is lost).
 fn checkpoint_while(manager: &DbManager, alive: &std::sync::Weak<()>) {
     let mut conn = None;
-    while alive.strong_count() > 0 {
+    let mut failing = false;
+    loop {
         std::thread::sleep(CHECKPOINT_EVERY);
-        if conn.is_none() {
-            conn = manager.open().ok();
+        if alive.strong_count() == 0 {
+            return;
         }
-        if let Some(DbConnection::Sqlite(c)) = &mut conn
-            && let Err(e) = c.batch_execute("PRAGMA wal_checkpoint(PASSIVE);")
-        {
-            tracing::warn!(error = %e, "SQLite WAL checkpoint failed");
-            conn = None;
+        let done = match &mut conn {
+            Some(DbConnection::Sqlite(c)) => c
+                .batch_execute("PRAGMA wal_checkpoint(PASSIVE);")
+                .map_err(|e| e.to_string()),
+            _ => manager
+                .open()
+                .map(|c| conn = Some(c))
+                .map_err(|e| e.to_string()),
+        };
+        match done {
+            Ok(()) => failing = false,
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retrying every 200 ms");
+                }
+                failing = true;
+                conn = None;
+            }
         }
     }
 }

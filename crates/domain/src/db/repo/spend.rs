@@ -329,7 +329,11 @@ fn record_in_tx(
             other => other.into(),
         })?;
         for ((i, e), row) in chunk.iter().zip(inserted) {
-            if row.campaign_id != e.campaign_id || row.event_id != e.event_id {
+            let same = row.campaign_id == e.campaign_id
+                && row.amount == e.amount.micros()
+                && row.occurred_at == naive(e.occurred_at)
+                && row.event_id == e.event_id;
+            if !same {
                 return Err(DomainError::Unexpected(anyhow::anyhow!(
                     "inserted spend logs came back out of order"
                 ))
@@ -373,19 +377,19 @@ fn record_in_tx(
     let mut campaign_spend = add_campaign_spend(conn, &campaign_add)?;
 
     let mut periods = PeriodsAt::new(now);
-    let unread: Vec<i64> = facts
-        .iter()
-        .filter(|(id, f)| !has_current(&brand_spend, **id, periods.keys(f.tz)))
-        .map(|(id, _)| *id)
-        .collect();
-    if !unread.is_empty() {
-        brand_spend.extend(enforce::brand_totals(conn, Some(&unread), &periods.all())?);
-    }
     // A brand budget applies to the sum of its campaigns: when one is reached, every campaign of
-    // the brand is judged.
+    // the brand is judged. (Only spend can reach one: replays alone judge nothing.)
     let at_budget: HashSet<i64> = if fresh.is_empty() {
         HashSet::new()
     } else {
+        let unread: Vec<i64> = facts
+            .iter()
+            .filter(|(id, f)| !has_current(&brand_spend, **id, periods.keys(f.tz)))
+            .map(|(id, _)| *id)
+            .collect();
+        if !unread.is_empty() {
+            brand_spend.extend(enforce::brand_totals(conn, Some(&unread), &periods.all())?);
+        }
         facts
             .iter()
             .filter(|(id, f)| {

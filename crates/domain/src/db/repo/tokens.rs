@@ -125,6 +125,14 @@ pub fn create(
     })
 }
 
+/// Whether `token` has the shape of a token this system issues (`adb_` + 40 alphanumerics): one
+/// that does not is refused without a database lookup.
+pub fn well_formed(token: &str) -> bool {
+    token.len() == PREFIX_LEN + 32
+        && token.starts_with("adb_")
+        && token[4..].bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// The scope of a live token, or `None` for an unknown, malformed or revoked one.
 pub fn authenticate(conn: &mut DbConnection, token: &str) -> DomainResult<Option<Scope>> {
     Ok(authenticate_many(conn, &[token])?.remove(token))
@@ -136,11 +144,7 @@ pub fn authenticate_many(
     conn: &mut DbConnection,
     tokens: &[&str],
 ) -> DomainResult<HashMap<String, Scope>> {
-    let well_formed: Vec<&str> = tokens
-        .iter()
-        .copied()
-        .filter(|t| t.len() == PREFIX_LEN + 32 && t.starts_with("adb_") && t.is_ascii())
-        .collect();
+    let well_formed: Vec<&str> = tokens.iter().copied().filter(|t| well_formed(t)).collect();
     if well_formed.is_empty() {
         return Ok(HashMap::new());
     }
