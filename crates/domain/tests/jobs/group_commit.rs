@@ -178,3 +178,51 @@ fn sqlite_wal_is_checkpointed_in_the_background() {
         "WAL sizes after each round: {wal_sizes:?}"
     );
 }
+
+/// Two transactions inserting the same event ids in opposite orders deadlock on the unique index;
+/// PostgreSQL aborts one of them. When that is a spend transaction, it runs again instead of
+/// failing (with 500). Deterministic: the spend transaction starts waiting first, so its deadlock
+/// check (after `deadlock_timeout`, 1 s) is the one that finds the cycle.
+#[test]
+fn a_deadlock_over_event_ids_is_run_again() {
+    use diesel::connection::SimpleConnection;
+    let w = world(Backend::Postgres);
+    let t = utc("2026-11-16T12:00:00Z");
+    let b = w.brand("Acme", "1000", "10000", "UTC", t);
+    let c = w.campaign(b, "c", json!({}), t);
+    let insert = |id: &str| {
+        format!(
+            "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id) \
+             VALUES ({c}, 1000000, '2026-11-16 12:00:00', '2026-11-16 12:00:00', '{id}')"
+        )
+    };
+    // Another writer holds event "b" and will ask for "a".
+    let mut other = w.conn();
+    let adbudget_domain::db::DbConnection::Postgresql(pg) = &mut *other else {
+        unreachable!("a PostgreSQL world")
+    };
+    pg.batch_execute(&format!("BEGIN; {};", insert("b")))
+        .unwrap();
+    let pool = w.pool.clone();
+    let spender = std::thread::spawn(move || {
+        let events = [event(c, 1, Some("a")), event(c, 2, Some("b"))];
+        spend::record(
+            &mut adbudget_domain::db::get(&pool).unwrap(),
+            &events,
+            t,
+            true,
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    pg.batch_execute(&format!("{};", insert("a"))).unwrap();
+    pg.batch_execute("ROLLBACK;").unwrap();
+    let recorded = spender
+        .join()
+        .unwrap()
+        .expect("the spend transaction ran again");
+    assert!(recorded.outcomes.iter().all(Outcome::is_new));
+    assert_eq!(
+        recorded.campaigns[0].daily_spend,
+        Money::from_micros(3_000_000)
+    );
+}

@@ -116,9 +116,9 @@ pub fn record(
     })
 }
 
-/// How a spend transaction failed: it lost the race for an event id to a concurrent transaction
-/// (the unique index on `event_id` made it wait for that one's commit, then refused the insert),
-/// which running it again resolves, or anything else.
+/// How a spend transaction failed: it lost a race to a concurrent transaction (for an event id:
+/// the unique index on `event_id` made it wait for that one's commit, then refused the insert; or
+/// a deadlock between the two), which running it again resolves, or anything else.
 #[derive(Debug)]
 enum Attempt {
     Raced,
@@ -133,7 +133,18 @@ impl From<DomainError> for Attempt {
 
 impl From<diesel::result::Error> for Attempt {
     fn from(e: diesel::result::Error) -> Self {
-        Attempt::Failed(e.into())
+        match &e {
+            // PostgreSQL broke a deadlock by aborting this transaction (40P01, which diesel does
+            // not classify; matched by its message, as `DomainError` matches outages): two
+            // transactions inserting the same event ids in opposite orders wait on each other's
+            // index entries. Run again, the survivor's events are found or waited for.
+            diesel::result::Error::DatabaseError(_, info)
+                if info.message().contains("deadlock detected") =>
+            {
+                Attempt::Raced
+            }
+            _ => Attempt::Failed(e.into()),
+        }
     }
 }
 
