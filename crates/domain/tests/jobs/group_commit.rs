@@ -152,6 +152,19 @@ fn sqlite_wal_is_checkpointed_in_the_background() {
     let t = utc("2026-11-16T12:00:00Z");
     let b = w.brand("Acme", "1000000", "10000000", "UTC", t);
     let c = w.campaign(b, "c", json!({}), t);
+    // New databases use 1 KiB pages (fewer bytes for the WAL per dirtied page).
+    use diesel::RunQueryDsl;
+    let mut conn = w.conn();
+    let adbudget_domain::db::DbConnection::Sqlite(sqlite) = &mut *conn else {
+        unreachable!("a SQLite world")
+    };
+    let page_size: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT page_size FROM pragma_page_size())",
+    ))
+    .get_result(sqlite)
+    .unwrap();
+    assert_eq!(page_size, 1024);
+    drop(conn);
     let path = w.url().trim_start_matches("sqlite://").to_owned();
     let size = |p: &str| std::fs::metadata(p).map_or(0, |m| m.len());
     let db_before = size(&path);
