@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::upsert::excluded;
 
 use super::enforce::{self, Cause, PeriodsAt, Subject, Totals};
 use super::{CHUNK, PageRequest, into_page, naive, utc};
@@ -384,8 +383,8 @@ fn record_in_tx(
             *campaign_add.entry((e.campaign_id, period)).or_default() += e.amount.micros();
         }
     }
-    let mut brand_spend = add_brand_spend(conn, &brand_add)?;
-    let mut campaign_spend = add_campaign_spend(conn, &campaign_add)?;
+    let mut brand_spend = add_totals(conn, Owner::Brand, &brand_add)?;
+    let mut campaign_spend = add_totals(conn, Owner::Campaign, &campaign_add)?;
 
     let mut periods = PeriodsAt::new(now);
     // A brand budget applies to the sum of its campaigns: when one is reached, every campaign of
@@ -546,87 +545,21 @@ fn has_current(totals: &Totals, owner: i64, keys: &PeriodKeys) -> bool {
     totals.has(owner, &keys.day) && totals.has(owner, &keys.month)
 }
 
-/// Adds to the brands' period totals; returns the new totals of the periods added to.
-fn add_brand_spend(
-    conn: &mut DbConnection,
-    add: &BTreeMap<(i64, String), i64>,
-) -> QueryResult<Totals> {
-    let c = match conn {
-        DbConnection::Postgresql(c) => return add_totals_pg(c, "brand_spend", "brand_id", add),
-        DbConnection::Sqlite(c) => c,
-    };
-    let rows: Vec<_> = add
-        .iter()
-        .map(|((id, p), a)| {
-            (
-                brand_spend::brand_id.eq(*id),
-                brand_spend::period.eq(p.as_str()),
-                brand_spend::amount.eq(*a),
-            )
-        })
-        .collect();
-    let mut totals = Totals::default();
-    for chunk in rows.chunks(CHUNK) {
-        let new: Vec<(i64, String, i64)> = diesel::insert_into(brand_spend::table)
-            .values(chunk)
-            .on_conflict((brand_spend::brand_id, brand_spend::period))
-            .do_update()
-            .set(brand_spend::amount.eq(brand_spend::amount + excluded(brand_spend::amount)))
-            .returning((
-                brand_spend::brand_id,
-                brand_spend::period,
-                brand_spend::amount,
-            ))
-            .get_results(c)?;
-        for (id, period, amount) in new {
-            totals.insert(id, period, amount);
-        }
-    }
-    Ok(totals)
+/// Whose period totals an upsert adds to.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    Brand,
+    Campaign,
 }
 
-/// Adds to the campaigns' period totals; returns the new totals of the periods added to.
-fn add_campaign_spend(
-    conn: &mut DbConnection,
-    add: &BTreeMap<(i64, String), i64>,
-) -> QueryResult<Totals> {
-    let c = match conn {
-        DbConnection::Postgresql(c) => {
-            return add_totals_pg(c, "campaign_spend", "campaign_id", add);
-        }
-        DbConnection::Sqlite(c) => c,
-    };
-    let rows: Vec<_> = add
-        .iter()
-        .map(|((id, p), a)| {
-            (
-                campaign_spend::campaign_id.eq(*id),
-                campaign_spend::period.eq(p.as_str()),
-                campaign_spend::amount.eq(*a),
-            )
-        })
-        .collect();
-    let mut totals = Totals::default();
-    for chunk in rows.chunks(CHUNK) {
-        let new: Vec<(i64, String, i64)> = diesel::insert_into(campaign_spend::table)
-            .values(chunk)
-            .on_conflict((campaign_spend::campaign_id, campaign_spend::period))
-            .do_update()
-            .set(
-                campaign_spend::amount
-                    .eq(campaign_spend::amount + excluded(campaign_spend::amount)),
-            )
-            .returning((
-                campaign_spend::campaign_id,
-                campaign_spend::period,
-                campaign_spend::amount,
-            ))
-            .get_results(c)?;
-        for (id, period, amount) in new {
-            totals.insert(id, period, amount);
+impl Owner {
+    /// The totals table and its owner column (constants, never input).
+    const fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Owner::Brand => ("brand_spend", "brand_id"),
+            Owner::Campaign => ("campaign_spend", "campaign_id"),
         }
     }
-    Ok(totals)
 }
 
 /// A period total as an upsert returns it.
@@ -640,13 +573,13 @@ struct TotalRow {
     amount: i64,
 }
 
-/// The period-total upsert on PostgreSQL, with the rows as three arrays (see [`insert_logs`]),
-/// applied in key order (the order concurrent upserts of the same rows lock them in). `table`
-/// and `owner` are this module's constants, never input.
-fn add_totals_pg(
-    conn: &mut diesel::PgConnection,
-    table: &'static str,
-    owner: &'static str,
+/// Adds `add` to the owners' period totals, atomically, in key order (the order concurrent
+/// upserts of the same rows lock them in); returns the new totals of the periods added to.
+/// PostgreSQL gets the rows as three arrays (`unnest`, see [`insert_logs`]); SQLite as a
+/// multi-row VALUES list, in chunks under its parameter limit.
+fn add_totals(
+    conn: &mut DbConnection,
+    owner: Owner,
     add: &BTreeMap<(i64, String), i64>,
 ) -> QueryResult<Totals> {
     use diesel::sql_types::{Array, BigInt, Text};
@@ -654,18 +587,42 @@ fn add_totals_pg(
     if add.is_empty() {
         return Ok(totals);
     }
-    let rows: Vec<TotalRow> = diesel::sql_query(format!(
-        "INSERT INTO {table} ({owner}, period, amount) \
-         SELECT t.owner, t.period, t.amount FROM unnest($1, $2, $3) WITH ORDINALITY \
-              AS t (owner, period, amount, n) ORDER BY t.n \
-         ON CONFLICT ({owner}, period) DO UPDATE SET amount = {table}.amount + excluded.amount \
-         RETURNING {owner} AS owner, period, amount"
-    ))
-    .bind::<Array<BigInt>, _>(add.keys().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(add.keys().map(|(_, p)| p.as_str()).collect::<Vec<_>>())
-    .bind::<Array<BigInt>, _>(add.values().copied().collect::<Vec<_>>())
-    .load(conn)?;
-    for r in rows {
+    let (table, column) = owner.table();
+    let upsert = |rows: &str| {
+        format!(
+            "INSERT INTO {table} ({column}, period, amount) {rows} \
+             ON CONFLICT ({column}, period) DO UPDATE SET amount = {table}.amount + excluded.amount \
+             RETURNING {column} AS owner, period, amount"
+        )
+    };
+    let returned: Vec<TotalRow> = match conn {
+        DbConnection::Postgresql(c) => diesel::sql_query(upsert(
+            "SELECT t.owner, t.period, t.amount FROM unnest($1, $2, $3) WITH ORDINALITY \
+                 AS t (owner, period, amount, n) ORDER BY t.n",
+        ))
+        .bind::<Array<BigInt>, _>(add.keys().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(add.keys().map(|(_, p)| p.as_str()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(add.values().copied().collect::<Vec<_>>())
+        .load(c)?,
+        DbConnection::Sqlite(c) => {
+            let mut returned = Vec::with_capacity(add.len());
+            let rows: Vec<_> = add.iter().collect();
+            for chunk in rows.chunks(CHUNK) {
+                let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+                let mut q = diesel::sql_query(upsert(&format!("VALUES {values}")))
+                    .into_boxed::<diesel::sqlite::Sqlite>();
+                for ((id, period), amount) in chunk {
+                    q = q
+                        .bind::<BigInt, _>(*id)
+                        .bind::<Text, _>(period.as_str())
+                        .bind::<BigInt, _>(**amount);
+                }
+                returned.extend(q.load::<TotalRow>(c)?);
+            }
+            returned
+        }
+    };
+    for r in returned {
         totals.insert(r.owner, r.period, r.amount);
     }
     Ok(totals)
@@ -734,7 +691,7 @@ pub fn rebuild_brand_totals(
         .filter(campaigns::brand_id.eq(brand_id));
     diesel::delete(campaign_spend::table.filter(campaign_spend::campaign_id.eq_any(campaign_ids)))
         .execute(conn)?;
-    add_brand_spend(conn, &brand_add)?;
-    add_campaign_spend(conn, &campaign_add)?;
+    add_totals(conn, Owner::Brand, &brand_add)?;
+    add_totals(conn, Owner::Campaign, &campaign_add)?;
     Ok(())
 }
