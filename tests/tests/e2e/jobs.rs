@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, Process, TestDatabase, command, free_port, wait_ready};
 
 fn redis_url() -> String {
-    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    testing::redis_url()
 }
 
 fn unique_prefix() -> String {

@@ -30,6 +30,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with_limits(backend, Limits::default()).await
 }
 
+/// An app whose state `customize` adjusts (the gauge refresh, say).
+pub async fn spawn_app_with(backend: Backend, customize: fn(AppState) -> AppState) -> TestApp {
+    let database = TestDatabase::create(backend).expect("test database");
+    let url = database.url.clone();
+    spawn_customized(database, &url, Limits::default(), customize).await
+}
+
 /// An app whose client time limits are `limits`.
 pub async fn spawn_app_with_limits(backend: Backend, limits: Limits) -> TestApp {
     let database = TestDatabase::create(backend).expect("test database");
@@ -43,6 +50,15 @@ pub async fn spawn_app_on(database: TestDatabase, url: &str) -> TestApp {
 }
 
 async fn spawn(database: TestDatabase, url: &str, limits: Limits) -> TestApp {
+    spawn_customized(database, url, limits, |state| state).await
+}
+
+async fn spawn_customized(
+    database: TestDatabase,
+    url: &str,
+    limits: Limits,
+    customize: fn(AppState) -> AppState,
+) -> TestApp {
     let pool = db::connect(url, 8).expect("pool");
     let (admin_token, ingest_token) = {
         let mut conn = db::get(&pool).unwrap();
@@ -52,8 +68,7 @@ async fn spawn(database: TestDatabase, url: &str, limits: Limits) -> TestApp {
         (admin, ingest)
     };
     let prefix = format!("adbudget-test-{}", uuid::Uuid::new_v4().simple());
-    let redis_url =
-        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let redis_url = adbudget_domain::db::testing::redis_url();
     let jobs = JobsMonitor {
         redis: adbudget_queue::connect_lazy(&redis_url).unwrap(),
         prefix: prefix.clone(),
@@ -64,7 +79,7 @@ async fn spawn(database: TestDatabase, url: &str, limits: Limits) -> TestApp {
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let app = Application::with_limits(
-        AppState::new(pool.clone()).with_jobs(jobs.clone()),
+        customize(AppState::new(pool.clone()).with_jobs(jobs.clone())),
         AdminState::new(Some(SECRET_KEY)),
         listener,
         limits,

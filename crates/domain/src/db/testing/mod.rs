@@ -3,17 +3,15 @@
 
 use diesel::prelude::*;
 
+mod services;
+
+pub use services::{postgres_admin_url, redis_url};
+
 /// Which backend a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
     Postgres,
-}
-
-/// The PostgreSQL server tests create their databases on (`TEST_DATABASE_URL`, any database on it).
-pub fn postgres_admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A database of its own; dropped (PostgreSQL) or deleted (SQLite) with this value.
