@@ -5,48 +5,88 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use adbudget_domain::repo::PageRequest;
 use adbudget_domain::repo::tokens::{self, Scope};
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Largest request body accepted (a batch of 10,000 events fits comfortably).
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// The largest body a route accepts (SPEC §12), set as app data on its resource; routes without
+/// one accept [`DEFAULT_BODY_LIMIT`]. A body is read only after the request's credentials are
+/// checked, and never past its limit.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Every route but the spend routes: JSON requests and admin forms.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// `POST /api/v1/spend`: one event.
+pub const SPEND_EVENT_LIMIT: usize = 16 * 1024;
+/// `POST /api/v1/spend/batch`: up to 10,000 events.
+pub const SPEND_BATCH_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Deepest nesting of arrays and objects accepted in a JSON body. The deepest request the API
 /// documents is 4 levels (a batch's events; a schedule's windows); serde_json's own limit (128)
 /// would be reached only after more work.
 pub const MAX_JSON_DEPTH: usize = 32;
 
-/// Reads a whole request body within the server's [`Limits::request_body`](crate::Limits) and
-/// [`MAX_BODY_BYTES`]: a client that trickles its body gets a 408, one that sends too much a 413.
+/// Reads a whole request body within the server's [`Limits::request_body`](crate::Limits) and the
+/// route's [`BodyLimit`]: a client that trickles its body gets a 408, one that sends (or announces)
+/// more than the limit a 413, as soon as that is known and without buffering more than the limit.
 pub fn read_body(
     req: &HttpRequest,
     payload: &mut Payload,
 ) -> impl Future<Output = Result<web::Bytes, ApiError>> + 'static {
-    let bytes = web::Bytes::from_request(req, payload);
     let limit = req
+        .app_data::<BodyLimit>()
+        .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+    let time = req
         .app_data::<crate::Limits>()
         .copied()
         .unwrap_or_default()
         .request_body;
+    let announced = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut payload = payload.take();
     async move {
-        let read = tokio::time::timeout(limit, bytes)
-            .await
-            .map_err(|_| ApiError::RequestTimeout(limit.as_secs()))?;
-        read.map_err(|e| {
-            if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(MAX_BODY_BYTES)
-            } else {
-                ApiError::BadRequest(format!("could not read the request body: {e}"))
+        if announced.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        let read = async {
+            let capacity = announced.map_or(0, |n| n as usize);
+            let mut body = web::BytesMut::with_capacity(capacity);
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::BadRequest(format!("could not read the request body: {e}"))
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
             }
-        })
+            Ok(body.freeze())
+        };
+        tokio::time::timeout(time, read)
+            .await
+            .map_err(|_| ApiError::RequestTimeout(time.as_secs()))?
     }
+}
+
+/// Reads a JSON body into `T` inside a handler, after its credentials were checked (see
+/// [`JsonBody`] for the errors).
+pub async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<T, ApiError> {
+    let mut payload = payload.into_inner();
+    let bytes = read_body(req, &mut payload).await?;
+    parse_json(&bytes)
 }
 
 /// A JSON body deserialized into `T`. Malformed JSON is a 400; a value of the wrong type, a
@@ -69,9 +109,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the request body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
         )));
     }
-    let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the request body is not valid JSON: {e}")))?;
-    from_value(value)
+    // Straight into the request type: no generic JSON value is built first.
+    let malformed = |e: &serde_json::Error| {
+        ApiError::BadRequest(format!("the request body is not valid JSON: {e}"))
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value =
+        serde_path_to_error::deserialize(&mut de).map_err(|e| match e.inner().classify() {
+            serde_json::error::Category::Data => invalid_field(e),
+            _ => malformed(e.inner()),
+        })?;
+    de.end().map_err(|e| malformed(&e))?;
+    Ok(value)
 }
 
 /// The deepest nesting of `[` and `{` in a JSON text, ignoring brackets inside strings. One pass
@@ -105,7 +154,12 @@ fn json_depth(bytes: &[u8]) -> usize {
 /// Deserializes a JSON value into a request type, naming the field of any error (also used by
 /// the admin panel, whose forms become the same request types).
 pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+    serde_path_to_error::deserialize(value).map_err(invalid_field)
+}
+
+/// A value of the wrong type, a missing or unknown field: a 422 naming the field.
+fn invalid_field(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    {
         let path = e.path().to_string();
         let message = e.inner().to_string();
         // serde reports a missing field at its parent: name the field itself.
@@ -123,7 +177,7 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, Ap
             field,
             message: clean_message(&message),
         }
-    })
+    }
 }
 
 /// serde's messages carry positions that mean nothing after re-parsing; keep the words.
@@ -163,6 +217,27 @@ impl Bearer {
             .db(move |conn| tokens::authenticate(conn, &token))
             .await?;
         scope.ok_or(ApiError::Unauthorized)
+    }
+}
+
+impl Bearer {
+    /// The same through the verdicts of the last second ([`TokenCache`]): a revoked token works
+    /// for at most a second more.
+    ///
+    /// [`TokenCache`]: crate::token_cache::TokenCache
+    pub async fn authenticate_cached(&self, state: &AppState) -> Result<Scope, ApiError> {
+        let verdict = match state.token_cache.get(&self.0) {
+            Some(verdict) => verdict,
+            None => {
+                let token = self.0.clone();
+                let verdict = state
+                    .db(move |conn| tokens::authenticate(conn, &token))
+                    .await?;
+                state.token_cache.put(&self.0, verdict);
+                verdict
+            }
+        };
+        verdict.ok_or(ApiError::Unauthorized)
     }
 }
 

@@ -27,8 +27,10 @@ use crate::error::ApiError;
 
 /// Events per transaction at most.
 pub const MAX_BATCH: usize = 1000;
-/// Requests waiting for a writer at most; beyond it the API answers 503.
-pub const QUEUE: usize = 100_000;
+/// Requests waiting for a writer at most; beyond it the API answers 503. About what the writers
+/// commit in a second (BENCHMARKS.md): a longer queue would only make clients wait longer for an
+/// answer they get sooner as a 503 to retry. Only callers with a live token get this far.
+pub const QUEUE: usize = 16_384;
 
 type Answer = Result<(Outcome, Campaign), ApiError>;
 

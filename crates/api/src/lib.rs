@@ -7,6 +7,7 @@ pub mod ingest;
 pub mod openapi;
 pub mod routes;
 pub mod state;
+pub mod token_cache;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -47,6 +48,7 @@ impl Default for Limits {
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 impl Application {
@@ -61,8 +63,11 @@ impl Application {
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("failed to bind ADBUDGET_BIND={}", settings.bind))?;
-        let admin = admin::AdminState::new(settings.secret_key.as_deref());
-        Self::new(AppState::new(pool).with_jobs(jobs), admin, listener)
+        let admin = admin::AdminState::from_settings(settings);
+        let state = AppState::new(pool)
+            .with_jobs(jobs)
+            .with_gauge_refresh(state::GAUGE_REFRESH);
+        Self::new(state, admin, listener)
     }
 
     /// Serves `state` on an existing listener (tests bind port 0).
@@ -83,14 +88,15 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let state = web::Data::new(state);
+        let app_state = state.clone();
         let admin = web::Data::new(admin);
         let server = HttpServer::new(move || {
             App::new()
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(actix_web::middleware::from_fn(admin::security_headers))
+                .wrap(tracing_actix_web::TracingLogger::<RequestSpan>::new())
                 .app_data(state.clone())
                 .app_data(admin.clone())
                 .app_data(limits)
-                .app_data(web::PayloadConfig::new(extract::MAX_BODY_BYTES))
                 .app_data(web::PathConfig::default().error_handler(|_, _| {
                     ApiError::NotFound {
                         what: "resource".into(),
@@ -107,7 +113,11 @@ impl Application {
         .context("failed to listen")?
         .shutdown_timeout(10)
         .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            state: app_state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -115,7 +125,15 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let gauges = self
+            .state
+            .gauge_refresh
+            .map(|every| tokio::spawn(routes::health::refresh_gauges(self.state.clone(), every)));
+        let stopped = self.server.await;
+        if let Some(task) = gauges {
+            task.abort();
+        }
+        stopped
     }
 }
 
@@ -140,4 +158,44 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
         what: "route".into(),
         field: None,
     })
+}
+
+/// The span of every request: tracing-actix-web's fields, but the target without its query string
+/// (which may carry what should not be logged) and the client address as the login throttle sees
+/// it (the peer, unless a trusted proxy forwarded the request), not as a client's headers claim.
+pub struct RequestSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RequestSpan {
+    fn on_request_start(req: &actix_web::dev::ServiceRequest) -> tracing::Span {
+        use actix_web::HttpMessage;
+        let route = req.match_pattern().unwrap_or_else(|| "default".into());
+        let request_id = req
+            .extensions()
+            .get::<tracing_actix_web::RequestId>()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let client_ip = req
+            .app_data::<web::Data<admin::AdminState>>()
+            .map_or_else(String::new, |a| a.client_ip(req.request()));
+        let empty = tracing::field::Empty;
+        tracing::info_span!(
+            "HTTP request",
+            http.method = %req.method(),
+            http.route = %route,
+            http.target = %req.path(),
+            http.client_ip = %client_ip,
+            http.status_code = empty,
+            otel.status_code = empty,
+            request_id = %request_id,
+            exception.message = empty,
+            exception.details = empty,
+        )
+    }
+
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        span: tracing::Span,
+        outcome: &Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>,
+    ) {
+        tracing_actix_web::DefaultRootSpanBuilder::on_request_end(span, outcome);
+    }
 }

@@ -15,7 +15,15 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Group commit of single spend events.
     pub spend_writer: crate::ingest::SpendWriter,
+    /// Token verdicts of the last second (the spend route checks them before reading a body).
+    pub token_cache: std::sync::Arc<crate::token_cache::TokenCache>,
+    /// How often the campaign gauges of `/metrics` are refreshed from the database; `None`: never
+    /// (tests, which share one recorder per process, turn it on where they look at gauges).
+    pub gauge_refresh: Option<std::time::Duration>,
 }
+
+/// The gauge refresh of a deployed API (Prometheus scrapes every 15–60 s).
+pub const GAUGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The Redis the workers and beats of this deployment use.
 #[derive(Clone)]
@@ -39,6 +47,15 @@ impl AppState {
             jobs: None,
             metrics: adbudget_domain::telemetry::metrics().ok(),
             spend_writer,
+            token_cache: Default::default(),
+            gauge_refresh: None,
+        }
+    }
+
+    pub fn with_gauge_refresh(self, every: std::time::Duration) -> Self {
+        AppState {
+            gauge_refresh: Some(every),
+            ..self
         }
     }
 

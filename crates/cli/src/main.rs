@@ -384,8 +384,9 @@ fn standalone(settings: Settings) -> anyhow::Result<()> {
         // Bring every campaign up to date at start: the process may have been down over a window
         // change or a midnight.
         adbudget_beat::catch_up(&sink, &settings.schedules, chrono::Utc::now()).await?;
-        let admin = adbudget_api::admin::AdminState::new(settings.secret_key.as_deref());
-        let app = adbudget_api::Application::new(AppState::new(pool), admin, listener)?;
+        let admin = adbudget_api::admin::AdminState::from_settings(&settings);
+        let state = AppState::new(pool).with_gauge_refresh(adbudget_api::state::GAUGE_REFRESH);
+        let app = adbudget_api::Application::new(state, admin, listener)?;
         println!(
             "adbudget is serving http://{}  (Ctrl-C stops it)",
             settings.bind

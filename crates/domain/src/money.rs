@@ -11,9 +11,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Micro-units per currency unit.
 pub const MICROS_PER_UNIT: i64 = 1_000_000;
-/// Largest amount accepted at the edges: one trillion units. Keeps every sum of many amounts
-/// far from `i64::MAX` (≈ 9.2 × 10¹² units) without checks on the hot path.
-pub const MAX_MICROS: i64 = 1_000_000_000_000 * MICROS_PER_UNIT;
+/// The largest amount, budget, cap and period total (SPEC §3): one billion units, 10¹⁵ micro-units.
+/// Anything that would exceed it is refused, never wrapped; the sum of two such values is still
+/// far inside `i64` (≈ 9.2 × 10¹⁸).
+pub const MAX_MICROS: i64 = 1_000_000_000 * MICROS_PER_UNIT;
 
 /// An exact, non-negative amount of money in micro-units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -30,7 +31,7 @@ pub enum MoneyError {
     Negative,
     #[error("must be greater than zero")]
     NotPositive,
-    #[error("is too large (at most 1000000000000)")]
+    #[error("is too large (at most 1000000000)")]
     TooLarge,
 }
 
@@ -44,6 +45,14 @@ impl Money {
 
     pub const fn micros(self) -> i64 {
         self.0
+    }
+
+    /// The sum, if it stays within [`MAX_MICROS`]; `None` where it would exceed it (or `i64`).
+    pub fn checked_add(self, other: Money) -> Option<Money> {
+        self.0
+            .checked_add(other.0)
+            .filter(|sum| *sum <= MAX_MICROS)
+            .map(Money)
     }
 
     pub fn to_decimal(self) -> Decimal {
@@ -101,8 +110,8 @@ fn parse_decimal(s: &str) -> Result<Decimal, MoneyError> {
     if frac.trim_end_matches('0').len() > 6 {
         return Err(MoneyError::TooPrecise);
     }
-    // More than 13 integer digits cannot be ≤ MAX_MICROS, and would overflow Decimal's 28 digits.
-    if int.trim_start_matches('0').len() > 13 {
+    // More than 10 integer digits cannot be ≤ MAX_MICROS, and would overflow Decimal's 28 digits.
+    if int.trim_start_matches('0').len() > 10 {
         return Err(MoneyError::TooLarge);
     }
     let frac = frac.trim_end_matches('0');
@@ -194,7 +203,7 @@ impl utoipa::ToSchema for Money {}
 impl utoipa::PartialSchema for PositiveMoney {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         money_schema(
-            "A spend amount greater than zero: a decimal string with at most 6 decimal places.",
+            "A spend amount greater than zero and at most 1000000000: a decimal string with at most 6 decimal places.",
         )
     }
 }
@@ -203,7 +212,7 @@ impl utoipa::ToSchema for PositiveMoney {}
 impl utoipa::PartialSchema for NonNegativeMoney {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         money_schema(
-            "A budget or cap, zero or more: a decimal string with at most 6 decimal places.",
+            "A budget or cap, from zero to 1000000000: a decimal string with at most 6 decimal places.",
         )
     }
 }
@@ -213,7 +222,7 @@ fn money_schema(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::sc
     use utoipa::openapi::schema::{ObjectBuilder, Type};
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .pattern(Some(r"^\+?[0-9]{0,13}(\.[0-9]*)?$"))
+        .pattern(Some(r"^\+?[0-9]{0,10}(\.[0-9]*)?$"))
         .description(Some(description))
         .examples([serde_json::json!("12.34")])
         .into()
@@ -256,14 +265,19 @@ mod tests {
     #[test]
     fn rejects_huge_amounts() {
         assert_eq!(
-            Money::parse_positive("1000000000000.000001"),
+            Money::parse_positive("1000000000.000001"),
+            Err(MoneyError::TooLarge)
+        );
+        // The old limit (10^12 units), which let ten events wrap a period total.
+        assert_eq!(
+            Money::parse_positive("1000000000000"),
             Err(MoneyError::TooLarge)
         );
         assert_eq!(
             Money::parse_positive("99999999999999999999999999999999"),
             Err(MoneyError::TooLarge)
         );
-        assert!(Money::parse_positive("1000000000000").is_ok());
+        assert!(Money::parse_positive("1000000000").is_ok());
     }
 
     #[test]
@@ -297,10 +311,7 @@ mod tests {
         assert_eq!(Money::from_micros(100_000_000).to_string(), "100.00");
         assert_eq!(Money::from_micros(1).to_string(), "0.000001");
         assert_eq!(Money::ZERO.to_string(), "0.00");
-        assert_eq!(
-            Money::from_micros(MAX_MICROS).to_string(),
-            "1000000000000.00"
-        );
+        assert_eq!(Money::from_micros(MAX_MICROS).to_string(), "1000000000.00");
     }
 
     #[test]
@@ -340,6 +351,22 @@ mod properties {
         fn seven_significant_decimals_are_refused(units in 0u64..1_000_000, frac in 1u64..10_000_000) {
             prop_assume!(frac % 10 != 0);
             prop_assert_eq!(Money::parse_positive(&format!("{units}.{frac:07}")), Err(MoneyError::TooPrecise));
+        }
+
+        #[test]
+        fn checked_add_never_exceeds_the_limit(a in 0i64..=MAX_MICROS, b in 0i64..=i64::MAX) {
+            let sum = Money::from_micros(a).checked_add(Money::from_micros(b));
+            match a.checked_add(b) {
+                Some(exact) if exact <= MAX_MICROS => prop_assert_eq!(sum, Some(Money::from_micros(exact))),
+                _ => prop_assert_eq!(sum, None),
+            }
+        }
+
+        #[test]
+        fn checked_add_at_the_limit(a in 0i64..=MAX_MICROS) {
+            let rest = Money::from_micros(MAX_MICROS - a);
+            prop_assert_eq!(Money::from_micros(a).checked_add(rest), Some(Money::from_micros(MAX_MICROS)));
+            prop_assert_eq!(Money::from_micros(a).checked_add(Money::from_micros(MAX_MICROS - a + 1)), None);
         }
 
         #[test]

@@ -85,6 +85,15 @@ diesel::table! {
         is_superuser -> Bool,
         created_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
+        is_active -> Bool,
+    }
+}
+
+diesel::table! {
+    login_failures (key) {
+        key -> Text,
+        failures -> Integer,
+        window_start -> Timestamp,
     }
 }
 
@@ -103,4 +112,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     campaign_status_history,
     api_tokens,
     users,
+    login_failures,
 );

@@ -6,5 +6,6 @@ mod helpers;
 
 mod cli;
 mod deploy;
+mod flood;
 mod jobs;
 mod standalone;

@@ -147,7 +147,9 @@ async fn api_binary_on_postgres() {
     // JSON logs: one object per line, each request with its id and dotted field names.
     let secret = "adb_ThisIsNotARealTokenButLooksLikeOne12345";
     let resp = reqwest::Client::new()
-        .get(format!("http://127.0.0.1:{port}/api/v1/brands"))
+        .get(format!(
+            "http://127.0.0.1:{port}/api/v1/brands?password=Query-Pass-9d2e"
+        ))
         .bearer_auth(secret)
         .send()
         .await
@@ -217,6 +219,7 @@ async fn api_binary_on_postgres() {
         ("the database password", db_password),
         ("the admin password", admin_password),
         ("a wrong password", "Wrong-Pass-0c4d1e"),
+        ("a query string", "Query-Pass-9d2e"),
     ] {
         assert!(!text.contains(secret), "{what} never reaches the logs");
     }

@@ -16,14 +16,82 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payl
 use maud::html;
 
 use crate::error::ApiError;
-use session::{AdminUser, Throttle};
+use session::AdminUser;
 
 /// What the admin pages share besides the database.
 pub struct AdminState {
     /// Signs session cookies.
     pub key: Key,
-    pub throttle: Throttle,
+    /// Session cookies are `Secure` and `__Host-` (`ADBUDGET_PUBLIC_URL` is https).
+    pub secure_cookies: bool,
+    /// Peers whose `X-Forwarded-For` names the client (`ADBUDGET_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Checks passwords on threads of its own (see [`PasswordChecker`]).
+    pub passwords: PasswordChecker,
 }
+
+/// Password checks, [`CONCURRENT_HASHES`] at a time, on as many threads of their own, each
+/// reusing its argon2 memory (19 MiB; see `users::password_matches_in`). Run on the shared
+/// blocking pool, each check allocated its own and the process kept them: a login flood grew it
+/// by gigabytes. Here a flood costs that many checks' memory, and waits its turn (up to
+/// [`HASH_WAIT`], then 503) instead of taking the threads that serve the database.
+pub struct PasswordChecker {
+    slots: tokio::sync::Semaphore,
+    jobs: crossbeam_channel::Sender<PasswordJob>,
+}
+
+type PasswordJob = (Option<String>, String, tokio::sync::oneshot::Sender<bool>);
+
+/// How long a login waits for a free password check before it is answered 503.
+pub const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl PasswordChecker {
+    fn start() -> Self {
+        let (jobs, rx) = crossbeam_channel::unbounded::<PasswordJob>();
+        for n in 0..CONCURRENT_HASHES {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-check-{n}"))
+                .spawn(move || {
+                    let mut memory = Vec::new();
+                    for (hash, password, reply) in rx {
+                        let matches = adbudget_domain::repo::users::password_matches_in(
+                            hash.as_deref(),
+                            &password,
+                            &mut memory,
+                        );
+                        let _ = reply.send(matches);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password-check thread");
+            }
+        }
+        PasswordChecker {
+            slots: tokio::sync::Semaphore::new(CONCURRENT_HASHES),
+            jobs,
+        }
+    }
+
+    /// Whether `password` matches `hash` (`None`: no such user; the check takes as long).
+    pub async fn check(&self, hash: Option<String>, password: String) -> Result<bool, ApiError> {
+        let busy = || ApiError::Unavailable(anyhow::anyhow!("too many logins at once"));
+        let _slot = tokio::time::timeout(HASH_WAIT, self.slots.acquire())
+            .await
+            .map_err(|_| busy())?
+            .map_err(|_| busy())?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send((hash, password, reply))
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("the password checkers stopped")))?;
+        answer
+            .await
+            .map_err(|_| ApiError::Internal(anyhow::anyhow!("a password check was dropped")))
+    }
+}
+
+/// Password checks at once, per process.
+pub const CONCURRENT_HASHES: usize = 2;
 
 impl AdminState {
     /// From `ADBUDGET_SECRET_KEY`, or a key of this process's own (sessions end at restart).
@@ -37,11 +105,111 @@ impl AdminState {
                 Key::generate()
             }
         };
+        // Made now rather than at the first login with an unknown name (see users::dummy_hash).
+        let _ = adbudget_domain::repo::users::dummy_hash();
         AdminState {
             key,
-            throttle: Throttle::default(),
+            secure_cookies: false,
+            trusted_proxies: Vec::new(),
+            passwords: PasswordChecker::start(),
         }
     }
+
+    /// As configured: key, public URL and trusted proxies.
+    pub fn from_settings(settings: &adbudget_domain::config::Settings) -> Self {
+        AdminState {
+            secure_cookies: settings
+                .public_url
+                .as_ref()
+                .is_some_and(|u| u.scheme() == "https"),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            ..Self::new(settings.secret_key.as_deref())
+        }
+    }
+
+    /// The client's address: the TCP peer's, unless the peer is a trusted proxy; then the last
+    /// address in `X-Forwarded-For` that is not itself a trusted proxy.
+    pub fn client_ip(&self, req: &HttpRequest) -> String {
+        let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+            return "unknown".to_owned();
+        };
+        let trusted = |ip: &std::net::IpAddr| self.trusted_proxies.iter().any(|n| n.contains(ip));
+        if !trusted(&peer) {
+            return peer.to_string();
+        }
+        let forwarded: Vec<std::net::IpAddr> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse().ok())
+            .collect();
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .unwrap_or(peer)
+            .to_string()
+    }
+}
+
+/// The only scripts the admin pages run: two confirmations, allowed by hash in the CSP.
+const INLINE_HANDLERS: [&str; 2] = [view::CONFIRM_BRAND_DELETE, view::CONFIRM_CAMPAIGN_DELETE];
+
+/// The `Content-Security-Policy` of the admin pages: nothing from elsewhere, no framing, forms
+/// only to this site, styles inline (the pages carry their own), scripts only the handlers above.
+pub fn content_security_policy() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let hashes: Vec<String> = INLINE_HANDLERS
+        .iter()
+        .map(|h| {
+            let digest = sha2::Sha256::digest(h.as_bytes());
+            format!(
+                "'sha256-{}'",
+                base64::engine::general_purpose::STANDARD.encode(digest)
+            )
+        })
+        .collect();
+    format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+         script-src 'unsafe-hashes' {}; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        hashes.join(" ")
+    )
+}
+
+/// Adds the security headers of SPEC §12 to every admin and job-monitor response.
+pub async fn security_headers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::http::header::{self, HeaderValue};
+    static CSP: std::sync::OnceLock<Option<HeaderValue>> = std::sync::OnceLock::new();
+    let path = req.path();
+    let admin = path == "/admin"
+        || path.starts_with("/admin/")
+        || path == "/jobs"
+        || path.starts_with("/jobs/");
+    let mut resp = next.call(req).await?;
+    if admin {
+        let headers = resp.headers_mut();
+        if let Some(csp) =
+            CSP.get_or_init(|| HeaderValue::from_str(&content_security_policy()).ok())
+        {
+            headers.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
+        }
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
+    Ok(resp)
 }
 
 /// Every admin route.

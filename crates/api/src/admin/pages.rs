@@ -6,13 +6,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use adbudget_domain::dayparting::Schedule;
 use adbudget_domain::forms::{CreateBrand, CreateCampaign, UpdateBrand, UpdateCampaign, now};
 use adbudget_domain::repo::admin::{self, CampaignQuery, SpendQuery};
-use adbudget_domain::repo::{brands, campaigns, enforce::Cause, users};
+use adbudget_domain::repo::{brands, campaigns, enforce::Cause, login_throttle, users};
 use adbudget_domain::rule::PauseReason;
 use adbudget_domain::views::Campaign;
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
-use super::session::{AdminUser, Session};
+use super::session::{AdminUser, Notice, Session, notice, notice_cookie};
 use super::view::{self, bar, csrf, field, page, pager};
 use super::{
     AdminError, AdminState, Form, PageResult, check_csrf, field_errors, html_page, see_other,
@@ -27,37 +27,53 @@ fn q<'a>(query: &'a Query, key: &str) -> &'a str {
     query.get(key).map(String::as_str).unwrap_or_default()
 }
 
+/// The search box's text without control characters (PostgreSQL text cannot hold a NUL, and no
+/// name has one).
+fn search_text(query: &Query) -> String {
+    q(query, "q").chars().filter(|c| !c.is_control()).collect()
+}
+
 fn num(query: &Query, key: &str) -> Option<i64> {
     query.get(key).and_then(|v| v.parse().ok())
 }
 
 fn shell(user: &AdminUser, title: &str, section: &str, body: Markup) -> HttpResponse {
-    html_page(page(
+    let body = html! {
+        @if let Some(n) = &user.notice { div.flash role="status" { (n.message()) } }
+        (body)
+    };
+    let mut resp = html_page(page(
         title,
         section,
         Some((&user.username, &user.session.csrf)),
         body,
-    ))
+    ));
+    if user.notice.is_some() {
+        // Shown once.
+        let _ = resp.add_removal_cookie(&notice_cookie(String::new()));
+    }
+    resp
 }
 
-fn flash(query: &Query) -> Markup {
-    html! { @if let Some(m) = query.get("done") { div.flash { (m) } } }
-}
-
-/// Only local paths, so a crafted `next` cannot send a user elsewhere after login.
+/// Only same-origin paths, so a crafted `next` cannot send a user elsewhere after login. The
+/// target must resolve, against a fixed origin, to that origin; and it may hold no backslash and
+/// no control character, which browsers rewrite or drop (`/\t/evil.example` is `//evil.example`
+/// to a browser), not even once more percent-decoded. `next` arrives percent-decoded from the
+/// query string or the form.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    const HOST: &str = "adbudget.invalid";
+    let stays = url::Url::parse(&format!("http://{HOST}/"))
+        .and_then(|base| base.join(next))
+        .is_ok_and(|u| u.scheme() == "http" && u.host_str() == Some(HOST) && u.port().is_none());
+    // Encoded once more, the same tricks must not hide in it either (`/%09/evil.example`).
+    let decoded = percent_encoding::percent_decode_str(next).decode_utf8_lossy();
+    let plain =
+        |s: &str| !s.starts_with("//") && !s.contains(|c: char| c == '\\' || c.is_control());
+    if next.starts_with('/') && stays && plain(next) && plain(&decoded) {
         next
     } else {
         "/admin"
     }
-}
-
-fn with_done(path: &str, message: &str) -> String {
-    format!(
-        "{path}?done={}",
-        url::form_urlencoded::byte_serialize(message.as_bytes()).collect::<String>()
-    )
 }
 
 // ---- login ----
@@ -97,6 +113,10 @@ pub async fn login_form(
     resp
 }
 
+/// Longest username accepted at login (Django's limit); a longer one is refused before anything
+/// else is done with it.
+pub const MAX_USERNAME: usize = 150;
+
 pub async fn login(
     req: HttpRequest,
     admin: web::Data<AdminState>,
@@ -104,18 +124,7 @@ pub async fn login(
     form: Form,
 ) -> PageResult {
     let session = Session::from_request(&req, &admin.key).unwrap_or_else(Session::anonymous);
-    if !session.csrf_matches(form.get("csrf")) {
-        return Err(AdminError(ApiError::Forbidden));
-    }
-    let username = form.text("username");
-    let password = form.get("password").unwrap_or_default().to_owned();
     let next = safe_next(form.get("next").unwrap_or("/admin")).to_owned();
-    let ip = req
-        .connection_info()
-        .realip_remote_addr()
-        .unwrap_or("unknown")
-        .to_owned();
-    let keys = [format!("user:{username}"), format!("ip:{ip}")];
     let refuse = |status: actix_web::http::StatusCode, message: &str| {
         let mut resp = HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
@@ -123,27 +132,58 @@ pub async fn login(
         session.store(&req, &admin.key, &mut resp);
         resp
     };
-    if admin.throttle.blocked(&keys) {
+    let username = form.text("username");
+    if username.chars().count() > MAX_USERNAME {
+        return Ok(refuse(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "Usernames are at most 150 characters.",
+        ));
+    }
+    if !session.csrf_matches(form.get("csrf")) {
+        return Err(AdminError(ApiError::Forbidden));
+    }
+    let password = form.get("password").unwrap_or_default().to_owned();
+    let ip = admin.client_ip(&req);
+    let keys = vec![format!("user:{username}"), format!("ip:{ip}")];
+    let at = now();
+    let (name, checked) = (username.clone(), keys.clone());
+    let (blocked, found) = state
+        .db(move |conn| {
+            let blocked = login_throttle::blocked(conn, &checked, at)?;
+            let found = if blocked {
+                None
+            } else {
+                users::credentials(conn, &name)?
+            };
+            Ok((blocked, found))
+        })
+        .await?;
+    if blocked {
         tracing::warn!(user.name = %username, client.ip = %ip, "login refused: too many failures");
         return Ok(refuse(
             actix_web::http::StatusCode::TOO_MANY_REQUESTS,
             "Too many failed logins. Wait 15 minutes and try again.",
         ));
     }
-    let name = username.clone();
-    let verified = state
-        .db(move |conn| users::verify_password(conn, &name, &password))
-        .await?;
-    match verified {
-        Some(id) => {
-            admin.throttle.clear(&keys[..1]);
+    // The hash is checked without a database connection, a few at a time on threads of their
+    // own (AdminState::passwords); an unknown user's check costs the same as a known one's.
+    let hash = found.as_ref().map(|(_, h)| h.clone());
+    let matches = admin.passwords.check(hash, password).await?;
+    match found.filter(|_| matches) {
+        Some((id, _)) => {
+            let user_key = keys[..1].to_vec();
+            state
+                .db(move |conn| login_throttle::clear(conn, &user_key))
+                .await?;
             tracing::info!(user.name = %username, "admin login");
             let mut resp = see_other(&next);
             Session::login(id, username).store(&req, &admin.key, &mut resp);
             Ok(resp)
         }
         None => {
-            admin.throttle.fail(&keys);
+            state
+                .db(move |conn| login_throttle::fail(conn, &keys, at))
+                .await?;
             tracing::warn!(user.name = %username, client.ip = %ip, "admin login failed");
             Ok(refuse(
                 actix_web::http::StatusCode::UNAUTHORIZED,
@@ -259,7 +299,7 @@ fn sort_link(base: &str, current: &str, key: &str, label: &str, keep: &[(&str, S
 
 pub async fn brand_list(user: AdminUser, state: web::Data<AppState>, query: Query) -> PageResult {
     let (search, sort, page_no) = (
-        q(&query, "q").to_owned(),
+        search_text(&query),
         q(&query, "sort").to_owned(),
         num(&query, "page").unwrap_or(1),
     );
@@ -274,7 +314,6 @@ pub async fn brand_list(user: AdminUser, state: web::Data<AppState>, query: Quer
         "Brands",
         html! {
             h1 { "Brands" }
-            (flash(&query))
             form.toolbar method="get" action="/admin/brands" {
                 div { label for="q" { "Search" } input #q name="q" value=(search) placeholder="name contains…"; }
                 input type="hidden" name="sort" value=(sort);
@@ -362,10 +401,10 @@ pub async fn brand_create(user: AdminUser, state: web::Data<AppState>, form: For
     }
     .await;
     match attempt {
-        Ok(b) => Ok(see_other(&with_done(
+        Ok(b) => Ok(notice(
             &format!("/admin/brands/{}", b.id),
-            "Brand created.",
-        ))),
+            Notice::BrandCreated,
+        )),
         Err(e) => {
             let errors = field_errors(e)?;
             let values = fields.iter().map(|f| (*f, form.text(f))).collect();
@@ -383,7 +422,6 @@ pub async fn brand_edit(
     user: AdminUser,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    query: Query,
 ) -> PageResult {
     let id = id.into_inner();
     let b = state.db(move |conn| brands::get(conn, id, now())).await?;
@@ -398,7 +436,6 @@ pub async fn brand_edit(
         &b.name,
         "Brands",
         html! {
-            (flash(&query))
             div.grid2 {
                 div { (brand_form(&user, &format!("/admin/brands/{id}"), &values, &HashMap::new(), &b.name)) }
                 div.panel {
@@ -406,7 +443,7 @@ pub async fn brand_edit(
                     label { "Today" } (bar(b.daily_spend, b.daily_budget))
                     label style="margin-top:8px" { "This month" } (bar(b.monthly_spend, b.monthly_budget))
                     p { a href={ "/admin/campaigns?brand=" (id) } { "Campaigns of this brand" } " · " a href={ "/admin/campaigns/new?brand=" (id) } { "New campaign" } }
-                    form method="post" action={ "/admin/brands/" (id) "/delete" } onsubmit="return confirm('Delete this brand, its campaigns and their spend?')" {
+                    form method="post" action={ "/admin/brands/" (id) "/delete" } onsubmit=(view::CONFIRM_BRAND_DELETE) {
                         (csrf(&user.session.csrf))
                         button.danger type="submit" { "Delete brand" }
                     }
@@ -434,10 +471,7 @@ pub async fn brand_update(
     }
     .await;
     match attempt {
-        Ok(_) => Ok(see_other(&with_done(
-            &format!("/admin/brands/{id}"),
-            "Brand saved.",
-        ))),
+        Ok(_) => Ok(notice(&format!("/admin/brands/{id}"), Notice::BrandSaved)),
         Err(e) => {
             let errors = field_errors(e)?;
             let values = fields.iter().map(|f| (*f, form.text(f))).collect();
@@ -466,7 +500,7 @@ pub async fn brand_delete(
     check_csrf(&user, &form)?;
     let id = id.into_inner();
     state.db(move |conn| brands::delete(conn, id)).await?;
-    Ok(see_other(&with_done("/admin/brands", "Brand deleted.")))
+    Ok(notice("/admin/brands", Notice::BrandDeleted))
 }
 
 // ---- campaigns ----
@@ -477,7 +511,7 @@ pub async fn campaign_list(
     query: Query,
 ) -> PageResult {
     let filter = CampaignQuery {
-        q: q(&query, "q").to_owned(),
+        q: search_text(&query),
         brand_id: num(&query, "brand"),
         active: match q(&query, "active") {
             "yes" => Some(true),
@@ -511,7 +545,6 @@ pub async fn campaign_list(
         "Campaigns",
         html! {
             h1 { "Campaigns" }
-            (flash(&query))
             form.toolbar method="get" action="/admin/campaigns" {
                 div { label for="q" { "Search" } input #q name="q" value=(filter.q) placeholder="name contains…"; }
                 div { label for="brand" { "Brand" }
@@ -574,6 +607,9 @@ pub async fn campaign_list(
     ))
 }
 
+/// Campaigns one bulk action may change (a page lists 25).
+pub const MAX_BULK: usize = 1000;
+
 pub async fn campaign_bulk(user: AdminUser, state: web::Data<AppState>, form: Form) -> PageResult {
     check_csrf(&user, &form)?;
     let ids: Vec<i64> = form
@@ -581,6 +617,12 @@ pub async fn campaign_bulk(user: AdminUser, state: web::Data<AppState>, form: Fo
         .iter()
         .filter_map(|v| v.parse().ok())
         .collect();
+    if ids.len() > MAX_BULK {
+        return Err(AdminError(ApiError::invalid(
+            "ids",
+            format!("at most {MAX_BULK} campaigns at once"),
+        )));
+    }
     let pause = match form.get("action") {
         Some("pause") => true,
         Some("resume") => false,
@@ -594,11 +636,12 @@ pub async fn campaign_bulk(user: AdminUser, state: web::Data<AppState>, form: Fo
     let n = state
         .db(move |conn| admin::bulk_manual(conn, &ids, pause, now()))
         .await?;
-    let verb = if pause { "paused" } else { "resumed" };
-    Ok(see_other(&with_done(
-        "/admin/campaigns",
-        &format!("{n} campaign(s) {verb} by hand."),
-    )))
+    let done = if pause {
+        Notice::BulkPaused(n)
+    } else {
+        Notice::BulkResumed(n)
+    };
+    Ok(notice("/admin/campaigns", done))
 }
 
 fn campaign_form(
@@ -676,10 +719,10 @@ pub async fn campaign_create(
     }
     .await;
     match attempt {
-        Ok(c) => Ok(see_other(&with_done(
+        Ok(c) => Ok(notice(
             &format!("/admin/campaigns/{}", c.id),
-            "Campaign created.",
-        ))),
+            Notice::CampaignCreated,
+        )),
         Err(e) => {
             let errors = field_errors(e)?;
             let brand_names = state.db(admin::brand_names).await?;
@@ -782,7 +825,6 @@ async fn render_campaign(
     user: &AdminUser,
     state: &AppState,
     id: i64,
-    query: Option<&Query>,
     errors: HashMap<String, String>,
     rows: Option<Vec<(Vec<String>, String, String)>>,
 ) -> PageResult {
@@ -808,7 +850,6 @@ async fn render_campaign(
         &c.name,
         "Campaigns",
         html! {
-            @if let Some(query) = query { (flash(query)) }
             h1 { (c.name) " " span #campaign-state { (view::state(c.is_active, c.pause_reasons)) } }
             p.muted { "Brand " a href={ "/admin/brands/" (brand.id) } { (brand.name) } " · " (brand.timezone) " · campaign #" (c.id) }
             div.grid2 {
@@ -824,7 +865,7 @@ async fn render_campaign(
                             } @else {
                                 form method="post" action={ "/admin/campaigns/" (c.id) "/pause" } { (csrf(&user.session.csrf)) button.secondary #pause type="submit" { "Pause by hand" } }
                             }
-                            form method="post" action={ "/admin/campaigns/" (c.id) "/delete" } onsubmit="return confirm('Delete this campaign and its spend?')" {
+                            form method="post" action={ "/admin/campaigns/" (c.id) "/delete" } onsubmit=(view::CONFIRM_CAMPAIGN_DELETE) {
                                 (csrf(&user.session.csrf)) button.danger type="submit" { "Delete" }
                             }
                         }
@@ -858,17 +899,8 @@ pub async fn campaign_page(
     user: AdminUser,
     state: web::Data<AppState>,
     id: web::Path<i64>,
-    query: Query,
 ) -> PageResult {
-    render_campaign(
-        &user,
-        &state,
-        id.into_inner(),
-        Some(&query),
-        HashMap::new(),
-        None,
-    )
-    .await
+    render_campaign(&user, &state, id.into_inner(), HashMap::new(), None).await
 }
 
 pub async fn campaign_update(
@@ -888,11 +920,11 @@ pub async fn campaign_update(
     }
     .await;
     match attempt {
-        Ok(_) => Ok(see_other(&with_done(
+        Ok(_) => Ok(notice(
             &format!("/admin/campaigns/{id}"),
-            "Campaign saved.",
-        ))),
-        Err(e) => render_campaign(&user, &state, id, None, field_errors(e)?, None).await,
+            Notice::CampaignSaved,
+        )),
+        Err(e) => render_campaign(&user, &state, id, field_errors(e)?, None).await,
     }
 }
 
@@ -936,14 +968,14 @@ pub async fn campaign_dayparting(
             state
                 .db(move |conn| campaigns::set_dayparting(conn, id, schedule, now()))
                 .await?;
-            Ok(see_other(&with_done(
+            Ok(notice(
                 &format!("/admin/campaigns/{id}"),
-                "Schedule saved.",
-            )))
+                Notice::ScheduleSaved,
+            ))
         }
         Err(e) => {
             let errors = HashMap::from([(e.field, e.message)]);
-            render_campaign(&user, &state, id, None, errors, Some(rows)).await
+            render_campaign(&user, &state, id, errors, Some(rows)).await
         }
     }
 }
@@ -959,14 +991,12 @@ async fn manual(
     state
         .db(move |conn| campaigns::set_manual_pause(conn, id, paused, now()))
         .await?;
-    Ok(see_other(&with_done(
-        &format!("/admin/campaigns/{id}"),
-        if paused {
-            "Paused by hand."
-        } else {
-            "Manual pause lifted."
-        },
-    )))
+    let done = if paused {
+        Notice::Paused
+    } else {
+        Notice::Resumed
+    };
+    Ok(notice(&format!("/admin/campaigns/{id}"), done))
 }
 
 pub async fn campaign_pause(
@@ -996,10 +1026,7 @@ pub async fn campaign_delete(
     check_csrf(&user, &form)?;
     let id = id.into_inner();
     state.db(move |conn| campaigns::delete(conn, id)).await?;
-    Ok(see_other(&with_done(
-        "/admin/campaigns",
-        "Campaign deleted.",
-    )))
+    Ok(notice("/admin/campaigns", Notice::CampaignDeleted))
 }
 
 // ---- spend ----

@@ -1,9 +1,6 @@
-//! Admin sessions in a signed cookie (HMAC, `HttpOnly`, `SameSite=Lax`, `Secure` over TLS) holding
-//! the user, a CSRF token and an expiry; login throttling.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! Admin sessions in a signed cookie (HMAC, `HttpOnly`, `SameSite=Lax`; `Secure` and `__Host-`
+//! when `ADBUDGET_PUBLIC_URL` is https) holding the user, a CSRF token and an expiry. Every request
+//! checks that the session's user still exists and is enabled.
 
 use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
@@ -13,13 +10,14 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::AdminState;
+use adbudget_domain::repo::users;
 
 pub const COOKIE: &str = "adbudget_session";
+/// The cookie's name behind https (`ADBUDGET_PUBLIC_URL`): browsers accept a `__Host-` cookie only
+/// when it is `Secure`, for `/`, and for this host alone, so no subdomain can plant one.
+pub const SECURE_COOKIE: &str = "__Host-adbudget_session";
 /// A session ends this long after login, whatever happens.
 pub const SESSION_LIFETIME: chrono::Duration = chrono::Duration::hours(12);
-/// Failed logins (per username and per client address) before further attempts are refused.
-pub const MAX_FAILURES: usize = 5;
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
@@ -68,31 +66,40 @@ impl Session {
 
     /// Reads the session from the request's signed cookie (a forged or stale one reads as none).
     pub fn from_request(req: &HttpRequest, key: &Key) -> Option<Session> {
-        let raw = req.cookie(COOKIE)?;
+        let name = cookie_name(req);
+        let raw = req.cookie(name)?;
         let mut jar = CookieJar::new();
         jar.add_original(raw);
-        let verified = jar.signed(key).get(COOKIE)?;
+        let verified = jar.signed(key).get(name)?;
         serde_json::from_str(verified.value()).ok()
     }
 
-    /// Writes the session into the response as a signed cookie.
+    /// Writes the session into the response as a signed cookie: `Secure` (and `__Host-`) when
+    /// the configured public URL is https, whatever the request's headers claim.
     pub fn store(&self, req: &HttpRequest, key: &Key, resp: &mut HttpResponse) {
         let Ok(value) = serde_json::to_string(self) else {
             return;
         };
-        let tls = req.connection_info().scheme() == "https";
-        let cookie = Cookie::build(COOKIE, value)
+        let name = cookie_name(req);
+        let cookie = Cookie::build(name, value)
             .path("/")
             .http_only(true)
             .same_site(SameSite::Lax)
-            .secure(tls)
+            .secure(name == SECURE_COOKIE)
             .finish();
         let mut jar = CookieJar::new();
         jar.signed_mut(key).add(cookie);
-        if let Some(signed) = jar.get(COOKIE) {
+        if let Some(signed) = jar.get(name) {
             let _ = resp.add_cookie(signed);
         }
     }
+}
+
+fn cookie_name(req: &HttpRequest) -> &'static str {
+    let secure = req
+        .app_data::<actix_web::web::Data<AdminState>>()
+        .is_some_and(|a| a.secure_cookies);
+    if secure { SECURE_COOKIE } else { COOKIE }
 }
 
 /// A logged-in user on an admin page. Anyone else is sent to the login page.
@@ -100,6 +107,94 @@ pub struct AdminUser {
     pub id: i64,
     pub username: String,
     pub session: Session,
+    /// What the previous request did, to show once (from the flash cookie).
+    pub notice: Option<Notice>,
+}
+
+/// What an admin action did, shown once on the page it redirects to. It travels in a cookie as a
+/// code, never as text: nothing a link or another site sets can put words on an admin page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    BrandCreated,
+    BrandSaved,
+    BrandDeleted,
+    CampaignCreated,
+    CampaignSaved,
+    CampaignDeleted,
+    ScheduleSaved,
+    Paused,
+    Resumed,
+    BulkPaused(usize),
+    BulkResumed(usize),
+}
+
+const NOTICE_COOKIE: &str = "adbudget_notice";
+
+impl Notice {
+    pub fn message(self) -> String {
+        match self {
+            Notice::BrandCreated => "Brand created.".into(),
+            Notice::BrandSaved => "Brand saved.".into(),
+            Notice::BrandDeleted => "Brand deleted.".into(),
+            Notice::CampaignCreated => "Campaign created.".into(),
+            Notice::CampaignSaved => "Campaign saved.".into(),
+            Notice::CampaignDeleted => "Campaign deleted.".into(),
+            Notice::ScheduleSaved => "Schedule saved.".into(),
+            Notice::Paused => "Paused by hand.".into(),
+            Notice::Resumed => "Manual pause lifted.".into(),
+            Notice::BulkPaused(n) => format!("{n} campaign(s) paused by hand."),
+            Notice::BulkResumed(n) => format!("{n} campaign(s) resumed by hand."),
+        }
+    }
+
+    fn code(self) -> String {
+        match self {
+            Notice::BulkPaused(n) => format!("bulk-paused-{n}"),
+            Notice::BulkResumed(n) => format!("bulk-resumed-{n}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Notice> {
+        let count = |rest: &str| rest.parse::<usize>().ok();
+        if let Some(n) = code.strip_prefix("bulk-paused-") {
+            return count(n).map(Notice::BulkPaused);
+        }
+        if let Some(n) = code.strip_prefix("bulk-resumed-") {
+            return count(n).map(Notice::BulkResumed);
+        }
+        [
+            Notice::BrandCreated,
+            Notice::BrandSaved,
+            Notice::BrandDeleted,
+            Notice::CampaignCreated,
+            Notice::CampaignSaved,
+            Notice::CampaignDeleted,
+            Notice::ScheduleSaved,
+            Notice::Paused,
+            Notice::Resumed,
+        ]
+        .into_iter()
+        .find(|n| n.code() == code)
+    }
+}
+
+/// The notice cookie with `value`.
+pub fn notice_cookie(value: String) -> Cookie<'static> {
+    Cookie::build(NOTICE_COOKIE, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(actix_web::cookie::time::Duration::seconds(60))
+        .finish()
+}
+
+/// A redirect to `path` (after a successful POST) that shows `notice` there.
+pub fn notice(path: &str, notice: Notice) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("location", path))
+        .cookie(notice_cookie(notice.code()))
+        .finish()
 }
 
 /// Why a request did not reach its admin handler.
@@ -132,14 +227,19 @@ impl actix_web::ResponseError for Refused {
 
 impl FromRequest for AdminUser {
     type Error = Refused;
-    type Future = std::future::Ready<Result<Self, Refused>>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Refused>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let next = req
             .uri()
             .path_and_query()
             .map_or("/admin".to_owned(), |p| p.to_string());
-        let user = req
+        let refused = Refused::Login(if req.method() == actix_web::http::Method::GET {
+            next
+        } else {
+            "/admin".into()
+        });
+        let session = req
             .app_data::<actix_web::web::Data<AdminState>>()
             .and_then(|state| Session::from_request(req, &state.key))
             .and_then(|session| {
@@ -148,54 +248,24 @@ impl FromRequest for AdminUser {
                     id,
                     username,
                     session,
+                    notice: req
+                        .cookie(NOTICE_COOKIE)
+                        .and_then(|c| Notice::from_code(c.value())),
                 })
             });
-        std::future::ready(user.ok_or(Refused::Login(
-            if req.method() == actix_web::http::Method::GET {
-                next
-            } else {
-                "/admin".into()
-            },
-        )))
-    }
-}
-
-/// Failed logins, per username and per client address, in this process.
-#[derive(Default)]
-pub struct Throttle {
-    failures: Mutex<HashMap<String, Vec<Instant>>>,
-}
-
-impl Throttle {
-    fn recent(list: &mut Vec<Instant>) -> usize {
-        list.retain(|t| t.elapsed() < FAILURE_WINDOW);
-        list.len()
-    }
-
-    /// Whether any of `keys` has had too many recent failures.
-    pub fn blocked(&self, keys: &[String]) -> bool {
-        let Ok(mut map) = self.failures.lock() else {
-            return true;
-        };
-        keys.iter().any(|k| {
-            map.get_mut(k)
-                .is_some_and(|l| Self::recent(l) >= MAX_FAILURES)
+        let state = req
+            .app_data::<actix_web::web::Data<crate::state::AppState>>()
+            .cloned();
+        Box::pin(async move {
+            let (Some(user), Some(state)) = (session, state) else {
+                return Err(refused);
+            };
+            // A signed cookie outlives whatever happens to its user: look the user up.
+            let id = user.id;
+            match state.db(move |conn| users::is_active(conn, id)).await {
+                Ok(true) => Ok(user),
+                _ => Err(refused),
+            }
         })
-    }
-
-    pub fn fail(&self, keys: &[String]) {
-        if let Ok(mut map) = self.failures.lock() {
-            for k in keys {
-                map.entry(k.clone()).or_default().push(Instant::now());
-            }
-        }
-    }
-
-    pub fn clear(&self, keys: &[String]) {
-        if let Ok(mut map) = self.failures.lock() {
-            for k in keys {
-                map.remove(k);
-            }
-        }
     }
 }

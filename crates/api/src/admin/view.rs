@@ -149,3 +149,9 @@ pub fn pager(base: &str, params: &[(&str, String)], page: i64, pages: i64, total
 pub fn time(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
+
+/// The confirmation before a brand is deleted (an inline handler: its hash is in the CSP).
+pub const CONFIRM_BRAND_DELETE: &str =
+    "return confirm('Delete this brand, its campaigns and their spend?')";
+/// The same for a campaign.
+pub const CONFIRM_CAMPAIGN_DELETE: &str = "return confirm('Delete this campaign and its spend?')";

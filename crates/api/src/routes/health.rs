@@ -25,23 +25,33 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus metrics of this process; the campaign gauges are read from the database now.
+/// Prometheus metrics of this process. A scrape does no database work: the campaign gauges are
+/// refreshed in the background ([`refresh_gauges`]), so anonymous scrapes cost nothing but text.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let Some(handle) = state.metrics.clone() else {
         return HttpResponse::NotFound().finish();
     };
-    let pool = state.pool.clone();
-    let refreshed = web::block(move || -> adbudget_domain::error::DomainResult<()> {
-        let mut conn = adbudget_domain::db::get(&pool)?;
-        Ok(adbudget_domain::repo::campaigns::publish_state_gauges(
-            &mut conn,
-        )?)
-    })
-    .await;
-    if !matches!(refreshed, Ok(Ok(()))) {
-        tracing::warn!("campaign gauges not refreshed: the database did not answer");
-    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(handle.render())
+}
+
+/// Publishes the campaign state gauges every `every`, for as long as the server runs.
+pub async fn refresh_gauges(state: web::Data<AppState>, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let pool = state.pool.clone();
+        let refreshed = web::block(move || -> adbudget_domain::error::DomainResult<()> {
+            let mut conn = adbudget_domain::db::get(&pool)?;
+            Ok(adbudget_domain::repo::campaigns::publish_state_gauges(
+                &mut conn,
+            )?)
+        })
+        .await;
+        if !matches!(refreshed, Ok(Ok(()))) {
+            tracing::warn!("campaign gauges not refreshed: the database did not answer");
+        }
+    }
 }

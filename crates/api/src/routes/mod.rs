@@ -6,6 +6,8 @@ pub mod spend;
 
 use actix_web::web;
 
+use crate::extract::{BodyLimit, SPEND_BATCH_LIMIT, SPEND_EVENT_LIMIT};
+
 /// The `/api/v1` routes.
 pub fn api_v1(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -39,7 +41,15 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/campaigns/{id}/resume").route(web::post().to(campaigns::resume)))
     .service(web::resource("/campaigns/{id}/history").route(web::get().to(campaigns::history)))
     .service(web::resource("/campaigns/{id}/spend").route(web::get().to(spend::list)))
-    .service(web::resource("/spend").route(web::post().to(spend::record)))
-    .service(web::resource("/spend/batch").route(web::post().to(spend::record_batch)))
+    .service(
+        web::resource("/spend")
+            .app_data(BodyLimit(SPEND_EVENT_LIMIT))
+            .route(web::post().to(spend::record)),
+    )
+    .service(
+        web::resource("/spend/batch")
+            .app_data(BodyLimit(SPEND_BATCH_LIMIT))
+            .route(web::post().to(spend::record_batch)),
+    )
     .service(web::resource("/jobs/queues").route(web::get().to(jobs::queues)));
 }

@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use adbudget_domain::forms::{SpendBatch, SpendEvent, now};
 use adbudget_domain::repo::spend;
 use adbudget_domain::views::{Campaign, Page, SpendLog};
@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Bearer, IngestToken, JsonBody, QueryParams};
+use crate::extract::{Bearer, IngestToken, QueryParams, read_json};
 use crate::state::AppState;
 
 /// A recorded spend event and its campaign as it is after the event.
@@ -49,34 +49,23 @@ fn observe(outcomes: &[spend::Outcome], endpoint: &'static str, started: std::ti
 /// budget, the campaign (and every campaign of the brand, for brand budgets) is already paused.
 #[utoipa::path(post, operation_id = "record_spend", path = "/api/v1/spend", tag = "spend", request_body = SpendEvent,
     responses((status = 201, body = SpendResult), (status = 200, body = SpendResult, description = "A replay of a recorded event_id: nothing counted"),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "event_id recorded with a different payload"),
-        (status = 422, body = ErrorBody)),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "event_id recorded with a different payload"),
+        (status = 413, body = ErrorBody, description = "The body is over 16 KiB"), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn record(
+    req: HttpRequest,
     bearer: Bearer,
     state: web::Data<AppState>,
-    body: Result<JsonBody<SpendEvent>, ApiError>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
+    // The token first (a verdict at most a second old), so that nothing is read for a caller
+    // without a live token and nothing of theirs waits in the group-commit queue. The writer
+    // checks it again with its batch, so a revocation is refused from the next commit on.
+    bearer.authenticate_cached(&state).await?;
     let at = now();
-    // The token is checked by the group-commit writer with the rest of its batch; a bad request
-    // is answered as such only to a caller whose token is live (401 first, as everywhere).
-    let event = match body.and_then(|JsonBody(event)| Ok(event.validate(at)?)) {
-        Ok(event) => event,
-        Err(invalid) => {
-            bearer.authenticate(&state).await?;
-            return Err(invalid);
-        }
-    };
-    let (outcome, campaign) = match state.spend_writer.record(event, bearer.0.clone()).await {
-        Ok(recorded) => recorded,
-        // The queue was full or the writers stopped: the token was not checked yet.
-        Err(e @ (ApiError::Unavailable(_) | ApiError::Internal(_))) => {
-            bearer.authenticate(&state).await?;
-            return Err(e);
-        }
-        Err(e) => return Err(e),
-    };
+    let event = read_json::<SpendEvent>(&req, payload).await?.validate(at)?;
+    let (outcome, campaign) = state.spend_writer.record(event, bearer.0).await?;
     observe(std::slice::from_ref(&outcome), "single", started);
     let mut resp = if outcome.is_new() {
         HttpResponse::Created()
@@ -95,11 +84,14 @@ pub async fn record(
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn record_batch(
+    req: HttpRequest,
     _: IngestToken,
     state: web::Data<AppState>,
-    JsonBody(batch): JsonBody<SpendBatch>,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let started = std::time::Instant::now();
+    // Read only now that the token is checked (extractors run side by side).
+    let batch: SpendBatch = read_json(&req, payload).await?;
     let at = now();
     let events = batch.validate(at)?;
     let recorded = state

@@ -26,14 +26,14 @@ pub fn create_admin(app: &TestApp) {
     .unwrap();
 }
 
-fn client() -> reqwest::Client {
+pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(Policy::none())
         .build()
         .unwrap()
 }
 
-fn session_cookie(resp: &reqwest::Response) -> Option<String> {
+pub fn session_cookie(resp: &reqwest::Response) -> Option<String> {
     resp.headers()
         .get_all("set-cookie")
         .iter()
@@ -44,7 +44,7 @@ fn session_cookie(resp: &reqwest::Response) -> Option<String> {
 
 /// The response sends the browser to the login page.
 #[track_caller]
-fn assert_to_login(resp: &reqwest::Response) {
+pub fn assert_to_login(resp: &reqwest::Response) {
     let location = resp.headers()["location"].to_str().unwrap();
     assert!(
         location.starts_with("/admin/login"),
@@ -52,7 +52,7 @@ fn assert_to_login(resp: &reqwest::Response) {
     );
 }
 
-fn csrf_of(html: &str) -> String {
+pub fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
     html[at..].split('"').next().unwrap().to_owned()
 }

@@ -53,6 +53,45 @@ async fn spawn(database: TestDatabase, url: &str, limits: Limits) -> TestApp {
     spawn_customized(database, url, limits, |state| state).await
 }
 
+/// An app whose admin panel is configured by `admin` (public URL, trusted proxies).
+pub async fn spawn_app_with_admin(
+    backend: Backend,
+    admin: fn(AdminState) -> AdminState,
+) -> TestApp {
+    let database = TestDatabase::create(backend).expect("test database");
+    let url = database.url.clone();
+    let mut app = spawn_customized(database, &url, Limits::default(), |s| s).await;
+    app.address = serve(
+        app.pool.clone(),
+        app.jobs.clone(),
+        admin(AdminState::new(Some(SECRET_KEY))),
+        |s| s,
+        Limits::default(),
+    );
+    app
+}
+
+/// Starts an Application on `pool` (another API process, as far as the app knows); its address.
+fn serve(
+    pool: DbPool,
+    jobs: JobsMonitor,
+    admin: AdminState,
+    customize: fn(AppState) -> AppState,
+    limits: Limits,
+) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let app = Application::with_limits(
+        customize(AppState::new(pool).with_jobs(jobs)),
+        admin,
+        listener,
+        limits,
+    )
+    .expect("app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    address
+}
+
 async fn spawn_customized(
     database: TestDatabase,
     url: &str,
@@ -77,16 +116,13 @@ async fn spawn_customized(
             .map(|k| JobSchedule::parse(*k, k.default_schedule()).unwrap())
             .collect(),
     };
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let app = Application::with_limits(
-        customize(AppState::new(pool.clone()).with_jobs(jobs.clone())),
+    let address = serve(
+        pool.clone(),
+        jobs.clone(),
         AdminState::new(Some(SECRET_KEY)),
-        listener,
+        customize,
         limits,
-    )
-    .expect("app");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
+    );
     TestApp {
         address,
         client: reqwest::Client::new(),
@@ -123,6 +159,18 @@ impl Resp {
 }
 
 impl TestApp {
+    /// Another API process on this app's database (a replica behind the load balancer): nothing
+    /// in memory shared, the same data. Its address.
+    pub fn replica(&self) -> String {
+        serve(
+            self.pool.clone(),
+            self.jobs.clone(),
+            AdminState::new(Some(SECRET_KEY)),
+            |s| s,
+            Limits::default(),
+        )
+    }
+
     pub async fn request(
         &self,
         method: Method,

@@ -15,4 +15,5 @@ mod jobs;
 mod metrics;
 mod outage;
 mod robustness;
+mod security;
 mod spend;

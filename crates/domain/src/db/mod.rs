@@ -105,15 +105,42 @@ impl DatabaseUrl {
     }
 }
 
-/// The URL with any password replaced, for logs and error messages.
+/// The URL with any password (in its user part or its query) replaced, for logs and error
+/// messages.
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_owned(),
+    /// Query parameters that carry credentials in some drivers' URLs (`?password=`, libpq's
+    /// `sslpassword`, tokens of managed services).
+    fn secret(key: &str) -> bool {
+        let key = key.to_ascii_lowercase();
+        ["password", "passwd", "pwd", "secret", "token", "key"]
+            .iter()
+            .any(|s| key.contains(s))
     }
+    let Ok(mut u) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    let secret_query = u.query_pairs().any(|(k, _)| secret(&k));
+    if u.password().is_none() && !secret_query {
+        return url.to_owned();
+    }
+    if u.password().is_some() {
+        let _ = u.set_password(Some("***"));
+    }
+    if secret_query {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret(&k) {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
 }
 
 /// Opens connections of the backend the URL names. SQLite connections get their pragmas here, on
@@ -348,4 +375,22 @@ pub fn get(pool: &DbPool) -> DomainResult<PooledConn> {
 pub fn ping(pool: &DbPool) -> DomainResult<()> {
     let mut conn = get(pool)?;
     conn.ping().map_err(|e| DomainError::Unavailable(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_hides_passwords_wherever_they_are() {
+        assert_eq!(redact("postgres://u:hunter2@h/db"), "postgres://u:***@h/db");
+        let q = redact("postgres://u@h/db?password=hunter2&sslmode=require");
+        assert!(
+            !q.contains("hunter2") && q.contains("sslmode=require"),
+            "{q}"
+        );
+        let q = redact("redis://h:6379/?Token=hunter2");
+        assert!(!q.contains("hunter2"), "{q}");
+        assert_eq!(redact("sqlite://adbudget.db"), "sqlite://adbudget.db");
+    }
 }

@@ -30,6 +30,9 @@ impl<T> Listing<T> {
 }
 
 pub const PER_PAGE: i64 = 25;
+/// The highest page number asked for (a larger one, or a negative one, reads as this or page 1):
+/// keeps the offset far from overflowing whatever the query string says.
+pub const MAX_PAGE: i64 = 1_000_000;
 
 diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
 
@@ -53,7 +56,7 @@ pub fn brands(
     page: i64,
     now: DateTime<Utc>,
 ) -> DomainResult<Listing<Brand>> {
-    let page = page.max(1);
+    let page = page.clamp(1, MAX_PAGE);
     let mut count = brands::table.select(brands::id).into_boxed();
     let mut rows = brands::table.select(BrandRow::as_select()).into_boxed();
     if !q.trim().is_empty() {
@@ -103,7 +106,7 @@ pub fn campaigns(
     query: &CampaignQuery,
     now: DateTime<Utc>,
 ) -> DomainResult<Listing<(Campaign, String)>> {
-    let page = query.page.max(1);
+    let page = query.page.clamp(1, MAX_PAGE);
     let build = || {
         let mut q = campaigns_t::table.inner_join(brands::table).into_boxed();
         if !query.q.trim().is_empty() {
@@ -186,7 +189,7 @@ pub fn spend(
     conn: &mut DbConnection,
     query: &SpendQuery,
 ) -> DomainResult<(Listing<SpendEntry>, Money)> {
-    let page = query.page.max(1);
+    let page = query.page.clamp(1, MAX_PAGE);
     let build = || {
         let mut q = spend_logs::table
             .inner_join(campaigns_t::table.inner_join(brands::table))

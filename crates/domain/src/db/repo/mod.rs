@@ -13,6 +13,7 @@ pub mod admin;
 pub mod brands;
 pub mod campaigns;
 pub mod enforce;
+pub mod login_throttle;
 pub mod spend;
 pub mod tokens;
 pub mod users;

@@ -10,7 +10,7 @@ use super::{CHUNK, PageRequest, into_page, naive, utc};
 use crate::db::{DbConnection, write_transaction};
 use crate::error::{DomainError, DomainResult};
 use crate::forms::ValidSpend;
-use crate::money::Money;
+use crate::money::{MAX_MICROS, Money};
 use crate::period::PeriodKeys;
 use crate::rule::PauseReasons;
 use crate::schema::{brand_spend, campaign_spend, campaigns, spend_logs};
@@ -371,6 +371,7 @@ fn record_in_tx(
     // are the totals the rule needs, and nothing is read again.
     let mut brand_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
     let mut campaign_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    let mut event_keys = Vec::with_capacity(fresh.len());
     for (_, e) in &fresh {
         let brand_id = owners[&e.campaign_id];
         let tz = facts
@@ -378,13 +379,47 @@ fn record_in_tx(
             .ok_or_else(|| DomainError::not_found("brand"))?
             .tz;
         let keys = PeriodKeys::at(e.occurred_at, tz);
-        for period in [keys.day, keys.month] {
-            *brand_add.entry((brand_id, period.clone())).or_default() += e.amount.micros();
-            *campaign_add.entry((e.campaign_id, period)).or_default() += e.amount.micros();
+        for period in [&keys.day, &keys.month] {
+            // Saturating: a sum past the limit is refused below whatever its exact value.
+            let b = brand_add.entry((brand_id, period.clone())).or_default();
+            *b = b.saturating_add(e.amount.micros());
+            let c = campaign_add
+                .entry((e.campaign_id, period.clone()))
+                .or_default();
+            *c = c.saturating_add(e.amount.micros());
         }
+        event_keys.push((brand_id, keys));
     }
-    let mut brand_spend = add_totals(conn, Owner::Brand, &brand_add)?;
-    let mut campaign_spend = add_totals(conn, Owner::Campaign, &campaign_add)?;
+    // A period total may not exceed MAX_MICROS: the upserts leave a total that would cross it
+    // untouched and do not return it; then the whole transaction is refused (a group commit then
+    // records its events one by one, so only the crossing event fails).
+    let within = |add: &BTreeMap<(i64, String), i64>| add.values().all(|a| *a <= MAX_MICROS);
+    let (mut brand_spend, mut campaign_spend) = if within(&brand_add) && within(&campaign_add) {
+        (
+            add_totals(conn, Owner::Brand, &brand_add)?,
+            add_totals(conn, Owner::Campaign, &campaign_add)?,
+        )
+    } else {
+        (Totals::default(), Totals::default())
+    };
+    let refused = |add: &BTreeMap<(i64, String), i64>, got: &Totals| {
+        add.keys()
+            .filter(|(owner, period)| !got.has(*owner, period))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let over = OverLimit {
+        brands: refused(&brand_add, &brand_spend),
+        campaigns: refused(&campaign_add, &campaign_spend),
+    };
+    if !over.brands.is_empty() || !over.campaigns.is_empty() {
+        let events: Vec<(usize, &ValidSpend, i64, &PeriodKeys)> = fresh
+            .iter()
+            .zip(&event_keys)
+            .map(|((i, e), (brand, keys))| (*i, *e, *brand, keys))
+            .collect();
+        return Err(over.error(conn, mode, &events)?.into());
+    }
 
     let mut periods = PeriodsAt::new(now);
     // A brand budget applies to the sum of its campaigns: when one is reached, every campaign of
@@ -540,6 +575,110 @@ fn insert_logs(
     }
 }
 
+/// The period totals a call's spend would take past [`MAX_MICROS`].
+struct OverLimit {
+    brands: Vec<(i64, String)>,
+    campaigns: Vec<(i64, String)>,
+}
+
+impl OverLimit {
+    /// The error naming the first event (in the call's order) that crosses one of the limits.
+    /// `events` are the new events with their brand and period keys. Only a batch needs to know
+    /// which event that is (a single event is the one; a group commit records its events one by
+    /// one after this), so only a batch reads the totals as they were.
+    fn error(
+        &self,
+        conn: &mut DbConnection,
+        mode: Mode,
+        events: &[(usize, &ValidSpend, i64, &PeriodKeys)],
+    ) -> QueryResult<DomainError> {
+        let mut before: HashMap<(bool, i64, String), i64> = HashMap::new();
+        if mode == Mode::Batch {
+            for (brand, period, amount) in totals_of(conn, Owner::Brand, &self.brands)? {
+                before.insert((true, brand, period), amount);
+            }
+            for (campaign, period, amount) in totals_of(conn, Owner::Campaign, &self.campaigns)? {
+                before.insert((false, campaign, period), amount);
+            }
+        }
+        let over: HashSet<(bool, i64, &str)> = self
+            .brands
+            .iter()
+            .map(|(b, p)| (true, *b, p.as_str()))
+            .chain(self.campaigns.iter().map(|(c, p)| (false, *c, p.as_str())))
+            .collect();
+        let mut first = None;
+        for (i, e, brand, keys) in events {
+            for (is_brand, owner) in [(true, *brand), (false, e.campaign_id)] {
+                for (daily, period) in [(true, &keys.day), (false, &keys.month)] {
+                    if !over.contains(&(is_brand, owner, period.as_str())) {
+                        continue;
+                    }
+                    let total = before.entry((is_brand, owner, period.clone())).or_default();
+                    *total = total.saturating_add(e.amount.micros());
+                    if *total > MAX_MICROS && first.is_none() {
+                        first = Some((*i, is_brand, daily));
+                    }
+                }
+            }
+        }
+        // Without the totals before (a single event; a group commit, which records its events
+        // one by one after this): the first event and the first total refused.
+        let (i, is_brand, daily) = first.unwrap_or_else(|| {
+            let (is_brand, period) = match (self.brands.first(), self.campaigns.first()) {
+                (Some((_, p)), _) => (true, p.as_str()),
+                (None, Some((_, p))) => (false, p.as_str()),
+                (None, None) => (false, ""),
+            };
+            let (i, keys) = events.first().map_or((0, None), |e| (e.0, Some(e.3)));
+            (i, is_brand, keys.is_some_and(|k| k.day == period))
+        });
+        let whose = if is_brand {
+            "the brand's"
+        } else {
+            "the campaign's"
+        };
+        let period = if daily { "daily" } else { "monthly" };
+        Ok(DomainError::invalid(
+            field_of(mode, i, "amount"),
+            format!(
+                "would take {whose} {period} spend over the limit of {}",
+                Money::from_micros(MAX_MICROS)
+            ),
+        ))
+    }
+}
+
+/// The stored totals of `keys` (absent ones are zero).
+fn totals_of(
+    conn: &mut DbConnection,
+    owner: Owner,
+    keys: &[(i64, String)],
+) -> QueryResult<Vec<(i64, String, i64)>> {
+    let ids: Vec<i64> = keys.iter().map(|(id, _)| *id).collect();
+    let periods: Vec<&str> = keys.iter().map(|(_, p)| p.as_str()).collect();
+    match owner {
+        Owner::Brand => brand_spend::table
+            .select((
+                brand_spend::brand_id,
+                brand_spend::period,
+                brand_spend::amount,
+            ))
+            .filter(brand_spend::brand_id.eq_any(&ids))
+            .filter(brand_spend::period.eq_any(&periods))
+            .load(conn),
+        Owner::Campaign => campaign_spend::table
+            .select((
+                campaign_spend::campaign_id,
+                campaign_spend::period,
+                campaign_spend::amount,
+            ))
+            .filter(campaign_spend::campaign_id.eq_any(&ids))
+            .filter(campaign_spend::period.eq_any(&periods))
+            .load(conn),
+    }
+}
+
 /// Whether `totals` holds `owner`'s totals of both current periods.
 fn has_current(totals: &Totals, owner: i64, keys: &PeriodKeys) -> bool {
     totals.has(owner, &keys.day) && totals.has(owner, &keys.month)
@@ -574,7 +713,9 @@ struct TotalRow {
 }
 
 /// Adds `add` to the owners' period totals, atomically, in key order (the order concurrent
-/// upserts of the same rows lock them in); returns the new totals of the periods added to.
+/// upserts of the same rows lock them in); returns the new totals of the periods added to. A total
+/// that would exceed [`MAX_MICROS`] is left as it was and not returned (each amount of `add` must
+/// be within the limit itself: the tables' CHECK constraints refuse a new row past it).
 /// PostgreSQL gets the rows as three arrays (`unnest`, see [`insert_logs`]); SQLite as a
 /// multi-row VALUES list, in chunks under its parameter limit.
 fn add_totals(
@@ -592,6 +733,7 @@ fn add_totals(
         format!(
             "INSERT INTO {table} ({column}, period, amount) {rows} \
              ON CONFLICT ({column}, period) DO UPDATE SET amount = {table}.amount + excluded.amount \
+             WHERE {table}.amount + excluded.amount <= {MAX_MICROS} \
              RETURNING {column} AS owner, period, amount"
         )
     };
@@ -666,7 +808,7 @@ pub fn rebuild_brand_totals(
     conn: &mut DbConnection,
     brand_id: i64,
     tz: chrono_tz::Tz,
-) -> QueryResult<()> {
+) -> DomainResult<()> {
     let logs: Vec<(i64, i64, chrono::NaiveDateTime)> = spend_logs::table
         .inner_join(campaigns::table)
         .filter(campaigns::brand_id.eq(brand_id))
@@ -681,9 +823,25 @@ pub fn rebuild_brand_totals(
     for (campaign_id, amount, at) in logs {
         let keys = PeriodKeys::at(utc(at), tz);
         for period in [keys.day, keys.month] {
-            *brand_add.entry((brand_id, period.clone())).or_default() += amount;
-            *campaign_add.entry((campaign_id, period)).or_default() += amount;
+            let b = brand_add.entry((brand_id, period.clone())).or_default();
+            *b = b.saturating_add(amount);
+            let c = campaign_add.entry((campaign_id, period)).or_default();
+            *c = c.saturating_add(amount);
         }
+    }
+    // Read in another timezone, one local day may gather more spend than the limit allows.
+    if brand_add
+        .values()
+        .chain(campaign_add.values())
+        .any(|a| *a > MAX_MICROS)
+    {
+        return Err(DomainError::invalid(
+            "timezone",
+            format!(
+                "in this timezone one day's or month's spend would exceed the limit of {}",
+                Money::from_micros(MAX_MICROS)
+            ),
+        ));
     }
     diesel::delete(brand_spend::table.filter(brand_spend::brand_id.eq(brand_id))).execute(conn)?;
     let campaign_ids = campaigns::table

@@ -1,0 +1,63 @@
+//! Token verdicts of the last second, so that a flood of requests (valid or forged) costs one
+//! token lookup per token per second rather than one per request.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use adbudget_domain::repo::tokens::Scope;
+
+/// How long a verdict is believed: a revoked token is refused within this time.
+pub const TTL: Duration = Duration::from_secs(1);
+/// Verdicts kept at most; past it the expired ones go, and if none has, all of them.
+const CAPACITY: usize = 10_000;
+
+#[derive(Default)]
+pub struct TokenCache {
+    verdicts: Mutex<HashMap<String, (Option<Scope>, Instant)>>,
+}
+
+impl TokenCache {
+    /// The verdict on `token` if one younger than [`TTL`] is kept (`Some(None)`: not live).
+    pub fn get(&self, token: &str) -> Option<Option<Scope>> {
+        let verdicts = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        verdicts
+            .get(token)
+            .filter(|(_, at)| at.elapsed() < TTL)
+            .map(|(scope, _)| *scope)
+    }
+
+    pub fn put(&self, token: &str, scope: Option<Scope>) {
+        let mut verdicts = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
+        if verdicts.len() >= CAPACITY {
+            verdicts.retain(|_, (_, at)| at.elapsed() < TTL);
+            if verdicts.len() >= CAPACITY {
+                verdicts.clear();
+            }
+        }
+        verdicts.insert(token.to_owned(), (scope, Instant::now()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_expire_and_memory_stays_bounded() {
+        let cache = TokenCache::default();
+        cache.put("a", Some(Scope::Ingest));
+        cache.put("b", None);
+        assert_eq!(cache.get("a"), Some(Some(Scope::Ingest)));
+        assert_eq!(cache.get("b"), Some(None));
+        assert_eq!(cache.get("c"), None);
+        for i in 0..3 * CAPACITY {
+            cache.put(&format!("forged-{i}"), None);
+        }
+        assert!(cache.verdicts.lock().unwrap().len() <= CAPACITY);
+        std::thread::sleep(TTL);
+        cache.put("d", None);
+        assert_eq!(cache.get("d"), Some(None));
+        assert_eq!(cache.get("forged-0"), None);
+    }
+}
