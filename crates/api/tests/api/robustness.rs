@@ -98,6 +98,8 @@ async fn no_input_gives_a_500(backend: Backend) {
             resp.body
         );
     }
+    // The admin panel's lists, with absurd values of every query parameter.
+    crate::security::admin_lists_take_any_query(&app).await;
     // A body over the limit is a 413 with the error format.
     let big = format!(
         "{{\"events\": [{}]}}",
