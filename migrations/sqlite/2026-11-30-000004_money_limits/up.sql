@@ -5,7 +5,9 @@
 -- SQLite cannot add a CHECK to an existing table. The tables nothing references (the period
 -- totals, the spend logs) are rebuilt with the constraint; brands and campaigns are referenced
 -- with ON DELETE CASCADE, so dropping them to rebuild would delete their children: triggers
--- enforce the same condition there.
+-- enforce the same condition there. A database holding rows past the limit (the old limit allowed
+-- 10^18 micro-units per event) fails this migration with "CHECK constraint failed" naming the
+-- table: such rows must be reversed or removed by hand first.
 
 CREATE TABLE brand_spend_new (
     brand_id BIGINT NOT NULL REFERENCES brands (id) ON DELETE CASCADE,

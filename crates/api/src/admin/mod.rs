@@ -47,7 +47,9 @@ pub const HASH_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl PasswordChecker {
     fn start() -> Self {
-        let (jobs, rx) = crossbeam_channel::unbounded::<PasswordJob>();
+        // Bounded: a check whose caller went away (its slot freed with it) may still wait here;
+        // the threads skip those, and a full queue is a 503.
+        let (jobs, rx) = crossbeam_channel::bounded::<PasswordJob>(4 * CONCURRENT_HASHES);
         for n in 0..CONCURRENT_HASHES {
             let rx = rx.clone();
             let spawned = std::thread::Builder::new()
@@ -55,6 +57,9 @@ impl PasswordChecker {
                 .spawn(move || {
                     let mut memory = Vec::new();
                     for (hash, password, reply) in rx {
+                        if reply.is_closed() {
+                            continue;
+                        }
                         let matches = adbudget_domain::repo::users::password_matches_in(
                             hash.as_deref(),
                             &password,
@@ -82,8 +87,13 @@ impl PasswordChecker {
             .map_err(|_| busy())?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.jobs
-            .send((hash, password, reply))
-            .map_err(|_| ApiError::Internal(anyhow::anyhow!("the password checkers stopped")))?;
+            .try_send((hash, password, reply))
+            .map_err(|e| match e {
+                crossbeam_channel::TrySendError::Full(_) => busy(),
+                crossbeam_channel::TrySendError::Disconnected(_) => {
+                    ApiError::Internal(anyhow::anyhow!("the password checkers stopped"))
+                }
+            })?;
         answer
             .await
             .map_err(|_| ApiError::Internal(anyhow::anyhow!("a password check was dropped")))
@@ -117,6 +127,11 @@ impl AdminState {
 
     /// As configured: key, public URL and trusted proxies.
     pub fn from_settings(settings: &adbudget_domain::config::Settings) -> Self {
+        if settings.public_url.is_none() {
+            tracing::warn!(
+                "ADBUDGET_PUBLIC_URL is not set: admin session cookies are not marked Secure (set it to the https:// address users open)"
+            );
+        }
         AdminState {
             secure_cookies: settings
                 .public_url
@@ -137,19 +152,31 @@ impl AdminState {
         if !trusted(&peer) {
             return peer.to_string();
         }
-        let forwarded: Vec<std::net::IpAddr> = req
+        // Every entry of every X-Forwarded-For line, in order; walked from the right (the entries a
+        // trusted proxy appended), the first that is not a trusted proxy is the client, as it is
+        // written: an entry is never skipped, so none to its left can be slipped in.
+        let entries: Vec<String> = req
             .headers()
             .get_all("x-forwarded-for")
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse().ok())
+            .flat_map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .split(',')
+                    .map(|e| e.trim().to_owned())
+                    .collect::<Vec<_>>()
+            })
             .collect();
-        forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !trusted(ip))
-            .unwrap_or(peer)
-            .to_string()
+        for entry in entries.iter().rev() {
+            let ip = entry
+                .parse::<std::net::IpAddr>()
+                .ok()
+                .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()));
+            match ip {
+                Some(ip) if trusted(&ip) => continue,
+                Some(ip) => return ip.to_string(),
+                None => return entry.chars().take(64).collect(),
+            }
+        }
+        peer.to_string()
     }
 }
 
@@ -178,20 +205,17 @@ pub fn content_security_policy() -> String {
     )
 }
 
-/// Adds the security headers of SPEC §12 to every admin and job-monitor response.
+/// Adds the security headers of SPEC §12 to every response (admin pages, job monitor, API).
 pub async fn security_headers(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     use actix_web::http::header::{self, HeaderValue};
     static CSP: std::sync::OnceLock<Option<HeaderValue>> = std::sync::OnceLock::new();
-    let path = req.path();
-    let admin = path == "/admin"
-        || path.starts_with("/admin/")
-        || path == "/jobs"
-        || path.starts_with("/jobs/");
+    // On every response, not only the admin paths': actix routes on the percent-decoded path, so
+    // a test on `req.path()` could be walked around (`/%61dmin/…`).
     let mut resp = next.call(req).await?;
-    if admin {
+    {
         let headers = resp.headers_mut();
         if let Some(csp) =
             CSP.get_or_init(|| HeaderValue::from_str(&content_security_policy()).ok())

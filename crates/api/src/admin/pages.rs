@@ -146,19 +146,19 @@ pub async fn login(
     let ip = admin.client_ip(&req);
     let keys = vec![format!("user:{username}"), format!("ip:{ip}")];
     let at = now();
-    let (name, checked) = (username.clone(), keys.clone());
-    let (blocked, found) = state
+    let (name, counted) = (username.clone(), keys.clone());
+    let (allowed, found) = state
         .db(move |conn| {
-            let blocked = login_throttle::blocked(conn, &checked, at)?;
-            let found = if blocked {
-                None
-            } else {
+            let allowed = login_throttle::attempt(conn, &counted, at)?;
+            let found = if allowed {
                 users::credentials(conn, &name)?
+            } else {
+                None
             };
-            Ok((blocked, found))
+            Ok((allowed, found))
         })
         .await?;
-    if blocked {
+    if !allowed {
         tracing::warn!(user.name = %username, client.ip = %ip, "login refused: too many failures");
         return Ok(refuse(
             actix_web::http::StatusCode::TOO_MANY_REQUESTS,
@@ -171,9 +171,8 @@ pub async fn login(
     let matches = admin.passwords.check(hash, password).await?;
     match found.filter(|_| matches) {
         Some((id, _)) => {
-            let user_key = keys[..1].to_vec();
             state
-                .db(move |conn| login_throttle::clear(conn, &user_key))
+                .db(move |conn| login_throttle::succeeded(conn, &keys[0], &keys[1..]))
                 .await?;
             tracing::info!(user.name = %username, "admin login");
             let mut resp = see_other(&next);
@@ -181,9 +180,7 @@ pub async fn login(
             Ok(resp)
         }
         None => {
-            state
-                .db(move |conn| login_throttle::fail(conn, &keys, at))
-                .await?;
+            // The attempt was counted before the check: a failure leaves it counted.
             tracing::warn!(user.name = %username, client.ip = %ip, "admin login failed");
             Ok(refuse(
                 actix_web::http::StatusCode::UNAUTHORIZED,

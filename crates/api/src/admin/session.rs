@@ -201,17 +201,27 @@ pub fn notice(path: &str, notice: Notice) -> HttpResponse {
 #[derive(Debug)]
 pub enum Refused {
     Login(String),
+    /// The database did not answer whether the session's user is still enabled.
+    Unavailable,
 }
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("login required")
+        match self {
+            Refused::Login(_) => f.write_str("login required"),
+            Refused::Unavailable => f.write_str("the database is unavailable"),
+        }
     }
 }
 
 impl actix_web::ResponseError for Refused {
     fn error_response(&self) -> HttpResponse {
-        let Refused::Login(next) = self;
+        let Refused::Login(next) = self else {
+            return HttpResponse::ServiceUnavailable()
+                .insert_header(("retry-after", "1"))
+                .content_type("text/plain; charset=utf-8")
+                .body("The database is unavailable; try again in a moment.");
+        };
         let location = format!(
             "/admin/login?next={}",
             url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
@@ -221,7 +231,10 @@ impl actix_web::ResponseError for Refused {
             .finish()
     }
     fn status_code(&self) -> actix_web::http::StatusCode {
-        actix_web::http::StatusCode::SEE_OTHER
+        match self {
+            Refused::Login(_) => actix_web::http::StatusCode::SEE_OTHER,
+            Refused::Unavailable => actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        }
     }
 }
 
@@ -264,7 +277,8 @@ impl FromRequest for AdminUser {
             let id = user.id;
             match state.db(move |conn| users::is_active(conn, id)).await {
                 Ok(true) => Ok(user),
-                _ => Err(refused),
+                Ok(false) => Err(refused),
+                Err(_) => Err(Refused::Unavailable),
             }
         })
     }

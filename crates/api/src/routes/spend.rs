@@ -35,8 +35,11 @@ fn observe(outcomes: &[spend::Outcome], endpoint: &'static str, started: std::ti
         .increment(new.len() as u64);
     metrics::counter!("adbudget_spend_events_total", "outcome" => "replayed")
         .increment((outcomes.len() - new.len()) as u64);
-    let micros: i64 = new.iter().map(|o| o.log().amount.micros()).sum();
-    metrics::counter!("adbudget_spend_amount_micros_total").increment(micros.max(0) as u64);
+    // Unsigned and saturating: a batch of 10,000 events at the limit is 10^19 micro-units.
+    let micros = new.iter().fold(0u64, |sum, o| {
+        sum.saturating_add(o.log().amount.micros().unsigned_abs())
+    });
+    metrics::counter!("adbudget_spend_amount_micros_total").increment(micros);
     if endpoint == "batch" {
         // Single events are counted by the group-commit writer, per committed batch.
         metrics::histogram!("adbudget_spend_batch_size").record(outcomes.len() as f64);

@@ -21,6 +21,7 @@ on_both_databases!(
     bodies_are_read_within_their_limit_and_after_the_token,
     the_client_address_is_the_peer_unless_a_trusted_proxy_forwarded,
     login_throttling_is_shared_by_every_replica,
+    concurrent_guesses_are_counted_before_they_are_checked,
     long_usernames_are_refused_first,
     unknown_users_take_as_long_as_known_ones,
     only_same_origin_paths_after_login,
@@ -353,6 +354,32 @@ async fn login_throttling_is_shared_by_every_replica(backend: Backend) {
         429,
         "the other replica knows of the failures"
     );
+}
+
+/// Attempts are counted before their password is checked: twenty guesses sent at once cannot all
+/// pass the throttle before the first of them has failed.
+async fn concurrent_guesses_are_counted_before_they_are_checked(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_admin(&app);
+    let mut sent = Vec::new();
+    for i in 0..20 {
+        let address = app.address.clone();
+        sent.push(tokio::spawn(async move {
+            try_login(&address, "ops", &format!("guess {i}"), None)
+                .await
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut checked = 0;
+    for s in sent {
+        match s.await.unwrap() {
+            401 => checked += 1,
+            429 => {}
+            other => panic!("a guess got {other}"),
+        }
+    }
+    assert!(checked <= 5, "{checked} guesses had their password checked");
 }
 
 /// A 151-character username is refused before the throttle, the database or a hash.

@@ -15,44 +15,44 @@ pub const MAX_FAILURES: i32 = 5;
 /// How long failures count, from a key's first failure.
 pub const WINDOW: chrono::Duration = chrono::Duration::minutes(15);
 
-/// Whether any of `keys` has failed [`MAX_FAILURES`] times within the window.
-pub fn blocked(conn: &mut DbConnection, keys: &[String], now: DateTime<Utc>) -> DomainResult<bool> {
-    let n: i64 = login_failures::table
-        .filter(login_failures::key.eq_any(keys))
-        .filter(login_failures::failures.ge(MAX_FAILURES))
-        .filter(login_failures::window_start.gt(naive(now - WINDOW)))
-        .count()
-        .get_result(conn)?;
-    Ok(n > 0)
-}
-
-/// Counts a failure for each of `keys` (a key whose window has passed starts a new one), and
-/// deletes the rows whose window has passed.
-pub fn fail(conn: &mut DbConnection, keys: &[String], now: DateTime<Utc>) -> DomainResult<()> {
+/// Counts an attempt for each of `keys` before its password is checked, and says whether it may
+/// go ahead: not when any key has now more than [`MAX_FAILURES`] attempts in its window. Counted
+/// first, so that a thousand attempts sent at once cannot all pass the check before the first of
+/// them fails. A key whose window has passed starts a new one; rows whose window has passed are
+/// deleted. A successful login gives its attempt back ([`succeeded`]).
+pub fn attempt(conn: &mut DbConnection, keys: &[String], now: DateTime<Utc>) -> DomainResult<bool> {
     let (now, since) = (naive(now), naive(now - WINDOW));
-    write_transaction(conn, |conn| {
+    let counts = write_transaction(conn, |conn| {
         diesel::delete(login_failures::table.filter(login_failures::window_start.le(since)))
             .execute(conn)?;
+        let mut counts = Vec::with_capacity(keys.len());
         for key in keys {
             let row = (
                 login_failures::key.eq(key),
                 login_failures::failures.eq(1),
                 login_failures::window_start.eq(now),
             );
-            crate::per_backend!(conn, c => diesel::insert_into(login_failures::table)
+            counts.push(
+                crate::per_backend!(conn, c => diesel::insert_into(login_failures::table)
                 .values(row)
                 .on_conflict(login_failures::key)
                 .do_update()
                 .set(login_failures::failures.eq(login_failures::failures + 1))
-                .execute(c))?;
+                .returning(login_failures::failures)
+                .get_result::<i32>(c))?,
+            );
         }
-        Ok::<_, diesel::result::Error>(())
+        Ok::<_, diesel::result::Error>(counts)
     })?;
-    Ok(())
+    Ok(counts.iter().all(|n| *n <= MAX_FAILURES))
 }
 
-/// Forgets the failures of `keys` (a successful login clears its account's count).
-pub fn clear(conn: &mut DbConnection, keys: &[String]) -> DomainResult<()> {
-    diesel::delete(login_failures::table.filter(login_failures::key.eq_any(keys))).execute(conn)?;
+/// A login succeeded: its account's count is forgotten, and its attempt is taken back from the
+/// other keys (the client address), so that only failures count there.
+pub fn succeeded(conn: &mut DbConnection, account: &str, others: &[String]) -> DomainResult<()> {
+    diesel::delete(login_failures::table.filter(login_failures::key.eq(account))).execute(conn)?;
+    diesel::update(login_failures::table.filter(login_failures::key.eq_any(others)))
+        .set(login_failures::failures.eq(login_failures::failures - 1))
+        .execute(conn)?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Recording spend: exact, idempotent, and enforced in the same transaction.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -582,24 +582,21 @@ struct OverLimit {
 }
 
 impl OverLimit {
-    /// The error naming the first event (in the call's order) that crosses one of the limits.
-    /// `events` are the new events with their brand and period keys. Only a batch needs to know
-    /// which event that is (a single event is the one; a group commit records its events one by
-    /// one after this), so only a batch reads the totals as they were.
+    /// The error naming the first event (in the call's order) that crosses one of the limits,
+    /// found from the refused totals as they are stored (the upserts left them untouched).
+    /// `events` are the new events with their brand and period keys.
     fn error(
         &self,
         conn: &mut DbConnection,
         mode: Mode,
         events: &[(usize, &ValidSpend, i64, &PeriodKeys)],
     ) -> QueryResult<DomainError> {
-        let mut before: HashMap<(bool, i64, String), i64> = HashMap::new();
-        if mode == Mode::Batch {
-            for (brand, period, amount) in totals_of(conn, Owner::Brand, &self.brands)? {
-                before.insert((true, brand, period), amount);
-            }
-            for (campaign, period, amount) in totals_of(conn, Owner::Campaign, &self.campaigns)? {
-                before.insert((false, campaign, period), amount);
-            }
+        let mut total: HashMap<(bool, i64, String), i64> = HashMap::new();
+        for (brand, period, amount) in totals_of(conn, Owner::Brand, &self.brands)? {
+            total.insert((true, brand, period), amount);
+        }
+        for (campaign, period, amount) in totals_of(conn, Owner::Campaign, &self.campaigns)? {
+            total.insert((false, campaign, period), amount);
         }
         let over: HashSet<(bool, i64, &str)> = self
             .brands
@@ -607,56 +604,56 @@ impl OverLimit {
             .map(|(b, p)| (true, *b, p.as_str()))
             .chain(self.campaigns.iter().map(|(c, p)| (false, *c, p.as_str())))
             .collect();
-        let mut first = None;
         for (i, e, brand, keys) in events {
             for (is_brand, owner) in [(true, *brand), (false, e.campaign_id)] {
                 for (daily, period) in [(true, &keys.day), (false, &keys.month)] {
                     if !over.contains(&(is_brand, owner, period.as_str())) {
                         continue;
                     }
-                    let total = before.entry((is_brand, owner, period.clone())).or_default();
-                    *total = total.saturating_add(e.amount.micros());
-                    if *total > MAX_MICROS && first.is_none() {
-                        first = Some((*i, is_brand, daily));
+                    let sum = total.entry((is_brand, owner, period.clone())).or_default();
+                    *sum = sum.saturating_add(e.amount.micros());
+                    if *sum > MAX_MICROS {
+                        let whose = if is_brand {
+                            "the brand's"
+                        } else {
+                            "the campaign's"
+                        };
+                        let period = if daily { "daily" } else { "monthly" };
+                        return Ok(DomainError::invalid(
+                            field_of(mode, *i, "amount"),
+                            format!(
+                                "would take {whose} {period} spend over the limit of {}",
+                                Money::from_micros(MAX_MICROS)
+                            ),
+                        ));
                     }
                 }
             }
         }
-        // Without the totals before (a single event; a group commit, which records its events
-        // one by one after this): the first event and the first total refused.
-        let (i, is_brand, daily) = first.unwrap_or_else(|| {
-            let (is_brand, period) = match (self.brands.first(), self.campaigns.first()) {
-                (Some((_, p)), _) => (true, p.as_str()),
-                (None, Some((_, p))) => (false, p.as_str()),
-                (None, None) => (false, ""),
-            };
-            let (i, keys) = events.first().map_or((0, None), |e| (e.0, Some(e.3)));
-            (i, is_brand, keys.is_some_and(|k| k.day == period))
-        });
-        let whose = if is_brand {
-            "the brand's"
-        } else {
-            "the campaign's"
-        };
-        let period = if daily { "daily" } else { "monthly" };
-        Ok(DomainError::invalid(
-            field_of(mode, i, "amount"),
-            format!(
-                "would take {whose} {period} spend over the limit of {}",
-                Money::from_micros(MAX_MICROS)
-            ),
-        ))
+        // Only if the totals changed between the upsert and this read (they are locked: never).
+        Err(diesel::result::Error::RollbackTransaction)
     }
 }
 
-/// The stored totals of `keys` (absent ones are zero).
+/// The stored totals of `keys` (absent ones are zero): owners and periods each named once, so a
+/// batch of 10,000 events stays far under SQLite's bound-parameter limit.
 fn totals_of(
     conn: &mut DbConnection,
     owner: Owner,
     keys: &[(i64, String)],
 ) -> QueryResult<Vec<(i64, String, i64)>> {
-    let ids: Vec<i64> = keys.iter().map(|(id, _)| *id).collect();
-    let periods: Vec<&str> = keys.iter().map(|(_, p)| p.as_str()).collect();
+    let ids: Vec<i64> = keys
+        .iter()
+        .map(|(id, _)| *id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let periods: Vec<&str> = keys
+        .iter()
+        .map(|(_, p)| p.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     match owner {
         Owner::Brand => brand_spend::table
             .select((

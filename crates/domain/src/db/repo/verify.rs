@@ -107,10 +107,13 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
         for (campaign_id, brand_id, amount, at, tz) in &logs {
             let keys = PeriodKeys::at(utc(*at), enforce::parse_tz(tz));
             for period in [keys.day, keys.month] {
-                *brand_expected
+                // Saturating: a total past the limit is a disagreement to report, not a panic.
+                let b = brand_expected
                     .entry((*brand_id, period.clone()))
-                    .or_default() += amount;
-                *campaign_expected.entry((*campaign_id, period)).or_default() += amount;
+                    .or_default();
+                *b = b.saturating_add(*amount);
+                let c = campaign_expected.entry((*campaign_id, period)).or_default();
+                *c = c.saturating_add(*amount);
             }
         }
         let brand_stored: BTreeMap<(i64, String), i64> = brand_spend::table
