@@ -34,7 +34,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 pub async fn spawn_app_with(backend: Backend, customize: fn(AppState) -> AppState) -> TestApp {
     let database = TestDatabase::create(backend).expect("test database");
     let url = database.url.clone();
-    spawn_customized(database, &url, Limits::default(), customize).await
+    spawn_customized(database, &url, Limits::default(), customize, |admin| admin).await
 }
 
 /// An app whose client time limits are `limits`.
@@ -50,7 +50,7 @@ pub async fn spawn_app_on(database: TestDatabase, url: &str) -> TestApp {
 }
 
 async fn spawn(database: TestDatabase, url: &str, limits: Limits) -> TestApp {
-    spawn_customized(database, url, limits, |state| state).await
+    spawn_customized(database, url, limits, |state| state, |admin| admin).await
 }
 
 /// An app whose admin panel is configured by `admin` (public URL, trusted proxies).
@@ -60,15 +60,7 @@ pub async fn spawn_app_with_admin(
 ) -> TestApp {
     let database = TestDatabase::create(backend).expect("test database");
     let url = database.url.clone();
-    let mut app = spawn_customized(database, &url, Limits::default(), |s| s).await;
-    app.address = serve(
-        app.pool.clone(),
-        app.jobs.clone(),
-        admin(AdminState::new(Some(SECRET_KEY))),
-        |s| s,
-        Limits::default(),
-    );
-    app
+    spawn_customized(database, &url, Limits::default(), |s| s, admin).await
 }
 
 /// Starts an Application on `pool` (another API process, as far as the app knows); its address.
@@ -97,6 +89,7 @@ async fn spawn_customized(
     url: &str,
     limits: Limits,
     customize: fn(AppState) -> AppState,
+    admin: fn(AdminState) -> AdminState,
 ) -> TestApp {
     let pool = db::connect(url, 8).expect("pool");
     let (admin_token, ingest_token) = {
@@ -119,7 +112,7 @@ async fn spawn_customized(
     let address = serve(
         pool.clone(),
         jobs.clone(),
-        AdminState::new(Some(SECRET_KEY)),
+        admin(AdminState::new(Some(SECRET_KEY))),
         customize,
         limits,
     );
