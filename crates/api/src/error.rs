@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use adbudget_domain::error::{DomainError, ValidationError};
+use adbudget_db::error::{DomainError, ValidationError};
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use adbudget_domain::repo::PageRequest;
-use adbudget_domain::repo::tokens::{self, Scope};
+use adbudget_db::repo::PageRequest;
+use adbudget_db::repo::tokens::{self, Scope};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;

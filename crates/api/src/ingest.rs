@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError, TrySendError, bounded};
 
-use adbudget_domain::db::{self, DbConnection, DbPool, PooledConn};
-use adbudget_domain::error::DomainError;
-use adbudget_domain::forms::{ValidSpend, now};
-use adbudget_domain::repo::spend::{self, Outcome};
-use adbudget_domain::repo::tokens;
-use adbudget_domain::views::Campaign;
+use adbudget_core::forms::{ValidSpend, now};
+use adbudget_core::views::Campaign;
+use adbudget_db::error::DomainError;
+use adbudget_db::repo::spend::{self, Outcome};
+use adbudget_db::repo::tokens;
+use adbudget_db::{self as db, DbConnection, DbPool, PooledConn};
 use tokio::sync::oneshot;
 
 use crate::error::ApiError;

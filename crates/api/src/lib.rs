@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use adbudget_domain::config::Settings;
+use adbudget_core::config::Settings;
 use anyhow::Context;
 use utoipa::OpenApi;
 
@@ -55,7 +55,7 @@ impl Application {
     /// Connects to the configured database (and, lazily, Redis for the job monitor) and binds
     /// `ADBUDGET_BIND`.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let pool = adbudget_domain::db::connect(&settings.database_url, settings.db_pool_size)?;
+        let pool = adbudget_db::connect(&settings.database_url, settings.db_pool_size)?;
         let jobs = JobsMonitor {
             redis: adbudget_queue::connect_lazy(&settings.redis_url)?,
             prefix: settings.queue_prefix.clone(),

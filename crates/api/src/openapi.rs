@@ -15,7 +15,7 @@ use crate::routes::{brands, campaigns, health, jobs, spend};
         campaigns::history, spend::list, spend::record, spend::record_batch,
         jobs::queues, health::healthz, health::readyz,
     ),
-    components(schemas(adbudget_domain::views::WindowView)),
+    components(schemas(adbudget_core::views::WindowView)),
     modifiers(&BearerAuth, &CommonResponses),
     tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "jobs"), (name = "health"))
 )]

@@ -1,7 +1,7 @@
 use actix_web::web;
-use adbudget_domain::db::{self, DbConnection, DbPool};
-use adbudget_domain::error::DomainResult;
-use adbudget_domain::jobs::JobSchedule;
+use adbudget_core::jobs::JobSchedule;
+use adbudget_db::error::DomainResult;
+use adbudget_db::{self as db, DbConnection, DbPool};
 
 use crate::error::ApiError;
 
@@ -45,7 +45,7 @@ impl AppState {
         AppState {
             pool,
             jobs: None,
-            metrics: adbudget_domain::telemetry::metrics().ok(),
+            metrics: adbudget_core::telemetry::metrics().ok(),
             spend_writer,
             token_cache: Default::default(),
             gauge_refresh: None,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use adbudget_domain::repo::tokens::Scope;
+use adbudget_db::repo::tokens::Scope;
 
 /// How long a verdict is believed: a revoked token is refused within this time.
 pub const TTL: Duration = Duration::from_secs(1);

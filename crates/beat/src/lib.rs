@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use adbudget_domain::config::Settings;
-use adbudget_domain::jobs::{
+use adbudget_core::config::Settings;
+use adbudget_core::jobs::{
     ApplyDayparting, EnforceBudgets, Job, JobKind, JobSchedule, ResetDaily, ResetMonthly,
 };
 use adbudget_queue::health::{self, Probes};
@@ -229,7 +229,7 @@ impl BeatProcess {
             })
             .shutdown_timeout(Duration::from_secs(5));
         let monitor = register_schedules(monitor, &settings.schedules, &sink, &last_tick);
-        let metrics = adbudget_domain::telemetry::metrics()?;
+        let metrics = adbudget_core::telemetry::metrics()?;
         let probes = Probes {
             metrics: Arc::new(move || {
                 let metrics = metrics.clone();

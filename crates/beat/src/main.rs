@@ -1,10 +1,10 @@
 use adbudget_beat::BeatProcess;
-use adbudget_domain::config::Settings;
+use adbudget_core::config::Settings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    adbudget_domain::telemetry::init(settings.log_format)?;
+    adbudget_core::telemetry::init(settings.log_format)?;
     let beat = BeatProcess::build(&settings).await?;
     tracing::info!(health = %beat.health_addr(), prefix = %settings.queue_prefix, "adbudget-beat scheduling jobs");
     beat.run_until_stopped().await

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use adbudget_domain::db::testing::{self, Backend, TestDatabase};
-use adbudget_domain::db::{self, DbPool};
-use adbudget_domain::jobs::{self, JobKind};
-use adbudget_domain::repo::{tokens, verify};
+use adbudget_core::jobs::JobKind;
+use adbudget_db::jobs;
+use adbudget_db::repo::{tokens, verify};
+use adbudget_db::{self as db, DbPool};
+use adbudget_testing::process::{Process, binary, free_port};
+use adbudget_testing::{self as testing, Backend, TestDatabase};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
@@ -104,7 +106,7 @@ fn seed(pool: &DbPool, n: usize) -> anyhow::Result<Vec<i64>> {
     jobs::run(
         &mut conn,
         JobKind::EnforceBudgets,
-        adbudget_domain::forms::now(),
+        adbudget_core::forms::now(),
     )?;
     eprintln!("initial states set in {:?}", started.elapsed());
     // Time the jobs on a database at rest, as in service: statistics current, and the bulk load's
@@ -153,7 +155,7 @@ fn seed_history(pool: &DbPool, per_campaign: u32) -> anyhow::Result<u64> {
         started.elapsed()
     );
     let campaigns: i64 = {
-        use adbudget_domain::schema::campaigns;
+        use adbudget_db::schema::campaigns;
         use diesel::prelude::*;
         campaigns::table.count().get_result(&mut *conn)?
     };
@@ -189,7 +191,7 @@ fn bench_jobs(
         ids.len(),
         db::redact(&url).split(':').next().unwrap_or("?")
     );
-    let now = adbudget_domain::forms::now();
+    let now = adbudget_core::forms::now();
     let timed = |conn: &mut db::DbConnection, kind: JobKind| -> anyhow::Result<()> {
         let started = Instant::now();
         let report = jobs::run(conn, kind, now)?;
@@ -245,34 +247,6 @@ struct IngestArgs {
     campaigns: usize,
 }
 
-/// A port nothing listens on now.
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// A workspace binary, built next to this one.
-fn binary(name: &str) -> anyhow::Result<std::path::PathBuf> {
-    let path = std::env::current_exe()?.with_file_name(name);
-    anyhow::ensure!(
-        path.exists(),
-        "{} is not built (cargo build --release --workspace)",
-        path.display()
-    );
-    Ok(path)
-}
-
-/// The API process this tool started, killed when dropped.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -307,22 +281,22 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
                 &mut *db::get(&p)?,
                 &format!("bench-{}", std::process::id()),
                 tokens::Scope::Ingest,
-                adbudget_domain::forms::now(),
+                adbudget_core::forms::now(),
             )?;
             let port = free_port()?;
             let exe = binary("adbudget-api")?;
-            let child = std::process::Command::new(&exe)
-                .env("DATABASE_URL", &url)
-                .env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
-                .env(
-                    "ADBUDGET_DB_POOL_SIZE",
-                    std::env::var("ADBUDGET_DB_POOL_SIZE").unwrap_or_else(|_| "16".into()),
-                )
-                .env("RUST_LOG", "warn")
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .with_context(|| format!("failed to start {}", exe.display()))?;
-            server = Some(Server(child));
+            let child = Process::spawn(
+                std::process::Command::new(&exe)
+                    .env("DATABASE_URL", &url)
+                    .env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
+                    .env(
+                        "ADBUDGET_DB_POOL_SIZE",
+                        std::env::var("ADBUDGET_DB_POOL_SIZE").unwrap_or_else(|_| "16".into()),
+                    )
+                    .env("RUST_LOG", "warn")
+                    .stdout(std::process::Stdio::null()),
+            )?;
+            server = Some(child);
             pool = Some(p);
             let base = format!("http://127.0.0.1:{port}");
             let client = reqwest::Client::new();
@@ -345,7 +319,7 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
 
     let peak_rss = Arc::new(AtomicU64::new(0));
     let sampler = server.as_ref().map(|s| {
-        let (pid, peak) = (s.0.id(), peak_rss.clone());
+        let (pid, peak) = (s.id().unwrap_or(0), peak_rss.clone());
         tokio::spawn(async move {
             loop {
                 if let Some(kib) = rss_kib(pid) {
@@ -462,7 +436,7 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
     if let Some(pool) = pool {
         // Correctness after the load: every acknowledged event stored, totals and states agree.
         let mut conn = db::get(&pool)?;
-        let report = verify::check(&mut conn, adbudget_domain::forms::now())?;
+        let report = verify::check(&mut conn, adbudget_core::forms::now())?;
         let stored = report.spend_logs as u64 - history;
         println!(
             "verify: {stored} spend logs stored by the run (acknowledged {events}; {history} of history before it), {} campaigns, {} disagreements",

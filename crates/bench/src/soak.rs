@@ -14,17 +14,17 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use adbudget_domain::db::testing::{Backend, TestDatabase};
-use adbudget_domain::db::{self};
-use adbudget_domain::repo::tokens;
+use adbudget_db as db;
+use adbudget_db::repo::tokens;
+use adbudget_testing::process::{Process, binary, free_port, redis_server};
+use adbudget_testing::{Backend, TestDatabase};
 use anyhow::{Context, bail, ensure};
 
-use crate::{binary, free_port};
 use chrono::Timelike;
 use diesel::prelude::*;
 use rand::Rng;
@@ -59,93 +59,24 @@ fn logs_dir() -> PathBuf {
     .clone()
 }
 
-/// One process of the system under test, restartable, killed when dropped.
-struct Proc {
-    name: String,
-    command: Box<dyn Fn() -> Command + Send>,
-    child: Option<Child>,
-}
-
-impl Proc {
-    fn start(name: &str, command: impl Fn() -> Command + Send + 'static) -> anyhow::Result<Proc> {
-        let mut p = Proc {
-            name: name.to_owned(),
-            command: Box::new(command),
-            child: None,
-        };
-        p.spawn()?;
-        Ok(p)
-    }
-
-    fn spawn(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new()
+/// One process of the system under test, restartable, its stderr appended to
+/// `<logs_dir>/<name>.log` across restarts.
+fn start_logged(
+    name: &str,
+    command: impl Fn() -> Command + Send + 'static,
+) -> anyhow::Result<Process> {
+    let log = logs_dir().join(format!("{name}.log"));
+    Process::start(name, move || {
+        let mut c = command();
+        if let Ok(file) = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(logs_dir().join(format!("{}.log", self.name)))?;
-        let child = (self.command)()
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("failed to start {}", self.name))?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            .open(&log)
+        {
+            c.stderr(file);
         }
-    }
-
-    /// SIGTERM, then waits up to `grace` for the exit; returns whether it exited zero.
-    fn terminate(&mut self, grace: Duration) -> bool {
-        let Some(mut c) = self.child.take() else {
-            return false;
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = c.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-        false
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn redis_server(port: u16) -> impl Fn() -> Command + Send + 'static {
-    move || {
-        let mut c = Command::new("redis-server");
-        c.args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null());
         c
-    }
+    })
 }
 
 async fn wait_http(
@@ -277,12 +208,12 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         &mut *db::get(&pool)?,
         "soak",
         tokens::Scope::Admin,
-        adbudget_domain::forms::now(),
+        adbudget_core::forms::now(),
     )?;
 
     let run_id = format!("{:08x}", rand::rng().random::<u32>());
     let redis_port = free_port()?;
-    let mut redis = Proc::start("redis-server", redis_server(redis_port))?;
+    let mut redis = start_logged("redis-server", move || redis_server(redis_port))?;
     wait_port(redis_port, Duration::from_secs(10)).await?;
     let env = {
         let url = url.clone();
@@ -308,10 +239,10 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let process = |name: &str,
                    bin: &'static str,
                    extra: Vec<(&'static str, String)>|
-     -> anyhow::Result<Proc> {
+     -> anyhow::Result<Process> {
         let path = binary(bin)?;
         let env = env.clone();
-        Proc::start(name, move || {
+        start_logged(name, move || {
             let mut c = Command::new(&path);
             env(&mut c);
             for (k, v) in &extra {
@@ -434,9 +365,9 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
 
     sleep_until(at(0.2)).await;
     let t = started.elapsed();
-    workers[0].kill9();
+    workers[0].kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    workers[0].spawn()?;
+    workers[0].restart()?;
     let recovered = wait_http(&client, &ready_url(0), Duration::from_secs(30)).await?;
     faults.push(Fault {
         what: "worker 1 killed with SIGKILL, started again (ready)",
@@ -446,9 +377,9 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
 
     sleep_until(at(0.4)).await;
     let t = started.elapsed();
-    redis.kill9();
+    redis.kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    redis.spawn()?;
+    redis.restart()?;
     wait_port(redis_port, Duration::from_secs(10)).await?;
     // Redis lost everything (it keeps nothing on disk): the counters start again from zero.
     let recovered = wait_jobs_after(&target, 0, Duration::from_secs(60)).await?;
@@ -462,7 +393,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let t = started.elapsed();
     let clean = apis[0].terminate(Duration::from_secs(15));
     ensure!(clean, "API 1 did not exit cleanly on SIGTERM");
-    apis[0].spawn()?;
+    apis[0].restart()?;
     let recovered = wait_http(
         &client,
         &format!("{}/readyz", bases[0]),
@@ -477,9 +408,9 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
 
     sleep_until(at(0.75)).await;
     let t = started.elapsed();
-    beats[0].kill9();
+    beats[0].kill();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    beats[0].spawn()?;
+    beats[0].restart()?;
     let recovered = wait_http(&client, &ready_url(2), Duration::from_secs(30)).await?;
     faults.push(Fault {
         what: "beat 1 killed with SIGKILL, started again (ready)",
@@ -532,7 +463,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         .chain(workers.iter_mut())
         .chain(beats.iter_mut())
     {
-        ensure!(p.alive(), "{} died during the soak", p.name);
+        ensure!(p.alive(), "{} died during the soak", p.name());
     }
     let mut unclean = Vec::new();
     for p in apis
@@ -541,7 +472,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         .chain(beats.iter_mut())
     {
         if !p.terminate(Duration::from_secs(20)) {
-            unclean.push(p.name.clone());
+            unclean.push(p.name().to_owned());
         }
     }
     ensure!(
@@ -857,7 +788,7 @@ async fn wait_jobs_after(
 
 /// The run's stored events: id → (campaign, micros, how many rows).
 fn stored_events(url: &str, run_id: &str) -> anyhow::Result<HashMap<String, (i64, i64, i64)>> {
-    use adbudget_domain::schema::spend_logs::dsl as s;
+    use adbudget_db::schema::spend_logs::dsl as s;
     let mut conn = db::connect_one(url)?;
     let rows: Vec<(Option<String>, i64, i64)> = s::spend_logs
         .filter(s::event_id.like(format!("{run_id}-%")))

@@ -6,38 +6,39 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use adbudget_domain::jobs::JobKind;
+use adbudget_core::jobs::JobKind;
 use anyhow::{Context, bail};
 
-use crate::{Server, binary, free_port, rss_kib};
+use adbudget_testing::process::{Process, binary, free_port};
+
+use crate::rss_kib;
 
 pub async fn measure(database_url: &str, seconds: u64) -> anyhow::Result<()> {
     let redis_url =
         std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let prefix = format!("bench-{}", std::process::id());
-    let start = |name: &str, health: u16| -> anyhow::Result<Server> {
+    let start = |name: &str, health: u16| -> anyhow::Result<Process> {
         let path = binary(name)?;
-        let child = Command::new(&path)
-            .env("DATABASE_URL", database_url)
-            .env("REDIS_URL", &redis_url)
-            .env("ADBUDGET_QUEUE_PREFIX", &prefix)
-            .env("ADBUDGET_HEALTH_BIND", format!("127.0.0.1:{health}"))
-            .env("ADBUDGET_SCHEDULE_ENFORCE_BUDGETS", "*/2 * * * * *")
-            // The other jobs stay out of the way: once a year.
-            .env("ADBUDGET_SCHEDULE_APPLY_DAYPARTING", "0 0 0 1 1 *")
-            .env("ADBUDGET_SCHEDULE_RESET_DAILY", "0 0 0 1 1 *")
-            .env("ADBUDGET_SCHEDULE_RESET_MONTHLY", "0 0 0 1 1 *")
-            .env("ADBUDGET_WORKER_CONCURRENCY", "1")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .with_context(|| format!("failed to start {}", path.display()))?;
-        Ok(Server(child))
+        Process::spawn(
+            Command::new(&path)
+                .env("DATABASE_URL", database_url)
+                .env("REDIS_URL", &redis_url)
+                .env("ADBUDGET_QUEUE_PREFIX", &prefix)
+                .env("ADBUDGET_HEALTH_BIND", format!("127.0.0.1:{health}"))
+                .env("ADBUDGET_SCHEDULE_ENFORCE_BUDGETS", "*/2 * * * * *")
+                // The other jobs stay out of the way: once a year.
+                .env("ADBUDGET_SCHEDULE_APPLY_DAYPARTING", "0 0 0 1 1 *")
+                .env("ADBUDGET_SCHEDULE_RESET_DAILY", "0 0 0 1 1 *")
+                .env("ADBUDGET_SCHEDULE_RESET_MONTHLY", "0 0 0 1 1 *")
+                .env("ADBUDGET_WORKER_CONCURRENCY", "1")
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null()),
+        )
     };
     let worker = start("adbudget-worker", free_port()?)?;
     let _beat = start("adbudget-beat", free_port()?)?;
     let mut redis = adbudget_queue::connect(&redis_url).await?;
-    let pid = worker.0.id();
+    let pid = worker.id().unwrap_or(0);
     let (mut peak, mut idle) = (0u64, None);
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(seconds) {

@@ -2,11 +2,11 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use adbudget_domain::config::Settings;
-use adbudget_domain::db;
-use adbudget_domain::forms::{CreateBrand, CreateCampaign, SpendEvent, now};
-use adbudget_domain::money::{Money, NonNegativeMoney, PositiveMoney};
-use adbudget_domain::repo::{brands, campaigns, spend, tokens, users};
+use adbudget_core::config::Settings;
+use adbudget_core::forms::{CreateBrand, CreateCampaign, SpendEvent, now};
+use adbudget_core::money::{Money, NonNegativeMoney, PositiveMoney};
+use adbudget_db as db;
+use adbudget_db::repo::{brands, campaigns, spend, tokens, users};
 use anyhow::{Context, anyhow, bail};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
@@ -85,7 +85,7 @@ enum TokenCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let settings = Settings::from_env()?;
-    adbudget_domain::telemetry::init(settings.log_format)?;
+    adbudget_core::telemetry::init(settings.log_format)?;
     if let Command::Standalone = cli.command {
         return standalone(settings);
     }
@@ -156,7 +156,7 @@ fn run(command: Command, conn: &mut db::DbConnection) -> anyhow::Result<()> {
         }
         Command::SeedDemo => seed_demo(conn)?,
         Command::Verify => {
-            let report = adbudget_domain::repo::verify::check(conn, now())?;
+            let report = adbudget_db::repo::verify::check(conn, now())?;
             for finding in &report.findings {
                 println!("{finding}");
             }

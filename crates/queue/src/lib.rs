@@ -12,7 +12,7 @@ pub mod stats;
 
 use std::time::Duration;
 
-use adbudget_domain::jobs::{Job, JobKind};
+use adbudget_core::jobs::{Job, JobKind};
 use anyhow::Context;
 use apalis_redis::{Config, RedisStorage};
 use redis::AsyncCommands;
@@ -41,7 +41,7 @@ pub async fn connect(url: &str) -> anyhow::Result<ConnectionManager> {
         .with_context(|| {
             format!(
                 "failed to connect to Redis at {}",
-                adbudget_domain::db::redact(url)
+                adbudget_core::database_url::redact(url)
             )
         })
 }
@@ -50,7 +50,7 @@ fn client(url: &str) -> anyhow::Result<redis::Client> {
     redis::Client::open(url).with_context(|| {
         format!(
             "REDIS_URL {} does not parse",
-            adbudget_domain::db::redact(url)
+            adbudget_core::database_url::redact(url)
         )
     })
 }
@@ -76,7 +76,7 @@ pub fn storage<J: Job>(conn: ConnectionManager, prefix: &str) -> RedisStorage<J>
 
 /// Keys of our own (not apalis's).
 pub mod keys {
-    use adbudget_domain::jobs::JobKind;
+    use adbudget_core::jobs::JobKind;
 
     /// The last tick of a schedule that a beat handled (unix seconds).
     pub fn beat_last(prefix: &str, kind: JobKind) -> String {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use adbudget_domain::jobs::{
+use adbudget_core::jobs::{
     ApplyDayparting, EnforceBudgets, Job, JobKind, ResetDaily, ResetMonthly,
 };
 use apalis::prelude::{MemorySink, MemoryStorage, MemoryStorageError, TaskBuilder};

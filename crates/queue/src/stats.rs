@@ -1,7 +1,7 @@
 //! What `GET /api/v1/jobs/queues` shows, read straight from Redis (apalis-board's readers are
 //! broken against apalis-redis 1.0: see STACK-NOTES).
 
-use adbudget_domain::jobs::{JobKind, JobSchedule};
+use adbudget_core::jobs::{JobKind, JobSchedule};
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use adbudget_domain::config::Settings;
-use adbudget_domain::db::{self, DbPool};
-use adbudget_domain::error::DomainError;
-use adbudget_domain::jobs::{
-    self, ApplyDayparting, EnforceBudgets, Job, JobKind, JobReport, ResetDaily, ResetMonthly,
+use adbudget_core::config::Settings;
+use adbudget_core::jobs::{
+    ApplyDayparting, EnforceBudgets, Job, JobKind, JobReport, ResetDaily, ResetMonthly,
 };
+use adbudget_db::error::DomainError;
+use adbudget_db::{self as db, DbPool};
 use adbudget_queue::health::{self, Probes};
 use adbudget_queue::memory::{MemoryQueue, MemoryQueues};
 use anyhow::Context;
@@ -59,7 +59,7 @@ pub async fn handle<J: Job>(
     let result = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         let mut conn = db::get(&pool)?;
-        jobs::run(&mut conn, kind, adbudget_domain::forms::now())
+        adbudget_db::jobs::run(&mut conn, kind, adbudget_core::forms::now())
     })
     .await;
     let elapsed = started.elapsed();
@@ -264,7 +264,7 @@ impl WorkerProcess {
         monitor = add::<ResetDaily>(monitor, &conn, settings, &ctx);
         monitor = add::<ResetMonthly>(monitor, &conn, settings, &ctx);
 
-        let metrics = adbudget_domain::telemetry::metrics()?;
+        let metrics = adbudget_core::telemetry::metrics()?;
         let probes = probes(
             pool,
             conn.clone(),

@@ -1,10 +1,10 @@
-use adbudget_domain::config::Settings;
+use adbudget_core::config::Settings;
 use adbudget_worker::WorkerProcess;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    adbudget_domain::telemetry::init(settings.log_format)?;
+    adbudget_core::telemetry::init(settings.log_format)?;
     let worker = WorkerProcess::build(&settings).await?;
     tracing::info!(health = %worker.health_addr(), concurrency = settings.worker_concurrency, prefix = %settings.queue_prefix, "adbudget-worker consuming jobs");
     worker.run_until_stopped().await

@@ -137,16 +137,14 @@ async fn createsuperuser(backend: Backend) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut conn =
-        adbudget_domain::db::get(&adbudget_domain::db::connect(&db.url, 1).unwrap()).unwrap();
-    let ok =
-        adbudget_domain::repo::users::verify_password(&mut conn, "ops", "correct horse battery")
-            .unwrap();
+    let mut conn = adbudget_db::get(&adbudget_db::connect(&db.url, 1).unwrap()).unwrap();
+    let ok = adbudget_db::repo::users::verify_password(&mut conn, "ops", "correct horse battery")
+        .unwrap();
     assert!(
         ok.is_some(),
         "the password is stored as an argon2 hash that verifies"
     );
-    let wrong = adbudget_domain::repo::users::verify_password(&mut conn, "ops", "wrong").unwrap();
+    let wrong = adbudget_db::repo::users::verify_password(&mut conn, "ops", "wrong").unwrap();
     assert!(wrong.is_none());
     let short = run(command("adbudget", &db.url).args([
         "createsuperuser",
@@ -183,13 +181,8 @@ async fn verify_reports_disagreements(backend: Backend) {
         clean.stdout
     );
     // Break a campaign's stored state behind the rule's back: verify says so and exits non-zero.
-    let pool = adbudget_domain::db::connect(&db.url, 1).unwrap();
-    adbudget_domain::db::testing::corrupt_state(
-        &mut adbudget_domain::db::get(&pool).unwrap(),
-        1,
-        1,
-    )
-    .unwrap();
+    let pool = adbudget_db::connect(&db.url, 1).unwrap();
+    adbudget_testing::corrupt_state(&mut adbudget_db::get(&pool).unwrap(), 1, 1).unwrap();
     let dirty = adbudget(&db, &["verify"]);
     assert!(!dirty.ok);
     assert!(

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use adbudget_domain::config::VARIABLES;
+use adbudget_core::config::VARIABLES;
 use serde_norway::Value;
 
 fn root() -> PathBuf {
@@ -284,7 +284,7 @@ fn env_example_documents_every_variable() {
 
 #[test]
 fn the_grafana_dashboard_queries_real_metrics() {
-    use adbudget_domain::telemetry::METRIC_NAMES;
+    use adbudget_core::telemetry::METRIC_NAMES;
     let text =
         std::fs::read_to_string(root().join("deploy/grafana/adbudget-dashboard.json")).unwrap();
     let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();

@@ -72,8 +72,8 @@ async fn floods_keep_the_api_small_and_spend_flowing() {
         .env("ADBUDGET_TRUSTED_PROXIES", "127.0.0.1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let mut process = Process(cmd.spawn().unwrap());
-    let pid = process.0.id();
+    let mut process = Process::spawn(&mut cmd).unwrap();
+    let pid = process.id().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&format!("{base}/readyz"), &mut process).await;
     let client = reqwest::Client::builder()

@@ -1,22 +1,15 @@
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-pub use adbudget_domain::db::testing::{Backend, TestDatabase};
+pub use adbudget_testing::process::Process;
+pub use adbudget_testing::{Backend, TestDatabase};
 
-pub(crate) use adbudget_domain::on_both_databases_async as on_both_databases;
+pub(crate) use adbudget_testing::on_both_databases_async as on_both_databases;
 
 /// Path of a workspace binary, built next to this test executable.
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run `cargo test --workspace` (or `cargo build --workspace`)",
-        path.display()
-    );
-    path
+    adbudget_testing::process::binary(name).unwrap()
 }
 
 /// A command for `name` with a clean adbudget environment pointing at `database_url`.
@@ -71,21 +64,7 @@ pub fn adbudget(db: &TestDatabase, args: &[&str]) -> Run {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process killed when dropped.
-pub struct Process(pub Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+    adbudget_testing::process::free_port().unwrap()
 }
 
 /// Waits until `url` answers 200.
@@ -93,7 +72,7 @@ pub async fn wait_ready(url: &str, process: &mut Process) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(Some(status)) = process.0.try_wait() {
+        if let Ok(Some(status)) = process.try_wait() {
             panic!("process exited early with {status}");
         }
         if let Ok(r) = client.get(url).send().await

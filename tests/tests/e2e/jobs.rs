@@ -6,17 +6,19 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use adbudget_domain::db::{self, DbPool, testing};
-use adbudget_domain::forms::{CreateBrand, CreateCampaign, now};
-use adbudget_domain::jobs::{EnforceBudgets, Job, JobKind};
-use adbudget_domain::money::{Money, NonNegativeMoney};
-use adbudget_domain::repo::{brands, campaigns, enforce};
+use adbudget_core::forms::{CreateBrand, CreateCampaign, now};
+use adbudget_core::jobs::{EnforceBudgets, Job, JobKind};
+use adbudget_core::money::{Money, NonNegativeMoney};
+use adbudget_db::repo::{brands, campaigns, enforce};
+use adbudget_db::{self as db, DbPool};
+use adbudget_testing as testing;
 use apalis::prelude::TaskSink;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Process, TestDatabase, command, free_port, wait_ready};
+use adbudget_testing::process::redis_server;
 
 fn redis_url() -> String {
     testing::redis_url()
@@ -96,7 +98,7 @@ impl Scenario {
                 enforce::lock_all_brands(c)?;
                 locked_tx.send(()).unwrap();
                 let _ = rx.recv();
-                adbudget_domain::error::DomainResult::Ok(())
+                adbudget_db::error::DomainResult::Ok(())
             });
         });
         locked_rx.recv().unwrap();
@@ -113,7 +115,7 @@ impl Scenario {
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         (
-            Process(cmd.spawn().unwrap()),
+            Process::spawn(&mut cmd).unwrap(),
             format!("http://127.0.0.1:{port}/readyz"),
         )
     }
@@ -183,7 +185,7 @@ async fn sigterm_lets_the_running_job_finish_then_exits_zero() {
     let release = s.block_jobs();
     push_enforce(&redis, &prefix).await;
     wait_taken(&redis, &prefix).await;
-    let pid = worker.0.id().to_string();
+    let pid = worker.id().unwrap().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -193,14 +195,14 @@ async fn sigterm_lets_the_running_job_finish_then_exits_zero() {
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(
-        worker.0.try_wait().unwrap().is_none(),
+        worker.try_wait().unwrap().is_none(),
         "the worker waits for its running job"
     );
     assert_eq!(s.repairs(), 0);
     release.send(()).unwrap();
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = worker.0.try_wait().unwrap() {
+        if let Some(status) = worker.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -269,24 +271,11 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        let process = Process::spawn(redis_server(port).stderr(Stdio::null()))
             .expect("redis-server is installed (.ci/run installs it)");
         let r = OwnRedis {
             port,
-            process: Some(Process(child)),
+            process: Some(process),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -328,7 +317,7 @@ async fn workers_recover_from_a_redis_restart_without_restarting() {
     .await;
     eprintln!("job ran {took:?} after Redis came back");
     assert!(
-        worker.0.try_wait().unwrap().is_none(),
+        worker.try_wait().unwrap().is_none(),
         "the same worker process recovered"
     );
     drop(own);
@@ -343,7 +332,7 @@ async fn a_worker_whose_redis_stays_away_exits_non_zero() {
     own.stop();
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = worker.0.try_wait().unwrap() {
+        if let Some(status) = worker.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -389,7 +378,7 @@ async fn two_beats_enqueue_each_tick_once() {
                 .env("ADBUDGET_SCHEDULE_RESET_MONTHLY", "0 0 0 1 1 *")
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(log).unwrap());
-            Process(cmd.spawn().unwrap())
+            Process::spawn(&mut cmd).unwrap()
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(7)).await;
@@ -501,13 +490,13 @@ async fn a_window_opens_with_no_api_call() {
     };
     let mut api = command("adbudget-api", &db.url);
     env(&mut api);
-    let mut api = Process(api.spawn().unwrap());
+    let mut api = Process::spawn(&mut api).unwrap();
     let mut worker = command("adbudget-worker", &db.url);
     env(&mut worker);
-    let _worker = Process(worker.spawn().unwrap());
+    let _worker = Process::spawn(&mut worker).unwrap();
     let mut beat = command("adbudget-beat", &db.url);
     env(&mut beat);
-    let _beat = Process(beat.spawn().unwrap());
+    let _beat = Process::spawn(&mut beat).unwrap();
     wait_ready(&format!("{base}/readyz"), &mut api).await;
     let token = {
         let out = command("adbudget", &db.url)

@@ -3,7 +3,7 @@ use std::process::Stdio;
 use serde_json::{Value, json};
 
 use crate::helpers::{Process, TestDatabase, adbudget, command, free_port, wait_ready};
-use adbudget_domain::db::testing::Backend;
+use adbudget_testing::Backend;
 
 /// The README's first command and walk-through: standalone on SQLite, a token from the CLI, a
 /// brand and a campaign, spend that reaches the budget, and the campaign paused in the response.
@@ -19,7 +19,7 @@ async fn standalone_serves_the_readme_walkthrough() {
         .env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    let mut process = Process(cmd.spawn().unwrap());
+    let mut process = Process::spawn(&mut cmd).unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&format!("{base}/readyz"), &mut process).await;
 
@@ -78,29 +78,12 @@ async fn standalone_serves_the_readme_walkthrough() {
     );
 
     // The admin user was created with a password printed once.
-    let _ = process.0.kill();
-    let out = process.0.wait_with_output_after_kill();
+    let out = process.kill_with_stdout();
     assert!(
         out.contains("username: admin") && out.contains("password: "),
         "{out}"
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-trait WaitOutput {
-    fn wait_with_output_after_kill(&mut self) -> String;
-}
-
-impl WaitOutput for std::process::Child {
-    fn wait_with_output_after_kill(&mut self) -> String {
-        use std::io::Read;
-        let _ = self.wait();
-        let mut s = String::new();
-        if let Some(mut out) = self.stdout.take() {
-            let _ = out.read_to_string(&mut s);
-        }
-        s
-    }
 }
 
 /// `adbudget-api` on PostgreSQL after `adbudget migrate`: ready, and serving the OpenAPI document.
@@ -122,11 +105,11 @@ async fn api_binary_on_postgres() {
     let mut url_with_password = url::Url::parse(&db.url).unwrap();
     url_with_password.set_password(Some(db_password)).unwrap();
     let admin_password = "Admin-Pass-51e0b2";
-    adbudget_domain::repo::users::create_superuser(
-        &mut adbudget_domain::db::connect_one(&db.url).unwrap(),
+    adbudget_db::repo::users::create_superuser(
+        &mut adbudget_db::connect_one(&db.url).unwrap(),
         "ops",
         admin_password,
-        adbudget_domain::forms::now(),
+        adbudget_core::forms::now(),
     )
     .unwrap();
     let mut cmd = command("adbudget-api", url_with_password.as_str());
@@ -135,7 +118,7 @@ async fn api_binary_on_postgres() {
         .env("RUST_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
-    let mut process = Process(cmd.spawn().unwrap());
+    let mut process = Process::spawn(&mut cmd).unwrap();
     wait_ready(&format!("http://127.0.0.1:{port}/readyz"), &mut process).await;
     let doc: Value = reqwest::get(format!("http://127.0.0.1:{port}/api/openapi.json"))
         .await
@@ -239,21 +222,21 @@ async fn standalone_runs_the_jobs_in_process() {
         .env("ADBUDGET_SCHEDULE_ENFORCE_BUDGETS", "* * * * * *")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut process = Process(cmd.spawn().unwrap());
+    let mut process = Process::spawn(&mut cmd).unwrap();
     wait_ready(&format!("http://127.0.0.1:{port}/readyz"), &mut process).await;
-    let pool = adbudget_domain::db::connect(&db.url, 2).unwrap();
-    let mut conn = adbudget_domain::db::get(&pool).unwrap();
-    let zero = adbudget_domain::money::NonNegativeMoney(adbudget_domain::money::Money::ZERO);
-    let now = adbudget_domain::forms::now();
-    let brand = adbudget_domain::forms::CreateBrand {
+    let pool = adbudget_db::connect(&db.url, 2).unwrap();
+    let mut conn = adbudget_db::get(&pool).unwrap();
+    let zero = adbudget_core::money::NonNegativeMoney(adbudget_core::money::Money::ZERO);
+    let now = adbudget_core::forms::now();
+    let brand = adbudget_core::forms::CreateBrand {
         name: "B".into(),
         daily_budget: zero,
         monthly_budget: zero,
         timezone: None,
     };
     let brand =
-        adbudget_domain::repo::brands::create(&mut conn, &brand.validate().unwrap(), now).unwrap();
-    let campaign = adbudget_domain::forms::CreateCampaign {
+        adbudget_db::repo::brands::create(&mut conn, &brand.validate().unwrap(), now).unwrap();
+    let campaign = adbudget_core::forms::CreateCampaign {
         brand_id: brand.id,
         name: "c".into(),
         daily_cap: None,
@@ -262,13 +245,13 @@ async fn standalone_runs_the_jobs_in_process() {
         manually_paused: None,
     };
     let campaign =
-        adbudget_domain::repo::campaigns::create(&mut conn, &campaign.validate().unwrap(), now)
+        adbudget_db::repo::campaigns::create(&mut conn, &campaign.validate().unwrap(), now)
             .unwrap();
-    adbudget_domain::db::testing::corrupt_state(&mut conn, campaign.id, 0).unwrap();
+    adbudget_testing::corrupt_state(&mut conn, campaign.id, 0).unwrap();
     let started = std::time::Instant::now();
     loop {
         let history =
-            adbudget_domain::repo::campaigns::history(&mut conn, campaign.id, Default::default())
+            adbudget_db::repo::campaigns::history(&mut conn, campaign.id, Default::default())
                 .unwrap();
         if history.items.iter().any(|h| h.cause == "enforce_budgets") {
             break;
@@ -279,12 +262,8 @@ async fn standalone_runs_the_jobs_in_process() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    let c = adbudget_domain::repo::campaigns::get(
-        &mut conn,
-        campaign.id,
-        adbudget_domain::forms::now(),
-    )
-    .unwrap();
+    let c = adbudget_db::repo::campaigns::get(&mut conn, campaign.id, adbudget_core::forms::now())
+        .unwrap();
     assert_eq!(
         c.pause_reasons.names(),
         ["brand_daily_budget", "brand_monthly_budget"]

@@ -2,7 +2,7 @@
 //! Redis directly (apalis-board's readers are broken against apalis-redis 1.0; see STACK-NOTES).
 
 use actix_web::web;
-use adbudget_domain::jobs::JobKind;
+use adbudget_core::jobs::JobKind;
 use adbudget_queue::stats;
 use maud::html;
 

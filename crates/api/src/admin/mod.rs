@@ -60,7 +60,7 @@ impl PasswordChecker {
                         if reply.is_closed() {
                             continue;
                         }
-                        let matches = adbudget_domain::repo::users::password_matches_in(
+                        let matches = adbudget_db::repo::users::password_matches_in(
                             hash.as_deref(),
                             &password,
                             &mut memory,
@@ -116,7 +116,7 @@ impl AdminState {
             }
         };
         // Made now rather than at the first login with an unknown name (see users::dummy_hash).
-        let _ = adbudget_domain::repo::users::dummy_hash();
+        let _ = adbudget_db::repo::users::dummy_hash();
         AdminState {
             key,
             secure_cookies: false,
@@ -126,7 +126,7 @@ impl AdminState {
     }
 
     /// As configured: key, public URL and trusted proxies.
-    pub fn from_settings(settings: &adbudget_domain::config::Settings) -> Self {
+    pub fn from_settings(settings: &adbudget_core::config::Settings) -> Self {
         if settings.public_url.is_none() {
             tracing::warn!(
                 "ADBUDGET_PUBLIC_URL is not set: admin session cookies are not marked Secure (set it to the https:// address users open)"

@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use adbudget_domain::dayparting::Schedule;
-use adbudget_domain::forms::{CreateBrand, CreateCampaign, UpdateBrand, UpdateCampaign, now};
-use adbudget_domain::repo::admin::{self, CampaignQuery, SpendQuery};
-use adbudget_domain::repo::{brands, campaigns, enforce::Cause, login_throttle, users};
-use adbudget_domain::rule::PauseReason;
-use adbudget_domain::views::Campaign;
+use adbudget_core::dayparting::Schedule;
+use adbudget_core::forms::{CreateBrand, CreateCampaign, UpdateBrand, UpdateCampaign, now};
+use adbudget_core::rule::PauseReason;
+use adbudget_core::views::Campaign;
+use adbudget_db::repo::admin::{self, CampaignQuery, SpendQuery};
+use adbudget_db::repo::{brands, campaigns, enforce::Cause, login_throttle, users};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
@@ -210,7 +210,7 @@ pub async fn dashboard(user: AdminUser, state: web::Data<AppState>) -> PageResul
         .db(move |conn| {
             let brands = brands::list(
                 conn,
-                adbudget_domain::repo::PageRequest {
+                adbudget_db::repo::PageRequest {
                     limit: 500,
                     cursor: None,
                 },
@@ -830,18 +830,18 @@ async fn render_campaign(
         .db(move |conn| {
             let c = campaigns::get(conn, id, at)?;
             let brand = brands::get(conn, c.brand_id, at)?;
-            let page = adbudget_domain::repo::PageRequest {
+            let page = adbudget_db::repo::PageRequest {
                 limit: 20,
                 cursor: None,
             };
-            let spend = adbudget_domain::repo::spend::list(conn, id, None, None, page)?;
+            let spend = adbudget_db::repo::spend::list(conn, id, None, None, page)?;
             let history = campaigns::history(conn, id, page)?;
             Ok((c, brand, spend.items, history.items))
         })
         .await?;
     let rows = rows.unwrap_or_else(|| rows_of(c.dayparting.as_ref()));
     let money =
-        |m: Option<adbudget_domain::money::Money>| m.map(|m| m.to_string()).unwrap_or_default();
+        |m: Option<adbudget_core::money::Money>| m.map(|m| m.to_string()).unwrap_or_default();
     Ok(shell(
         user,
         &c.name,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use super::AdminState;
-use adbudget_domain::repo::users;
+use adbudget_db::repo::users;
 
 pub const COOKIE: &str = "adbudget_session";
 /// The cookie's name behind https (`ADBUDGET_PUBLIC_URL`): browsers accept a `__Host-` cookie only

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use adbudget_domain::money::Money;
-use adbudget_domain::rule::PauseReasons;
+use adbudget_core::money::Money;
+use adbudget_core::rule::PauseReasons;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 const CSS: &str = r#"

@@ -1,7 +1,7 @@
 use actix_web::{HttpResponse, web};
-use adbudget_domain::forms::{CreateBrand, UpdateBrand, now};
-use adbudget_domain::repo::brands;
-use adbudget_domain::views::{Brand, Page};
+use adbudget_core::forms::{CreateBrand, UpdateBrand, now};
+use adbudget_core::views::{Brand, Page};
+use adbudget_db::repo::brands;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AdminToken, IngestToken, JsonBody, QueryParams};

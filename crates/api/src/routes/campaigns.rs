@@ -1,9 +1,9 @@
 use actix_web::{HttpResponse, web};
-use adbudget_domain::dayparting::Schedule;
-use adbudget_domain::forms::{CreateCampaign, UpdateCampaign, now};
-use adbudget_domain::repo::campaigns::{self, CampaignFilter};
-use adbudget_domain::repo::enforce::Cause;
-use adbudget_domain::views::{Campaign, Page, StatusChange};
+use adbudget_core::dayparting::Schedule;
+use adbudget_core::forms::{CreateCampaign, UpdateCampaign, now};
+use adbudget_core::views::{Campaign, Page, StatusChange};
+use adbudget_db::repo::campaigns::{self, CampaignFilter};
+use adbudget_db::repo::enforce::Cause;
 
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{AdminToken, IngestToken, JsonBody, QueryParams};

@@ -14,7 +14,7 @@ pub async fn healthz() -> HttpResponse {
     responses((status = 200, description = "Ready to serve"), (status = 503, description = "The database is unreachable")))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
-    match web::block(move || adbudget_domain::db::ping(&pool)).await {
+    match web::block(move || adbudget_db::ping(&pool)).await {
         Ok(Ok(())) => HttpResponse::Ok().json(json!({"status": "ready", "database": "ok"})),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
@@ -43,9 +43,9 @@ pub async fn refresh_gauges(state: web::Data<AppState>, every: std::time::Durati
     loop {
         tick.tick().await;
         let pool = state.pool.clone();
-        let refreshed = web::block(move || -> adbudget_domain::error::DomainResult<()> {
-            let mut conn = adbudget_domain::db::get(&pool)?;
-            Ok(adbudget_domain::repo::campaigns::publish_state_gauges(
+        let refreshed = web::block(move || -> adbudget_db::error::DomainResult<()> {
+            let mut conn = adbudget_db::get(&pool)?;
+            Ok(adbudget_db::repo::campaigns::publish_state_gauges(
                 &mut conn,
             )?)
         })

@@ -1,7 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
-use adbudget_domain::forms::{SpendBatch, SpendEvent, now};
-use adbudget_domain::repo::spend;
-use adbudget_domain::views::{Campaign, Page, SpendLog};
+use adbudget_core::forms::{SpendBatch, SpendEvent, now};
+use adbudget_core::views::{Campaign, Page, SpendLog};
+use adbudget_db::repo::spend;
 use serde::Serialize;
 use utoipa::ToSchema;
 

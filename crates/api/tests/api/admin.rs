@@ -1,9 +1,10 @@
 //! The admin panel and job monitor: security at the HTTP level (anonymous redirects, CSRF,
 //! throttling, job retry/discard numbers) and, in `browser`, the pages in a real Chromium.
 
-use adbudget_domain::db::{self, testing::Backend};
-use adbudget_domain::jobs::{EnforceBudgets, Job};
-use adbudget_domain::repo::users;
+use adbudget_core::jobs::{EnforceBudgets, Job};
+use adbudget_db as db;
+use adbudget_db::repo::users;
+use adbudget_testing::Backend;
 use apalis::prelude::TaskSink;
 use redis::AsyncCommands;
 use reqwest::redirect::Policy;
@@ -21,7 +22,7 @@ pub fn create_admin(app: &TestApp) {
         &mut db::get(&app.pool).unwrap(),
         "ops",
         PASSWORD,
-        adbudget_domain::forms::now(),
+        adbudget_core::forms::now(),
     )
     .unwrap();
 }

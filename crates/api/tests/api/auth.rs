@@ -1,5 +1,6 @@
-use adbudget_domain::db::{self, testing::Backend};
-use adbudget_domain::repo::tokens;
+use adbudget_db as db;
+use adbudget_db::repo::tokens;
+use adbudget_testing::Backend;
 use reqwest::Method;
 use serde_json::json;
 
@@ -83,7 +84,7 @@ async fn tokens_and_scopes(backend: Backend) {
 
     // A revoked token stops working at once.
     let mut conn = db::get(&app.pool).unwrap();
-    tokens::revoke(&mut conn, "test-ingest", adbudget_domain::forms::now()).unwrap();
+    tokens::revoke(&mut conn, "test-ingest", adbudget_core::forms::now()).unwrap();
     let resp = app
         .request(Method::GET, "/api/v1/brands", ingest, None)
         .await;
@@ -98,7 +99,7 @@ async fn spend_needs_a_live_token(backend: Backend) {
     let campaign = app.create_campaign(&brand["id"], "c", json!({})).await;
     let revoked = {
         let mut conn = db::get(&app.pool).unwrap();
-        let now = adbudget_domain::forms::now();
+        let now = adbudget_core::forms::now();
         let (_, secret) = tokens::create(&mut conn, "old", tokens::Scope::Ingest, now).unwrap();
         tokens::revoke(&mut conn, "old", now).unwrap();
         secret
@@ -156,7 +157,7 @@ async fn spend_needs_a_live_token(backend: Backend) {
     // Revocation takes effect at the next request.
     {
         let mut conn = db::get(&app.pool).unwrap();
-        tokens::revoke(&mut conn, "test-ingest", adbudget_domain::forms::now()).unwrap();
+        tokens::revoke(&mut conn, "test-ingest", adbudget_core::forms::now()).unwrap();
     }
     let body = json!({"campaign_id": campaign["id"], "amount": "1"});
     let resp = post(Some(app.ingest_token.clone()), body).await.unwrap();

@@ -1,4 +1,4 @@
-use adbudget_domain::db::testing::Backend;
+use adbudget_testing::Backend;
 use serde_json::json;
 
 use crate::helpers::{on_both_databases, spawn_app};

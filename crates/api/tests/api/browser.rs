@@ -1,10 +1,11 @@
 //! The admin panel in a real headless Chromium (Debian's chromium + chromium-driver, installed by
 //! .ci/run), driven over WebDriver with fantoccini.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use adbudget_domain::db::testing::Backend;
+use adbudget_testing::Backend;
+use adbudget_testing::process::{Process, free_port};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -14,23 +15,20 @@ use crate::helpers::{TestApp, on_both_databases, reasons, spawn_app};
 /// A chromedriver of this test's own, with a headless Chromium session.
 struct Browser {
     client: Client,
-    driver: Child,
+    driver: Process,
     _profile: tempfile::TempDir,
 }
 
 impl Browser {
     async fn start() -> Browser {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (Debian's chromium-driver; .ci/run installs it)");
+        let port = free_port().unwrap();
+        let driver = Process::spawn(
+            Command::new("chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("chromedriver (Debian's chromium-driver; .ci/run installs it)");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "chromedriver did not start");
@@ -169,8 +167,7 @@ impl Browser {
 
     async fn close(mut self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        self.driver.kill();
     }
 }
 

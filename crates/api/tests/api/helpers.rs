@@ -3,14 +3,14 @@ use std::net::TcpListener;
 use adbudget_api::admin::AdminState;
 use adbudget_api::state::{AppState, JobsMonitor};
 use adbudget_api::{Application, Limits};
-use adbudget_domain::db::testing::{Backend, TestDatabase};
-use adbudget_domain::db::{self, DbPool};
-use adbudget_domain::jobs::{JobKind, JobSchedule};
-use adbudget_domain::repo::tokens::{self, Scope};
+use adbudget_core::jobs::{JobKind, JobSchedule};
+use adbudget_db::repo::tokens::{self, Scope};
+use adbudget_db::{self as db, DbPool};
+use adbudget_testing::{Backend, TestDatabase};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-pub(crate) use adbudget_domain::on_both_databases_async as on_both_databases;
+pub(crate) use adbudget_testing::on_both_databases_async as on_both_databases;
 
 pub struct TestApp {
     pub address: String,
@@ -94,13 +94,13 @@ async fn spawn_customized(
     let pool = db::connect(url, 8).expect("pool");
     let (admin_token, ingest_token) = {
         let mut conn = db::get(&pool).unwrap();
-        let now = adbudget_domain::forms::now();
+        let now = adbudget_core::forms::now();
         let (_, admin) = tokens::create(&mut conn, "test-admin", Scope::Admin, now).unwrap();
         let (_, ingest) = tokens::create(&mut conn, "test-ingest", Scope::Ingest, now).unwrap();
         (admin, ingest)
     };
     let prefix = format!("adbudget-test-{}", uuid::Uuid::new_v4().simple());
-    let redis_url = adbudget_domain::db::testing::redis_url();
+    let redis_url = adbudget_testing::redis_url();
     let jobs = JobsMonitor {
         redis: adbudget_queue::connect_lazy(&redis_url).unwrap(),
         prefix: prefix.clone(),
@@ -292,7 +292,7 @@ impl TestApp {
 
 /// Sums decimal strings exactly (in micro-units).
 pub fn micros(amount: &Value) -> i64 {
-    adbudget_domain::money::Money::parse_non_negative(amount.as_str().expect("amount string"))
+    adbudget_core::money::Money::parse_non_negative(amount.as_str().expect("amount string"))
         .unwrap()
         .micros()
 }

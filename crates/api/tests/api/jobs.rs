@@ -1,5 +1,5 @@
-use adbudget_domain::db::testing::Backend;
-use adbudget_domain::jobs::{EnforceBudgets, Job};
+use adbudget_core::jobs::{EnforceBudgets, Job};
+use adbudget_testing::Backend;
 use apalis::prelude::TaskSink;
 use redis::AsyncCommands;
 use reqwest::Method;
@@ -84,7 +84,7 @@ async fn job_queues_show_what_redis_holds(backend: Backend) {
         .set(
             adbudget_queue::keys::beat_last(
                 &app.jobs.prefix,
-                adbudget_domain::jobs::JobKind::EnforceBudgets,
+                adbudget_core::jobs::JobKind::EnforceBudgets,
             ),
             now - 60,
         )
@@ -93,7 +93,7 @@ async fn job_queues_show_what_redis_holds(backend: Backend) {
     adbudget_queue::record_run(
         &mut conn,
         &app.jobs.prefix,
-        adbudget_domain::jobs::JobKind::EnforceBudgets,
+        adbudget_core::jobs::JobKind::EnforceBudgets,
         false,
         std::time::Duration::from_millis(12),
         "database: gone",

@@ -1,10 +1,10 @@
-use adbudget_domain::db::testing::Backend;
+use adbudget_testing::Backend;
 use serde_json::json;
 
 use std::time::{Duration, Instant};
 
 use adbudget_api::state::AppState;
-use adbudget_domain::db;
+use adbudget_db as db;
 
 use crate::helpers::{TestApp, on_both_databases, spawn_app_with};
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use adbudget_domain::db::testing::{Backend, TestDatabase};
+use adbudget_testing::{Backend, TestDatabase};
 use reqwest::Method;
 use serde_json::json;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};

@@ -1,4 +1,4 @@
-use adbudget_domain::db::testing::Backend;
+use adbudget_testing::Backend;
 use reqwest::Method;
 use serde_json::json;
 

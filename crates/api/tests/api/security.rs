@@ -6,8 +6,9 @@
 use std::time::Instant;
 
 use adbudget_api::admin::AdminState;
-use adbudget_domain::db::{self, testing::Backend};
-use adbudget_domain::repo::{tokens, users};
+use adbudget_db as db;
+use adbudget_db::repo::{tokens, users};
+use adbudget_testing::Backend;
 use reqwest::Method;
 use serde_json::json;
 
@@ -96,11 +97,10 @@ async fn a_session_ends_with_its_user(backend: Backend) {
     users::set_active(&mut db::get(&app.pool).unwrap(), "ops", true).unwrap();
     assert_eq!(admin_get(&app, "/admin", &cookie).await.status(), 200);
     {
-        use adbudget_domain::schema::users as u;
+        use adbudget_db::schema::users as u;
         use diesel::prelude::*;
         let mut conn = db::get(&app.pool).unwrap();
-        adbudget_domain::per_backend!(&mut *conn, c => diesel::delete(u::table).execute(c))
-            .unwrap();
+        adbudget_db::per_backend!(&mut *conn, c => diesel::delete(u::table).execute(c)).unwrap();
     }
     let resp = admin_get(&app, "/admin", &cookie).await;
     assert_eq!(resp.status(), 303, "a deleted user's session has ended");
@@ -632,7 +632,7 @@ async fn a_revoked_token_posts_no_spend(backend: Backend) {
     tokens::revoke(
         &mut db::get(&app.pool).unwrap(),
         "test-ingest",
-        adbudget_domain::forms::now(),
+        adbudget_core::forms::now(),
     )
     .unwrap();
     // At once (the writer checks), and still after the cached verdict has expired.

@@ -1,4 +1,4 @@
-use adbudget_domain::db::testing::Backend;
+use adbudget_testing::Backend;
 use chrono::{Duration, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -1,0 +1,86 @@
+//! Errors of the data path, by kind: the API maps each kind to a status code.
+
+pub use adbudget_core::error::ValidationError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("{what} not found")]
+    NotFound {
+        what: &'static str,
+        field: Option<String>,
+    },
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        field: Option<String>,
+    },
+    #[error("the database is unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Database(diesel::result::Error),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl DomainError {
+    pub fn not_found(what: &'static str) -> Self {
+        DomainError::NotFound { what, field: None }
+    }
+
+    pub fn not_found_field(what: &'static str, field: impl Into<String>) -> Self {
+        DomainError::NotFound {
+            what,
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError::Conflict {
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError::Validation(ValidationError::new(field, message))
+    }
+}
+
+impl From<diesel::result::Error> for DomainError {
+    /// A lost connection or an unreachable server is an outage (503, retry), not a bug (500).
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let outage = match &e {
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | Error::BrokenTransactionManager => true,
+            Error::DatabaseError(_, info) => {
+                let m = info.message().to_ascii_lowercase();
+                [
+                    "database is locked",
+                    "terminating connection",
+                    "server closed the connection",
+                    "connection refused",
+                    "could not connect",
+                ]
+                .iter()
+                .any(|needle| m.contains(needle))
+            }
+            _ => false,
+        };
+        if outage {
+            DomainError::Unavailable(e.into())
+        } else {
+            DomainError::Database(e)
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for DomainError {
+    fn from(e: diesel::r2d2::PoolError) -> Self {
+        DomainError::Unavailable(e.into())
+    }
+}
+
+pub type DomainResult<T> = Result<T, DomainError>;

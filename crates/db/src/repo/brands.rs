@@ -1,0 +1,168 @@
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use adbudget_core::rule::{PeriodsAt, parse_tz};
+
+use super::enforce::{self, Cause, Scope};
+use super::{PageRequest, into_page, naive, unique_violation, utc};
+use crate::error::{DomainError, DomainResult};
+use crate::schema::brands;
+use crate::{DbConnection, write_transaction};
+use adbudget_core::forms::{BrandChanges, NewBrand};
+use adbudget_core::money::Money;
+use adbudget_core::views::{Brand, Page};
+
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = brands)]
+pub(crate) struct BrandRow {
+    pub id: i64,
+    pub name: String,
+    pub daily_budget: i64,
+    pub monthly_budget: i64,
+    pub timezone: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+const NAME_TAKEN: &str = "a brand with this name already exists";
+
+/// Brand rows with the spend of their current day and month.
+pub(crate) fn to_views(
+    conn: &mut DbConnection,
+    rows: Vec<BrandRow>,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Brand>> {
+    let mut periods = PeriodsAt::new(now);
+    let tzs: Vec<_> = rows.iter().map(|r| parse_tz(&r.timezone)).collect();
+    for tz in &tzs {
+        periods.keys(*tz);
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let totals = enforce::brand_totals(conn, Some(&ids), &periods.all())?;
+    Ok(rows
+        .into_iter()
+        .zip(tzs)
+        .map(|(r, tz)| {
+            let keys = periods.keys(tz);
+            Brand {
+                daily_spend: totals.get(r.id, &keys.day),
+                monthly_spend: totals.get(r.id, &keys.month),
+                id: r.id,
+                name: r.name,
+                daily_budget: Money::from_micros(r.daily_budget),
+                monthly_budget: Money::from_micros(r.monthly_budget),
+                timezone: r.timezone,
+                created_at: utc(r.created_at),
+                updated_at: utc(r.updated_at),
+            }
+        })
+        .collect())
+}
+
+pub fn get(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> DomainResult<Brand> {
+    let row = brands::table
+        .select(BrandRow::as_select())
+        .find(id)
+        .first(conn)
+        .optional()?
+        .ok_or(DomainError::not_found("brand"))?;
+    Ok(to_views(conn, vec![row], now)?.remove(0))
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    page: PageRequest,
+    now: DateTime<Utc>,
+) -> DomainResult<Page<Brand>> {
+    let mut q = brands::table
+        .select(BrandRow::as_select())
+        .order(brands::id)
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(cursor) = page.cursor {
+        q = q.filter(brands::id.gt(cursor));
+    }
+    let rows = q.load(conn)?;
+    let views = to_views(conn, rows, now)?;
+    Ok(into_page(views, page.limit, |b| b.id))
+}
+
+pub fn create(conn: &mut DbConnection, new: &NewBrand, now: DateTime<Utc>) -> DomainResult<Brand> {
+    write_transaction(conn, |conn| {
+        let at = naive(now);
+        let id: i64 = diesel::insert_into(brands::table)
+            .values((
+                brands::name.eq(&new.name),
+                brands::daily_budget.eq(new.daily_budget.micros()),
+                brands::monthly_budget.eq(new.monthly_budget.micros()),
+                brands::timezone.eq(new.timezone.name()),
+                brands::created_at.eq(at),
+                brands::updated_at.eq(at),
+            ))
+            .returning(brands::id)
+            .get_result(conn)
+            .map_err(|e| unique_violation(e, "name", NAME_TAKEN))?;
+        get(conn, id, now)
+    })
+}
+
+/// Applies the changes and re-applies the rule to every campaign of the brand.
+pub fn update(
+    conn: &mut DbConnection,
+    id: i64,
+    changes: &BrandChanges,
+    now: DateTime<Utc>,
+) -> DomainResult<Brand> {
+    write_transaction(conn, |conn| {
+        enforce::lock_brands(conn, &[id])?;
+        let current = brands::table
+            .select(BrandRow::as_select())
+            .find(id)
+            .first(conn)
+            .optional()?
+            .ok_or(DomainError::not_found("brand"))?;
+        let tz_changed = changes
+            .timezone
+            .is_some_and(|tz| tz.name() != current.timezone);
+        diesel::update(brands::table.find(id))
+            .set((
+                brands::name.eq(changes.name.as_deref().unwrap_or(&current.name)),
+                brands::daily_budget.eq(changes
+                    .daily_budget
+                    .map_or(current.daily_budget, Money::micros)),
+                brands::monthly_budget.eq(changes
+                    .monthly_budget
+                    .map_or(current.monthly_budget, Money::micros)),
+                brands::timezone.eq(changes
+                    .timezone
+                    .map_or(current.timezone.as_str(), |tz| tz.name())),
+                brands::updated_at.eq(naive(now)),
+            ))
+            .execute(conn)
+            .map_err(|e| unique_violation(e, "name", NAME_TAKEN))?;
+        if let (true, Some(tz)) = (tz_changed, changes.timezone) {
+            super::spend::rebuild_brand_totals(conn, id, tz)?;
+        }
+        enforce::reconcile(conn, &Scope::brand(id), now, Cause::BrandUpdated)?;
+        get(conn, id, now)
+    })
+}
+
+pub fn delete(conn: &mut DbConnection, id: i64) -> DomainResult<()> {
+    write_transaction(conn, |conn| {
+        let n = diesel::delete(brands::table.find(id)).execute(conn)?;
+        if n == 0 {
+            return Err(DomainError::not_found("brand"));
+        }
+        Ok(())
+    })
+}
+
+/// Finds a brand by exact name (for the CLI and the demo seed).
+pub fn find_by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<i64>> {
+    brands::table
+        .select(brands::id)
+        .filter(brands::name.eq(name))
+        .first(conn)
+        .optional()
+}

@@ -1,0 +1,401 @@
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use adbudget_core::dayparting::Schedule;
+use adbudget_core::forms::{CampaignChanges, NewCampaign};
+use adbudget_core::money::Money;
+use adbudget_core::rule::{PauseReasons, PeriodsAt, parse_tz};
+use adbudget_core::views::{Campaign, Page, StatusChange};
+
+use super::enforce::{self, Cause, RuleColumns, Scope};
+use super::{CHUNK, PageRequest, into_page, naive, unique_violation, utc};
+use crate::error::{DomainError, DomainResult};
+use crate::schema::{brands, campaign_status_history, campaigns};
+use crate::{DbConnection, write_transaction};
+
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = campaigns)]
+pub(crate) struct CampaignRow {
+    /// What the rule reads.
+    #[diesel(embed)]
+    pub rule: RuleColumns,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl CampaignRow {
+    /// The campaign as shown, with the spend of its current day and month.
+    pub(crate) fn into_view(self, daily_spend: Money, monthly_spend: Money) -> Campaign {
+        let CampaignRow {
+            rule,
+            name,
+            created_at,
+            updated_at,
+        } = self;
+        let reasons = PauseReasons::from_bits(rule.pause_reasons);
+        Campaign {
+            daily_spend,
+            monthly_spend,
+            id: rule.id,
+            brand_id: rule.brand_id,
+            name,
+            is_active: reasons.is_empty(),
+            pause_reasons: reasons,
+            manually_paused: rule.manually_paused,
+            daily_cap: rule.daily_cap.map(Money::from_micros),
+            monthly_cap: rule.monthly_cap.map(Money::from_micros),
+            dayparting: rule
+                .dayparting
+                .as_deref()
+                .and_then(|s| Schedule::from_stored(s).ok()),
+            created_at: utc(created_at),
+            updated_at: utc(updated_at),
+        }
+    }
+}
+
+const NAME_TAKEN: &str = "this brand already has a campaign with this name";
+
+/// Filters of the campaign list.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignFilter {
+    pub brand_id: Option<i64>,
+    pub active: Option<bool>,
+}
+
+fn to_views(
+    conn: &mut DbConnection,
+    rows: Vec<(CampaignRow, String)>,
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Campaign>> {
+    let mut periods = PeriodsAt::new(now);
+    let tzs: Vec<_> = rows.iter().map(|(_, tz)| parse_tz(tz)).collect();
+    for tz in &tzs {
+        periods.keys(*tz);
+    }
+    let ids: Vec<i64> = rows.iter().map(|(r, _)| r.rule.id).collect();
+    let totals = enforce::campaign_totals(conn, &ids, &periods.all())?;
+    Ok(rows
+        .into_iter()
+        .zip(tzs)
+        .map(|((r, _), tz)| {
+            let keys = periods.keys(tz);
+            let (daily, monthly) = (
+                totals.get(r.rule.id, &keys.day),
+                totals.get(r.rule.id, &keys.month),
+            );
+            r.into_view(daily, monthly)
+        })
+        .collect())
+}
+
+/// Campaigns as shown, in id order.
+pub fn views(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> QueryResult<Vec<Campaign>> {
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(CHUNK) {
+        rows.extend(
+            campaigns::table
+                .inner_join(brands::table)
+                .select((CampaignRow::as_select(), brands::timezone))
+                .filter(campaigns::id.eq_any(chunk))
+                .order(campaigns::id)
+                .load::<(CampaignRow, String)>(conn)?,
+        );
+    }
+    to_views(conn, rows, now)
+}
+
+/// The rows of campaigns `ids` and of every campaign of `brand_ids`, in id order, once each.
+pub(crate) fn rows(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    brand_ids: &[i64],
+) -> QueryResult<Vec<CampaignRow>> {
+    let mut rows = Vec::new();
+    for chunk in brand_ids.chunks(CHUNK) {
+        rows.extend(
+            campaigns::table
+                .select(CampaignRow::as_select())
+                .filter(campaigns::brand_id.eq_any(chunk))
+                .load::<CampaignRow>(conn)?,
+        );
+    }
+    for chunk in ids.chunks(CHUNK) {
+        rows.extend(
+            campaigns::table
+                .select(CampaignRow::as_select())
+                .filter(campaigns::id.eq_any(chunk))
+                .load::<CampaignRow>(conn)?
+                .into_iter()
+                .filter(|r| !brand_ids.contains(&r.rule.brand_id)),
+        );
+    }
+    rows.sort_by_key(|r| r.rule.id);
+    rows.dedup_by_key(|r| r.rule.id);
+    Ok(rows)
+}
+
+pub fn get(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> DomainResult<Campaign> {
+    views(conn, &[id], now)?
+        .pop()
+        .ok_or(DomainError::not_found("campaign"))
+}
+
+pub fn ensure_exists(conn: &mut DbConnection, id: i64) -> DomainResult<i64> {
+    campaigns::table
+        .select(campaigns::brand_id)
+        .find(id)
+        .first(conn)
+        .optional()?
+        .ok_or(DomainError::not_found("campaign"))
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &CampaignFilter,
+    page: PageRequest,
+    now: DateTime<Utc>,
+) -> DomainResult<Page<Campaign>> {
+    let mut q = campaigns::table
+        .inner_join(brands::table)
+        .select((CampaignRow::as_select(), brands::timezone))
+        .order(campaigns::id)
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(brand_id) = filter.brand_id {
+        q = q.filter(campaigns::brand_id.eq(brand_id));
+    }
+    match filter.active {
+        Some(true) => q = q.filter(campaigns::pause_reasons.eq(0)),
+        Some(false) => q = q.filter(campaigns::pause_reasons.ne(0)),
+        None => {}
+    }
+    if let Some(cursor) = page.cursor {
+        q = q.filter(campaigns::id.gt(cursor));
+    }
+    let rows = q.load(conn)?;
+    let views = to_views(conn, rows, now)?;
+    Ok(into_page(views, page.limit, |c| c.id))
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    new: &NewCampaign,
+    now: DateTime<Utc>,
+) -> DomainResult<Campaign> {
+    write_transaction(conn, |conn| {
+        enforce::lock_brands(conn, &[new.brand_id])?;
+        let brand_exists = brands::table
+            .select(brands::id)
+            .find(new.brand_id)
+            .first::<i64>(conn)
+            .optional()?
+            .is_some();
+        if !brand_exists {
+            return Err(DomainError::not_found_field("brand", "brand_id"));
+        }
+        let at = naive(now);
+        let id: i64 = diesel::insert_into(campaigns::table)
+            .values((
+                campaigns::brand_id.eq(new.brand_id),
+                campaigns::name.eq(&new.name),
+                campaigns::daily_cap.eq(new.daily_cap.map(Money::micros)),
+                campaigns::monthly_cap.eq(new.monthly_cap.map(Money::micros)),
+                campaigns::manually_paused.eq(new.manually_paused),
+                campaigns::dayparting.eq(new.dayparting.as_ref().map(Schedule::to_stored)),
+                campaigns::pause_reasons.eq(0),
+                campaigns::created_at.eq(at),
+                campaigns::updated_at.eq(at),
+            ))
+            .returning(campaigns::id)
+            .get_result(conn)
+            .map_err(|e| unique_violation(e, "name", NAME_TAKEN))?;
+        // A new campaign starts with the state the rule gives it (its brand may be over budget).
+        enforce::reconcile(conn, &Scope::campaign(id), now, Cause::CampaignCreated)?;
+        get(conn, id, now)
+    })
+}
+
+/// Applies `changes` and re-applies the rule; the cause recorded in the history is `cause`.
+pub fn update(
+    conn: &mut DbConnection,
+    id: i64,
+    changes: &CampaignChanges,
+    now: DateTime<Utc>,
+    cause: Cause,
+) -> DomainResult<Campaign> {
+    write_transaction(conn, |conn| {
+        let brand_id = ensure_exists(conn, id)?;
+        enforce::lock_brands(conn, &[brand_id])?;
+        let current: CampaignRow = campaigns::table
+            .select(CampaignRow::as_select())
+            .find(id)
+            .first(conn)?;
+        let dayparting = match &changes.dayparting {
+            None => current.rule.dayparting.clone(),
+            Some(s) => s.as_ref().map(Schedule::to_stored),
+        };
+        diesel::update(campaigns::table.find(id))
+            .set((
+                campaigns::name.eq(changes.name.as_deref().unwrap_or(&current.name)),
+                campaigns::daily_cap.eq(changes
+                    .daily_cap
+                    .map_or(current.rule.daily_cap, |c| c.map(Money::micros))),
+                campaigns::monthly_cap.eq(changes
+                    .monthly_cap
+                    .map_or(current.rule.monthly_cap, |c| c.map(Money::micros))),
+                campaigns::manually_paused.eq(changes
+                    .manually_paused
+                    .unwrap_or(current.rule.manually_paused)),
+                campaigns::dayparting.eq(dayparting),
+                campaigns::updated_at.eq(naive(now)),
+            ))
+            .execute(conn)
+            .map_err(|e| unique_violation(e, "name", NAME_TAKEN))?;
+        enforce::reconcile(conn, &Scope::campaign(id), now, cause)?;
+        get(conn, id, now)
+    })
+}
+
+pub fn set_manual_pause(
+    conn: &mut DbConnection,
+    id: i64,
+    paused: bool,
+    now: DateTime<Utc>,
+) -> DomainResult<Campaign> {
+    let changes = CampaignChanges {
+        manually_paused: Some(paused),
+        ..CampaignChanges::default()
+    };
+    let cause = if paused {
+        Cause::ManualPause
+    } else {
+        Cause::ManualResume
+    };
+    update(conn, id, &changes, now, cause)
+}
+
+pub fn set_dayparting(
+    conn: &mut DbConnection,
+    id: i64,
+    schedule: Option<Schedule>,
+    now: DateTime<Utc>,
+) -> DomainResult<Campaign> {
+    let changes = CampaignChanges {
+        dayparting: Some(schedule),
+        ..CampaignChanges::default()
+    };
+    update(conn, id, &changes, now, Cause::DaypartingUpdated)
+}
+
+pub fn delete(conn: &mut DbConnection, id: i64) -> DomainResult<()> {
+    write_transaction(conn, |conn| {
+        let n = diesel::delete(campaigns::table.find(id)).execute(conn)?;
+        if n == 0 {
+            return Err(DomainError::not_found("campaign"));
+        }
+        Ok(())
+    })
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = campaign_status_history)]
+struct HistoryRow {
+    id: i64,
+    campaign_id: i64,
+    changed_at: NaiveDateTime,
+    is_active: bool,
+    pause_reasons: i32,
+    cause: String,
+}
+
+/// Status history, newest first.
+pub fn history(
+    conn: &mut DbConnection,
+    id: i64,
+    page: PageRequest,
+) -> DomainResult<Page<StatusChange>> {
+    ensure_exists(conn, id)?;
+    let mut q = campaign_status_history::table
+        .select(HistoryRow::as_select())
+        .filter(campaign_status_history::campaign_id.eq(id))
+        .order(campaign_status_history::id.desc())
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(cursor) = page.cursor {
+        q = q.filter(campaign_status_history::id.lt(cursor));
+    }
+    let rows: Vec<StatusChange> = q
+        .load::<HistoryRow>(conn)?
+        .into_iter()
+        .map(|r| StatusChange {
+            id: r.id,
+            campaign_id: r.campaign_id,
+            changed_at: utc(r.changed_at),
+            is_active: r.is_active,
+            pause_reasons: PauseReasons::from_bits(r.pause_reasons),
+            cause: r.cause,
+        })
+        .collect();
+    Ok(into_page(rows, page.limit, |h| h.id))
+}
+
+/// Finds a campaign by brand and exact name (for the demo seed).
+pub fn find_by_name(
+    conn: &mut DbConnection,
+    brand_id: i64,
+    name: &str,
+) -> QueryResult<Option<i64>> {
+    campaigns::table
+        .select(campaigns::id)
+        .filter(
+            campaigns::brand_id
+                .eq(brand_id)
+                .and(campaigns::name.eq(name)),
+        )
+        .first(conn)
+        .optional()
+}
+
+/// How many campaigns hold each stored reason set (for the metrics): one grouped query.
+pub fn count_by_reasons(conn: &mut DbConnection) -> QueryResult<Vec<(PauseReasons, i64)>> {
+    let rows: Vec<(i32, i64)> = campaigns::table
+        .group_by(campaigns::pause_reasons)
+        .select((campaigns::pause_reasons, diesel::dsl::count_star()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(bits, n)| (PauseReasons::from_bits(bits), n))
+        .collect())
+}
+
+/// Sets the `adbudget_campaigns` and `adbudget_campaigns_paused` gauges from the database.
+pub fn publish_state_gauges(conn: &mut DbConnection) -> QueryResult<()> {
+    let counts = count_by_reasons(conn)?;
+    let (mut active, mut paused) = (0i64, 0i64);
+    let mut by_reason = std::collections::BTreeMap::new();
+    for reason in adbudget_core::rule::PauseReason::ALL {
+        by_reason.insert(reason.name(), 0i64);
+    }
+    for (reasons, n) in counts {
+        if reasons.is_empty() {
+            active += n;
+        } else {
+            paused += n;
+        }
+        for r in reasons.iter() {
+            *by_reason.entry(r.name()).or_default() += n;
+        }
+    }
+    metrics::gauge!("adbudget_campaigns", "state" => "active").set(active as f64);
+    metrics::gauge!("adbudget_campaigns", "state" => "paused").set(paused as f64);
+    for (reason, n) in by_reason {
+        metrics::gauge!("adbudget_campaigns_paused", "reason" => reason).set(n as f64);
+    }
+    Ok(())
+}

@@ -1,0 +1,843 @@
+//! Recording spend: exact, idempotent, and enforced in the same transaction.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use adbudget_core::rule::{PeriodsAt, Totals, judge};
+
+use super::enforce::{self, Cause};
+use super::{CHUNK, PageRequest, into_page, naive, utc};
+use crate::error::{DomainError, DomainResult};
+use crate::schema::{brand_spend, campaign_spend, campaigns, spend_logs};
+use crate::{DbConnection, write_transaction};
+use adbudget_core::forms::ValidSpend;
+use adbudget_core::money::{MAX_MICROS, Money};
+use adbudget_core::period::PeriodKeys;
+use adbudget_core::rule::PauseReasons;
+use adbudget_core::views::{Campaign, Page, SpendLog};
+
+#[derive(Queryable, QueryableByName, Selectable, Debug, Clone)]
+#[diesel(table_name = spend_logs)]
+struct SpendRow {
+    id: i64,
+    campaign_id: i64,
+    amount: i64,
+    occurred_at: chrono::NaiveDateTime,
+    received_at: chrono::NaiveDateTime,
+    event_id: Option<String>,
+}
+
+impl From<SpendRow> for SpendLog {
+    fn from(r: SpendRow) -> Self {
+        SpendLog {
+            id: r.id,
+            campaign_id: r.campaign_id,
+            amount: Money::from_micros(r.amount),
+            occurred_at: utc(r.occurred_at),
+            received_at: utc(r.received_at),
+            event_id: r.event_id,
+        }
+    }
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Newly recorded.
+    Recorded(SpendLog),
+    /// Already recorded with the same payload: nothing counted again.
+    Replayed(SpendLog),
+}
+
+impl Outcome {
+    pub fn log(&self) -> &SpendLog {
+        match self {
+            Outcome::Recorded(l) | Outcome::Replayed(l) => l,
+        }
+    }
+    pub fn is_new(&self) -> bool {
+        matches!(self, Outcome::Recorded(_))
+    }
+}
+
+/// The result of recording events: one outcome per event, in order, and every touched campaign
+/// as it is after the transaction.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub outcomes: Vec<Outcome>,
+    pub campaigns: Vec<Campaign>,
+}
+
+/// How a set of events is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One event (`POST /spend`, `adbudget log-spend`): errors name plain fields.
+    Single,
+    /// A batch (`POST /spend/batch`): all or nothing; errors name `events[i].field`.
+    Batch,
+    /// Independent events of concurrent requests committed together (group commit): an event
+    /// that cannot be recorded fails alone, decided before anything is written.
+    Group,
+}
+
+/// Where an error about event `i` points.
+fn field_of(mode: Mode, i: usize, field: &str) -> String {
+    match mode {
+        Mode::Batch => format!("events[{i}].{field}"),
+        Mode::Single | Mode::Group => field.to_owned(),
+    }
+}
+
+/// Records `events` in one write transaction. Replays of recorded event ids count nothing; a
+/// known event id with a different payload is a conflict. Campaigns whose caps, or brands whose
+/// budgets, are reached are paused before the transaction commits.
+///
+/// In `Single` and `Batch` mode any rejected event rejects the call; in `Group` mode see
+/// [`record_group`].
+pub fn record(
+    conn: &mut DbConnection,
+    events: &[ValidSpend],
+    now: DateTime<Utc>,
+    batch: bool,
+) -> DomainResult<Recorded> {
+    let mode = if batch { Mode::Batch } else { Mode::Single };
+    retrying_concurrent(|| {
+        write_transaction(conn, |conn| {
+            let (results, campaigns) = record_in_tx(conn, events, now, mode)?;
+            let outcomes = results
+                .into_iter()
+                .collect::<DomainResult<Vec<Outcome>>>()?;
+            Ok(Recorded {
+                outcomes,
+                campaigns,
+            })
+        })
+    })
+}
+
+/// How a spend transaction failed: it lost a race to a concurrent transaction (for an event id:
+/// the unique index on `event_id` made it wait for that one's commit, then refused the insert; or
+/// a deadlock between the two), which running it again resolves, or anything else.
+#[derive(Debug)]
+enum Attempt {
+    Raced,
+    Failed(DomainError),
+}
+
+impl From<DomainError> for Attempt {
+    fn from(e: DomainError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+impl From<diesel::result::Error> for Attempt {
+    fn from(e: diesel::result::Error) -> Self {
+        match &e {
+            // PostgreSQL broke a deadlock by aborting this transaction (40P01, which diesel does
+            // not classify; matched by its message, as `DomainError` matches outages): two
+            // transactions inserting the same event ids in opposite orders wait on each other's
+            // index entries. Run again, the survivor's events are found or waited for.
+            diesel::result::Error::DatabaseError(_, info)
+                if info.message().contains("deadlock detected") =>
+            {
+                Attempt::Raced
+            }
+            _ => Attempt::Failed(e.into()),
+        }
+    }
+}
+
+/// Runs a spend transaction again when it lost the race for an event id to a concurrent one: the
+/// new attempt finds that event committed and answers it as a replay (or a conflict, if its payload
+/// differs). Three attempts; a third loss is reported as a conflict.
+fn retrying_concurrent<T>(mut attempt: impl FnMut() -> Result<T, Attempt>) -> DomainResult<T> {
+    for _ in 0..2 {
+        match attempt() {
+            Err(Attempt::Raced) => {}
+            Ok(value) => return Ok(value),
+            Err(Attempt::Failed(e)) => return Err(e),
+        }
+    }
+    attempt().map_err(|e| match e {
+        Attempt::Raced => DomainError::conflict(
+            "event_id",
+            "an event with this event_id is being recorded concurrently",
+        ),
+        Attempt::Failed(e) => e,
+    })
+}
+
+/// Group commit: records independent events in one transaction and returns each one's outcome
+/// (or its own error) with its campaign after the commit. If the transaction itself fails, each
+/// event is retried alone, so one bad event never fails the others.
+pub fn record_group(
+    conn: &mut DbConnection,
+    events: &[ValidSpend],
+    now: DateTime<Utc>,
+) -> Vec<DomainResult<(Outcome, Campaign)>> {
+    let together = retrying_concurrent(|| {
+        write_transaction(conn, |conn| record_in_tx(conn, events, now, Mode::Group))
+    });
+    match together {
+        Ok((results, campaigns)) => {
+            let by_id: HashMap<i64, Campaign> = campaigns.into_iter().map(|c| (c.id, c)).collect();
+            results
+                .into_iter()
+                .zip(events)
+                .map(|(r, e)| {
+                    let c = by_id.get(&e.campaign_id).cloned();
+                    r.and_then(|o| c.map(|c| (o, c)).ok_or(DomainError::not_found("campaign")))
+                })
+                .collect()
+        }
+        Err(e) if events.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, events = events.len(), "group commit failed; recording its events one by one");
+            events
+                .iter()
+                .map(|e| record_group(conn, std::slice::from_ref(e), now).remove(0))
+                .collect()
+        }
+    }
+}
+
+type EventResults = Vec<DomainResult<Outcome>>;
+
+fn record_in_tx(
+    conn: &mut DbConnection,
+    events: &[ValidSpend],
+    now: DateTime<Utc>,
+    mode: Mode,
+) -> Result<(EventResults, Vec<Campaign>), Attempt> {
+    // Per event: None while undecided, then its outcome or its own error.
+    let mut results: Vec<Option<DomainResult<Outcome>>> = (0..events.len()).map(|_| None).collect();
+    // In Single/Batch mode the first rejected event rejects the call, before any write.
+    let reject = |results: &mut Vec<Option<DomainResult<Outcome>>>,
+                  i: usize,
+                  e: DomainError|
+     -> DomainResult<()> {
+        if mode == Mode::Group {
+            results[i] = Some(Err(e));
+            Ok(())
+        } else {
+            Err(e)
+        }
+    };
+
+    // The campaigns' brands (a campaign never changes brand). Their timezones are read with the
+    // brand locks below: a timezone change committed in between must not be missed.
+    let mut campaign_ids: Vec<i64> = events.iter().map(|e| e.campaign_id).collect();
+    campaign_ids.sort_unstable();
+    campaign_ids.dedup();
+    let mut owners: HashMap<i64, i64> = HashMap::new();
+    for chunk in campaign_ids.chunks(CHUNK) {
+        let rows: Vec<(i64, i64)> = campaigns::table
+            .select((campaigns::id, campaigns::brand_id))
+            .filter(campaigns::id.eq_any(chunk))
+            .load(conn)?;
+        owners.extend(rows);
+    }
+    for (i, e) in events.iter().enumerate() {
+        if !owners.contains_key(&e.campaign_id) {
+            reject(
+                &mut results,
+                i,
+                DomainError::not_found_field("campaign", field_of(mode, i, "campaign_id")),
+            )?;
+        }
+    }
+    let mut brand_ids: Vec<i64> = owners.values().copied().collect();
+    brand_ids.sort_unstable();
+    brand_ids.dedup();
+
+    // The spend logs are looked up and inserted before the brand locks are taken, so concurrent
+    // transactions over the same brands do this part side by side and serialize only for the
+    // totals, the budget check and the reconcile. Two transactions inserting the same event id
+    // meet at the unique index: the second waits for the first and then fails (`Attempt::Raced`),
+    // and `retrying_concurrent` runs it again, when the lookup finds the committed event and
+    // answers a replay.
+    // Idempotency: earlier events with the same ids.
+    let ids: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e.event_id.as_deref())
+        .collect();
+    let mut known: HashMap<String, SpendLog> = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<SpendRow> = spend_logs::table
+            .select(SpendRow::as_select())
+            .filter(spend_logs::event_id.eq_any(chunk))
+            .load(conn)?;
+        known.extend(
+            rows.into_iter()
+                .filter_map(|r| r.event_id.clone().map(|id| (id, r.into()))),
+        );
+    }
+    let same = |prev: &ValidSpend, e: &ValidSpend| {
+        prev.campaign_id == e.campaign_id
+            && prev.amount == e.amount
+            && (!e.occurred_at_given || prev.occurred_at == e.occurred_at)
+    };
+    let mut fresh: Vec<(usize, &ValidSpend)> = Vec::new();
+    // Events repeating an id first seen in this call: resolved after the insert.
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut first_in_call: HashMap<&str, usize> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if results[i].is_some() {
+            continue;
+        }
+        if let Some(id) = e.event_id.as_deref() {
+            if let Some(prev) = known.get(id) {
+                let prev_event = ValidSpend {
+                    campaign_id: prev.campaign_id,
+                    amount: prev.amount,
+                    occurred_at: prev.occurred_at,
+                    occurred_at_given: true,
+                    event_id: None,
+                };
+                if same(&prev_event, e) {
+                    results[i] = Some(Ok(Outcome::Replayed(prev.clone())));
+                } else {
+                    let message =
+                        format!("event {id:?} was already recorded with a different payload");
+                    reject(
+                        &mut results,
+                        i,
+                        DomainError::conflict(field_of(mode, i, "event_id"), message),
+                    )?;
+                }
+                continue;
+            }
+            if let Some(&first) = first_in_call.get(id) {
+                if same(&events[first], e) {
+                    repeats.push((i, first));
+                } else {
+                    // A batch was checked for this in validation; concurrent requests meet here.
+                    let message =
+                        format!("event {id:?} is being recorded with a different payload");
+                    reject(
+                        &mut results,
+                        i,
+                        DomainError::conflict(field_of(mode, i, "event_id"), message),
+                    )?;
+                }
+                continue;
+            }
+            first_in_call.insert(id, i);
+        }
+        fresh.push((i, e));
+    }
+
+    // The spend logs.
+    let received = naive(now);
+    for chunk in fresh.chunks(CHUNK) {
+        let events: Vec<&ValidSpend> = chunk.iter().map(|(_, e)| *e).collect();
+        let inserted = insert_logs(conn, &events, received).map_err(|e| match e {
+            diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ) => Attempt::Raced,
+            other => other.into(),
+        })?;
+        for ((i, e), row) in chunk.iter().zip(inserted) {
+            let same = row.campaign_id == e.campaign_id
+                && row.amount == e.amount.micros()
+                && row.occurred_at == naive(e.occurred_at)
+                && row.event_id == e.event_id;
+            if !same {
+                return Err(DomainError::Unexpected(anyhow::anyhow!(
+                    "inserted spend logs came back out of order"
+                ))
+                .into());
+            }
+            results[*i] = Some(Ok(Outcome::Recorded(row.into())));
+        }
+    }
+    for (i, first) in repeats {
+        let log = match &results[first] {
+            Some(Ok(o)) => Ok(Outcome::Replayed(o.log().clone())),
+            _ => Err(DomainError::conflict(
+                field_of(mode, i, "event_id"),
+                "the first event with this event_id was not recorded",
+            )),
+        };
+        results[i] = Some(log);
+    }
+
+    // From here on one transaction at a time per brand; its budgets are read as locked.
+    let facts = enforce::lock_brand_facts(conn, &brand_ids)?;
+
+    // Period accounting: one atomic increment per (owner, period), in key order. The upserts
+    // return the new totals: when the events are of the current periods (nearly always), those
+    // are the totals the rule needs, and nothing is read again.
+    let mut brand_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    let mut campaign_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    let mut event_keys = Vec::with_capacity(fresh.len());
+    for (_, e) in &fresh {
+        let brand_id = owners[&e.campaign_id];
+        let tz = facts
+            .get(&brand_id)
+            .ok_or_else(|| DomainError::not_found("brand"))?
+            .tz;
+        let keys = PeriodKeys::at(e.occurred_at, tz);
+        for period in [&keys.day, &keys.month] {
+            // Saturating: a sum past the limit is refused below whatever its exact value.
+            let b = brand_add.entry((brand_id, period.clone())).or_default();
+            *b = b.saturating_add(e.amount.micros());
+            let c = campaign_add
+                .entry((e.campaign_id, period.clone()))
+                .or_default();
+            *c = c.saturating_add(e.amount.micros());
+        }
+        event_keys.push((brand_id, keys));
+    }
+    // A period total may not exceed MAX_MICROS: the upserts leave a total that would cross it
+    // untouched and do not return it; then the whole transaction is refused (a group commit then
+    // records its events one by one, so only the crossing event fails).
+    let within = |add: &BTreeMap<(i64, String), i64>| add.values().all(|a| *a <= MAX_MICROS);
+    let (mut brand_spend, mut campaign_spend) = if within(&brand_add) && within(&campaign_add) {
+        (
+            add_totals(conn, Owner::Brand, &brand_add)?,
+            add_totals(conn, Owner::Campaign, &campaign_add)?,
+        )
+    } else {
+        (Totals::default(), Totals::default())
+    };
+    let refused = |add: &BTreeMap<(i64, String), i64>, got: &Totals| {
+        add.keys()
+            .filter(|(owner, period)| !got.has(*owner, period))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let over = OverLimit {
+        brands: refused(&brand_add, &brand_spend),
+        campaigns: refused(&campaign_add, &campaign_spend),
+    };
+    if !over.brands.is_empty() || !over.campaigns.is_empty() {
+        let events: Vec<(usize, &ValidSpend, i64, &PeriodKeys)> = fresh
+            .iter()
+            .zip(&event_keys)
+            .map(|((i, e), (brand, keys))| (*i, *e, *brand, keys))
+            .collect();
+        return Err(over.error(conn, mode, &events)?.into());
+    }
+
+    let mut periods = PeriodsAt::new(now);
+    // A brand budget applies to the sum of its campaigns: when one is reached, every campaign of
+    // the brand is judged. (Only spend can reach one: replays alone judge nothing.)
+    let at_budget: HashSet<i64> = if fresh.is_empty() {
+        HashSet::new()
+    } else {
+        let unread: Vec<i64> = facts
+            .iter()
+            .filter(|(id, f)| !has_current(&brand_spend, **id, periods.keys(f.tz)))
+            .map(|(id, _)| *id)
+            .collect();
+        if !unread.is_empty() {
+            brand_spend.extend(enforce::brand_totals(conn, Some(&unread), &periods.all())?);
+        }
+        facts
+            .iter()
+            .filter(|(id, f)| {
+                let keys = periods.keys(f.tz);
+                brand_spend.get(**id, &keys.day) >= f.daily_budget
+                    || brand_spend.get(**id, &keys.month) >= f.monthly_budget
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    let answered: Vec<i64> = campaign_ids
+        .into_iter()
+        .filter(|id| owners.contains_key(id))
+        .collect();
+    let at_budget_ids: Vec<i64> = at_budget.iter().copied().collect();
+    let rows = super::campaigns::rows(conn, &answered, &at_budget_ids)?;
+    let unread: Vec<i64> = rows
+        .iter()
+        .filter(|r| {
+            facts
+                .get(&r.rule.brand_id)
+                .is_some_and(|f| !has_current(&campaign_spend, r.rule.id, periods.keys(f.tz)))
+        })
+        .map(|r| r.rule.id)
+        .collect();
+    if !unread.is_empty() {
+        campaign_spend.extend(enforce::campaign_totals(conn, &unread, &periods.all())?);
+    }
+
+    // Enforcement, with what was read under the locks: the campaigns that spent and every
+    // campaign of a brand at budget.
+    let spent: HashSet<i64> = fresh.iter().map(|(_, e)| e.campaign_id).collect();
+    let subjects = rows
+        .iter()
+        .filter(|r| spent.contains(&r.rule.id) || at_budget.contains(&r.rule.brand_id))
+        .filter_map(|r| {
+            let f = facts.get(&r.rule.brand_id)?;
+            Some(r.rule.subject(*f))
+        });
+    let changes = judge(subjects, &brand_spend, &campaign_spend, &mut periods);
+    enforce::apply_changes(conn, &changes, now, Cause::Spend)?;
+
+    // The answer: the events' campaigns as they are after the transaction.
+    let changed: HashMap<i64, PauseReasons> =
+        changes.iter().map(|c| (c.campaign_id, c.to)).collect();
+    let answered: HashSet<i64> = answered.into_iter().collect();
+    let campaigns = rows
+        .into_iter()
+        .filter(|r| answered.contains(&r.rule.id))
+        .filter_map(|mut r| {
+            if let Some(to) = changed.get(&r.rule.id) {
+                r.rule.pause_reasons = to.bits();
+                r.updated_at = naive(now);
+            }
+            let keys = periods.keys(facts.get(&r.rule.brand_id)?.tz);
+            let (daily, monthly) = (
+                campaign_spend.get(r.rule.id, &keys.day),
+                campaign_spend.get(r.rule.id, &keys.month),
+            );
+            Some(r.into_view(daily, monthly))
+        })
+        .collect();
+    let results = results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(DomainError::Unexpected(anyhow::anyhow!(
+                    "event left undecided"
+                )))
+            })
+        })
+        .collect();
+    Ok((results, campaigns))
+}
+
+/// Inserts spend logs, returning their rows in the order of `events`. PostgreSQL gets the
+/// columns as five arrays (`unnest`): one short statement to parse and plan however many events,
+/// where a multi-row VALUES list is a new statement of five parameters an event each time.
+fn insert_logs(
+    conn: &mut DbConnection,
+    events: &[&ValidSpend],
+    received: chrono::NaiveDateTime,
+) -> QueryResult<Vec<SpendRow>> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+    match conn {
+        DbConnection::Postgresql(c) => diesel::sql_query(
+            "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id) \
+             SELECT e.campaign_id, e.amount, e.occurred_at, $4, e.event_id \
+             FROM unnest($1, $2, $3, $5) WITH ORDINALITY \
+                  AS e (campaign_id, amount, occurred_at, event_id, n) ORDER BY e.n \
+             RETURNING id, campaign_id, amount, occurred_at, received_at, event_id",
+        )
+        .bind::<Array<BigInt>, _>(events.iter().map(|e| e.campaign_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(events.iter().map(|e| e.amount.micros()).collect::<Vec<_>>())
+        .bind::<Array<Timestamp>, _>(
+            events
+                .iter()
+                .map(|e| naive(e.occurred_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Timestamp, _>(received)
+        .bind::<Array<Nullable<Text>>, _>(
+            events
+                .iter()
+                .map(|e| e.event_id.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .load(c),
+        DbConnection::Sqlite(c) => {
+            let rows: Vec<_> = events
+                .iter()
+                .map(|e| {
+                    (
+                        spend_logs::campaign_id.eq(e.campaign_id),
+                        spend_logs::amount.eq(e.amount.micros()),
+                        spend_logs::occurred_at.eq(naive(e.occurred_at)),
+                        spend_logs::received_at.eq(received),
+                        spend_logs::event_id.eq(e.event_id.as_deref()),
+                    )
+                })
+                .collect();
+            diesel::insert_into(spend_logs::table)
+                .values(&rows)
+                .returning(SpendRow::as_returning())
+                .get_results(c)
+        }
+    }
+}
+
+/// The period totals a call's spend would take past [`MAX_MICROS`].
+struct OverLimit {
+    brands: Vec<(i64, String)>,
+    campaigns: Vec<(i64, String)>,
+}
+
+impl OverLimit {
+    /// The error naming the first event (in the call's order) that crosses one of the limits,
+    /// found from the refused totals as they are stored (the upserts left them untouched).
+    /// `events` are the new events with their brand and period keys.
+    fn error(
+        &self,
+        conn: &mut DbConnection,
+        mode: Mode,
+        events: &[(usize, &ValidSpend, i64, &PeriodKeys)],
+    ) -> QueryResult<DomainError> {
+        let mut total: HashMap<(bool, i64, String), i64> = HashMap::new();
+        for (brand, period, amount) in totals_of(conn, Owner::Brand, &self.brands)? {
+            total.insert((true, brand, period), amount);
+        }
+        for (campaign, period, amount) in totals_of(conn, Owner::Campaign, &self.campaigns)? {
+            total.insert((false, campaign, period), amount);
+        }
+        let over: HashSet<(bool, i64, &str)> = self
+            .brands
+            .iter()
+            .map(|(b, p)| (true, *b, p.as_str()))
+            .chain(self.campaigns.iter().map(|(c, p)| (false, *c, p.as_str())))
+            .collect();
+        for (i, e, brand, keys) in events {
+            for (is_brand, owner) in [(true, *brand), (false, e.campaign_id)] {
+                for (daily, period) in [(true, &keys.day), (false, &keys.month)] {
+                    if !over.contains(&(is_brand, owner, period.as_str())) {
+                        continue;
+                    }
+                    let sum = total.entry((is_brand, owner, period.clone())).or_default();
+                    *sum = sum.saturating_add(e.amount.micros());
+                    if *sum > MAX_MICROS {
+                        let whose = if is_brand {
+                            "the brand's"
+                        } else {
+                            "the campaign's"
+                        };
+                        let period = if daily { "daily" } else { "monthly" };
+                        return Ok(DomainError::invalid(
+                            field_of(mode, *i, "amount"),
+                            format!(
+                                "would take {whose} {period} spend over the limit of {}",
+                                Money::from_micros(MAX_MICROS)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        // Only if the totals changed between the upsert and this read (they are locked: never).
+        Err(diesel::result::Error::RollbackTransaction)
+    }
+}
+
+/// The stored totals of `keys` (absent ones are zero): owners and periods each named once, so a
+/// batch of 10,000 events stays far under SQLite's bound-parameter limit.
+fn totals_of(
+    conn: &mut DbConnection,
+    owner: Owner,
+    keys: &[(i64, String)],
+) -> QueryResult<Vec<(i64, String, i64)>> {
+    let ids: Vec<i64> = keys
+        .iter()
+        .map(|(id, _)| *id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let periods: Vec<&str> = keys
+        .iter()
+        .map(|(_, p)| p.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    match owner {
+        Owner::Brand => brand_spend::table
+            .select((
+                brand_spend::brand_id,
+                brand_spend::period,
+                brand_spend::amount,
+            ))
+            .filter(brand_spend::brand_id.eq_any(&ids))
+            .filter(brand_spend::period.eq_any(&periods))
+            .load(conn),
+        Owner::Campaign => campaign_spend::table
+            .select((
+                campaign_spend::campaign_id,
+                campaign_spend::period,
+                campaign_spend::amount,
+            ))
+            .filter(campaign_spend::campaign_id.eq_any(&ids))
+            .filter(campaign_spend::period.eq_any(&periods))
+            .load(conn),
+    }
+}
+
+/// Whether `totals` holds `owner`'s totals of both current periods.
+fn has_current(totals: &Totals, owner: i64, keys: &PeriodKeys) -> bool {
+    totals.has(owner, &keys.day) && totals.has(owner, &keys.month)
+}
+
+/// Whose period totals an upsert adds to.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    Brand,
+    Campaign,
+}
+
+impl Owner {
+    /// The totals table and its owner column (constants, never input).
+    const fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Owner::Brand => ("brand_spend", "brand_id"),
+            Owner::Campaign => ("campaign_spend", "campaign_id"),
+        }
+    }
+}
+
+/// A period total as an upsert returns it.
+#[derive(QueryableByName)]
+struct TotalRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    owner: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    period: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    amount: i64,
+}
+
+/// Adds `add` to the owners' period totals, atomically, in key order (the order concurrent
+/// upserts of the same rows lock them in); returns the new totals of the periods added to. A total
+/// that would exceed [`MAX_MICROS`] is left as it was and not returned (each amount of `add` must
+/// be within the limit itself: the tables' CHECK constraints refuse a new row past it).
+/// PostgreSQL gets the rows as three arrays (`unnest`, see [`insert_logs`]); SQLite as a
+/// multi-row VALUES list, in chunks under its parameter limit.
+fn add_totals(
+    conn: &mut DbConnection,
+    owner: Owner,
+    add: &BTreeMap<(i64, String), i64>,
+) -> QueryResult<Totals> {
+    use diesel::sql_types::{Array, BigInt, Text};
+    let mut totals = Totals::default();
+    if add.is_empty() {
+        return Ok(totals);
+    }
+    let (table, column) = owner.table();
+    let upsert = |rows: &str| {
+        format!(
+            "INSERT INTO {table} ({column}, period, amount) {rows} \
+             ON CONFLICT ({column}, period) DO UPDATE SET amount = {table}.amount + excluded.amount \
+             WHERE {table}.amount + excluded.amount <= {MAX_MICROS} \
+             RETURNING {column} AS owner, period, amount"
+        )
+    };
+    let returned: Vec<TotalRow> = match conn {
+        DbConnection::Postgresql(c) => diesel::sql_query(upsert(
+            "SELECT t.owner, t.period, t.amount FROM unnest($1, $2, $3) WITH ORDINALITY \
+                 AS t (owner, period, amount, n) ORDER BY t.n",
+        ))
+        .bind::<Array<BigInt>, _>(add.keys().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(add.keys().map(|(_, p)| p.as_str()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(add.values().copied().collect::<Vec<_>>())
+        .load(c)?,
+        DbConnection::Sqlite(c) => {
+            let mut returned = Vec::with_capacity(add.len());
+            let rows: Vec<_> = add.iter().collect();
+            for chunk in rows.chunks(CHUNK) {
+                let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+                let mut q = diesel::sql_query(upsert(&format!("VALUES {values}")))
+                    .into_boxed::<diesel::sqlite::Sqlite>();
+                for ((id, period), amount) in chunk {
+                    q = q
+                        .bind::<BigInt, _>(*id)
+                        .bind::<Text, _>(period.as_str())
+                        .bind::<BigInt, _>(**amount);
+                }
+                returned.extend(q.load::<TotalRow>(c)?);
+            }
+            returned
+        }
+    };
+    for r in returned {
+        totals.insert(r.owner, r.period, r.amount);
+    }
+    Ok(totals)
+}
+
+/// Spend logs of a campaign, newest first, optionally within `[from, to)` of `occurred_at`.
+pub fn list(
+    conn: &mut DbConnection,
+    campaign_id: i64,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    page: PageRequest,
+) -> DomainResult<Page<SpendLog>> {
+    super::campaigns::ensure_exists(conn, campaign_id)?;
+    let mut q = spend_logs::table
+        .select(SpendRow::as_select())
+        .filter(spend_logs::campaign_id.eq(campaign_id))
+        .order(spend_logs::id.desc())
+        .limit(page.limit + 1)
+        .into_boxed();
+    if let Some(from) = from {
+        q = q.filter(spend_logs::occurred_at.ge(naive(from)));
+    }
+    if let Some(to) = to {
+        q = q.filter(spend_logs::occurred_at.lt(naive(to)));
+    }
+    if let Some(cursor) = page.cursor {
+        q = q.filter(spend_logs::id.lt(cursor));
+    }
+    let rows: Vec<SpendLog> = q
+        .load::<SpendRow>(conn)?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(into_page(rows, page.limit, |l| l.id))
+}
+
+/// Recomputes every period total of `brand_id` and its campaigns from the spend logs, in the
+/// brand's current timezone (after a timezone change the local dates of past spend move).
+pub fn rebuild_brand_totals(
+    conn: &mut DbConnection,
+    brand_id: i64,
+    tz: chrono_tz::Tz,
+) -> DomainResult<()> {
+    let logs: Vec<(i64, i64, chrono::NaiveDateTime)> = spend_logs::table
+        .inner_join(campaigns::table)
+        .filter(campaigns::brand_id.eq(brand_id))
+        .select((
+            spend_logs::campaign_id,
+            spend_logs::amount,
+            spend_logs::occurred_at,
+        ))
+        .load(conn)?;
+    let mut brand_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    let mut campaign_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    for (campaign_id, amount, at) in logs {
+        let keys = PeriodKeys::at(utc(at), tz);
+        for period in [keys.day, keys.month] {
+            let b = brand_add.entry((brand_id, period.clone())).or_default();
+            *b = b.saturating_add(amount);
+            let c = campaign_add.entry((campaign_id, period)).or_default();
+            *c = c.saturating_add(amount);
+        }
+    }
+    // Read in another timezone, one local day may gather more spend than the limit allows.
+    if brand_add
+        .values()
+        .chain(campaign_add.values())
+        .any(|a| *a > MAX_MICROS)
+    {
+        return Err(DomainError::invalid(
+            "timezone",
+            format!(
+                "in this timezone one day's or month's spend would exceed the limit of {}",
+                Money::from_micros(MAX_MICROS)
+            ),
+        ));
+    }
+    diesel::delete(brand_spend::table.filter(brand_spend::brand_id.eq(brand_id))).execute(conn)?;
+    let campaign_ids = campaigns::table
+        .select(campaigns::id)
+        .filter(campaigns::brand_id.eq(brand_id));
+    diesel::delete(campaign_spend::table.filter(campaign_spend::campaign_id.eq_any(campaign_ids)))
+        .execute(conn)?;
+    add_totals(conn, Owner::Brand, &brand_add)?;
+    add_totals(conn, Owner::Campaign, &campaign_add)?;
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! Group commit: independent events of concurrent requests in one transaction, each with its own
+//! outcome; one bad event fails alone.
+
+use adbudget_core::forms::ValidSpend;
+use adbudget_core::money::Money;
+use adbudget_db::error::DomainError;
+use adbudget_db::repo::spend::{self, Outcome};
+use adbudget_testing::Backend;
+use serde_json::json;
+
+use crate::{on_both_databases, utc, world};
+
+on_both_databases!(
+    each_event_gets_its_own_outcome,
+    concurrent_sends_of_one_batch_record_it_once
+);
+
+fn event(campaign_id: i64, units: i64, id: Option<&str>) -> ValidSpend {
+    ValidSpend {
+        campaign_id,
+        amount: Money::from_micros(units * 1_000_000),
+        occurred_at: utc("2026-11-16T12:00:00Z"),
+        occurred_at_given: true,
+        event_id: id.map(str::to_owned),
+    }
+}
+
+fn each_event_gets_its_own_outcome(backend: Backend) {
+    let w = world(backend);
+    let t = utc("2026-11-16T12:00:00Z");
+    let b = w.brand("Acme", "100", "1000", "UTC", t);
+    let c = w.campaign(b, "c", json!({}), t);
+    let d = w.campaign(b, "d", json!({}), t);
+    spend::record(&mut w.conn(), &[event(c, 1, Some("known"))], t, false).unwrap();
+
+    let events = [
+        event(c, 10, Some("a")),
+        event(424_242, 1, Some("nowhere")),
+        event(c, 5, Some("known")),
+        event(c, 1, Some("known")),
+        event(d, 20, Some("b")),
+        event(d, 20, Some("b")),
+        event(d, 21, Some("b")),
+        event(d, 69, None),
+    ];
+    let results = spend::record_group(&mut w.conn(), &events, t);
+    let shape: Vec<&str> = results
+        .iter()
+        .map(|r| match r {
+            Ok((Outcome::Recorded(_), _)) => "recorded",
+            Ok((Outcome::Replayed(_), _)) => "replayed",
+            Err(DomainError::NotFound { .. }) => "not found",
+            Err(DomainError::Conflict { .. }) => "conflict",
+            Err(_) => "other",
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            "recorded",
+            "not found",
+            "conflict",
+            "replayed",
+            "recorded",
+            "replayed",
+            "conflict",
+            "recorded"
+        ]
+    );
+    // Counted once each: 1 (before) + 10 + 20 + 69 = 100, the brand's daily budget.
+    let (_, last) = results[7].as_ref().unwrap();
+    assert_eq!(last.daily_spend.to_string(), "89.00");
+    assert_eq!(
+        last.pause_reasons.names(),
+        ["brand_daily_budget"],
+        "the budget-reaching event answers paused"
+    );
+    let (_, first) = results[0].as_ref().unwrap();
+    assert!(
+        !first.is_active,
+        "every answer shows the state after the commit"
+    );
+    w.assert_verified(t);
+}
+
+/// A client sends the same batch on several connections at once (a retry racing the original):
+/// every request succeeds, each event is recorded once, the others answer replays; single-event
+/// group commits racing them too.
+fn concurrent_sends_of_one_batch_record_it_once(backend: Backend) {
+    let w = world(backend);
+    let t = utc("2026-11-16T12:00:00Z");
+    let brands: Vec<i64> = (0..3)
+        .map(|n| w.brand(&format!("b{n}"), "100000", "1000000", "UTC", t))
+        .collect();
+    let campaigns: Vec<i64> = brands
+        .iter()
+        .flat_map(|b| (0..4).map(|n| w.campaign(*b, &format!("c{n}"), json!({}), t)))
+        .collect();
+    let batch: Vec<ValidSpend> = (0..60)
+        .map(|i| event(campaigns[i % campaigns.len()], 1, Some(&format!("e{i}"))))
+        .collect();
+    let results: Vec<Vec<bool>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6)
+            .map(|n| {
+                let (w, batch) = (&w, &batch);
+                scope.spawn(move || {
+                    let mut conn = w.conn();
+                    if n % 2 == 0 {
+                        let recorded = spend::record(&mut conn, batch, t, true)
+                            .unwrap_or_else(|e| panic!("batch {n}: {e}"));
+                        recorded.outcomes.iter().map(Outcome::is_new).collect()
+                    } else {
+                        spend::record_group(&mut conn, batch, t)
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, r)| {
+                                r.unwrap_or_else(|e| panic!("group {n}, event {i}: {e}"))
+                                    .0
+                                    .is_new()
+                            })
+                            .collect()
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for i in 0..batch.len() {
+        let new = results.iter().filter(|r| r[i]).count();
+        assert_eq!(new, 1, "event e{i} recorded by exactly one request");
+    }
+    let spent: Money = campaigns
+        .iter()
+        .map(|c| w.get(*c, t).daily_spend)
+        .fold(Money::ZERO, |a, b| {
+            Money::from_micros(a.micros() + b.micros())
+        });
+    assert_eq!(
+        spent,
+        Money::from_micros(60 * 1_000_000),
+        "each event counted once"
+    );
+    w.assert_verified(t);
+}
+
+/// The pool's connections leave WAL checkpoints to the pool's checkpointer thread, which keeps
+/// the WAL from growing: each round of commits is copied into the database file, and the next
+/// round writes the WAL from its start again.
+#[test]
+fn sqlite_wal_is_checkpointed_in_the_background() {
+    let w = world(Backend::Sqlite);
+    let t = utc("2026-11-16T12:00:00Z");
+    let b = w.brand("Acme", "1000000", "10000000", "UTC", t);
+    let c = w.campaign(b, "c", json!({}), t);
+    // New databases use 1 KiB pages (fewer bytes for the WAL per dirtied page).
+    use diesel::RunQueryDsl;
+    let mut conn = w.conn();
+    let adbudget_db::DbConnection::Sqlite(sqlite) = &mut *conn else {
+        unreachable!("a SQLite world")
+    };
+    let page_size: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT page_size FROM pragma_page_size())",
+    ))
+    .get_result(sqlite)
+    .unwrap();
+    assert_eq!(page_size, 1024);
+    drop(conn);
+    let path = w.url().trim_start_matches("sqlite://").to_owned();
+    let size = |p: &str| std::fs::metadata(p).map_or(0, |m| m.len());
+    let db_before = size(&path);
+    let mut wal_sizes = Vec::new();
+    for round in 0..6 {
+        for n in 0..40 {
+            let events: Vec<ValidSpend> = (0..50)
+                .map(|i| event(c, 1, Some(&format!("r{round}-{n}-{i}"))))
+                .collect();
+            spend::record(&mut w.conn(), &events, t, true).unwrap();
+        }
+        std::thread::sleep(adbudget_db::CHECKPOINT_EVERY * 3);
+        wal_sizes.push(size(&format!("{path}-wal")));
+    }
+    assert!(
+        size(&path) > db_before + 1_000_000,
+        "the spend reached the database file: {} -> {} bytes",
+        db_before,
+        size(&path)
+    );
+    // Without checkpoints the WAL would hold every round: six times the first.
+    assert!(
+        wal_sizes[5] < wal_sizes[0] * 2,
+        "WAL sizes after each round: {wal_sizes:?}"
+    );
+}
+
+/// Two transactions inserting the same event ids in opposite orders deadlock on the unique index;
+/// PostgreSQL aborts one of them. When that is a spend transaction, it runs again instead of
+/// failing (with 500). Deterministic: the spend transaction starts waiting first, so its deadlock
+/// check (after `deadlock_timeout`, 1 s) is the one that finds the cycle.
+#[test]
+fn a_deadlock_over_event_ids_is_run_again() {
+    use diesel::connection::SimpleConnection;
+    let w = world(Backend::Postgres);
+    let t = utc("2026-11-16T12:00:00Z");
+    let b = w.brand("Acme", "1000", "10000", "UTC", t);
+    let c = w.campaign(b, "c", json!({}), t);
+    let insert = |id: &str| {
+        format!(
+            "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id) \
+             VALUES ({c}, 1000000, '2026-11-16 12:00:00', '2026-11-16 12:00:00', '{id}')"
+        )
+    };
+    // Another writer holds event "b" and will ask for "a".
+    let mut other = w.conn();
+    let adbudget_db::DbConnection::Postgresql(pg) = &mut *other else {
+        unreachable!("a PostgreSQL world")
+    };
+    pg.batch_execute(&format!("BEGIN; {};", insert("b")))
+        .unwrap();
+    let pool = w.pool.clone();
+    let spender = std::thread::spawn(move || {
+        let events = [event(c, 1, Some("a")), event(c, 2, Some("b"))];
+        spend::record(&mut adbudget_db::get(&pool).unwrap(), &events, t, true)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    pg.batch_execute(&format!("{};", insert("a"))).unwrap();
+    pg.batch_execute("ROLLBACK;").unwrap();
+    let recorded = spender
+        .join()
+        .unwrap()
+        .expect("the spend transaction ran again");
+    assert!(recorded.outcomes.iter().all(Outcome::is_new));
+    assert_eq!(
+        recorded.campaigns[0].daily_spend,
+        Money::from_micros(3_000_000)
+    );
+}
