@@ -1,0 +1,216 @@
+//! Brands: list, create, edit, delete.
+
+use std::collections::HashMap;
+
+use actix_web::{HttpResponse, web};
+use adbudget_core::forms::{CreateBrand, UpdateBrand, now};
+use adbudget_db::repo::admin::{self};
+use adbudget_db::repo::brands;
+use maud::{Markup, html};
+
+use crate::admin::session::{AdminUser, Notice, notice};
+use crate::admin::view::{self, bar, csrf, field, pager};
+use crate::admin::{Form, PageResult, check_csrf, field_errors};
+use crate::error::ApiError;
+use crate::extract::from_value;
+use crate::state::AppState;
+
+use super::*;
+
+pub async fn brand_list(user: AdminUser, state: web::Data<AppState>, query: Query) -> PageResult {
+    let (search, sort, page_no) = (
+        search_text(&query),
+        q(&query, "sort").to_owned(),
+        num(&query, "page").unwrap_or(1),
+    );
+    let (s2, so2) = (search.clone(), sort.clone());
+    let listing = state
+        .db(move |conn| admin::brands(conn, &s2, &so2, page_no, now()))
+        .await?;
+    let keep = [("q", search.clone())];
+    Ok(shell(
+        &user,
+        "Brands",
+        "Brands",
+        html! {
+            h1 { "Brands" }
+            form.toolbar method="get" action="/admin/brands" {
+                div { label for="q" { "Search" } input #q name="q" value=(search) placeholder="name contains…"; }
+                input type="hidden" name="sort" value=(sort);
+                button type="submit" { "Search" }
+                a.button href="/admin/brands/new" style="margin-left:auto" { "New brand" }
+            }
+            table #brands {
+                thead { tr {
+                    th { (sort_link("/admin/brands", &sort, "name", "Name", &keep)) }
+                    th { "Timezone" }
+                    th { (sort_link("/admin/brands", &sort, "daily_budget", "Daily budget", &keep)) }
+                    th { (sort_link("/admin/brands", &sort, "monthly_budget", "Monthly budget", &keep)) }
+                } }
+                tbody {
+                    @for b in &listing.items {
+                        tr {
+                            td { a href={ "/admin/brands/" (b.id) } { (b.name) } }
+                            td.muted { (b.timezone) }
+                            td { (bar(b.daily_spend, b.daily_budget)) }
+                            td { (bar(b.monthly_spend, b.monthly_budget)) }
+                        }
+                    }
+                }
+            }
+            (pager("/admin/brands", &[("q", search.clone()), ("sort", sort.clone())], listing.page, listing.pages(), listing.total))
+        },
+    ))
+}
+
+fn brand_form(
+    user: &AdminUser,
+    action: &str,
+    values: &HashMap<&str, String>,
+    errors: &HashMap<String, String>,
+    title: &str,
+) -> Markup {
+    let v = |k: &str| values.get(k).cloned().unwrap_or_default();
+    html! {
+        h1 { (title) }
+        @if !errors.is_empty() { div.flash.bad { "Please correct the fields marked below." } }
+        form.panel method="post" action=(action) style="max-width:520px" {
+            (csrf(&user.session.csrf))
+            (field("Name", "name", &v("name"), "text", errors))
+            (field("Daily budget", "daily_budget", &v("daily_budget"), "text", errors))
+            (field("Monthly budget", "monthly_budget", &v("monthly_budget"), "text", errors))
+            (field("Timezone (IANA name)", "timezone", &v("timezone"), "text", errors))
+            button type="submit" { "Save" }
+        }
+    }
+}
+
+pub async fn brand_new(user: AdminUser) -> HttpResponse {
+    let values = HashMap::from([("timezone", "UTC".to_owned())]);
+    shell(
+        &user,
+        "New brand",
+        "Brands",
+        brand_form(
+            &user,
+            "/admin/brands/new",
+            &values,
+            &HashMap::new(),
+            "New brand",
+        ),
+    )
+}
+
+pub async fn brand_create(user: AdminUser, state: web::Data<AppState>, form: Form) -> PageResult {
+    check_csrf(&user, &form)?;
+    let fields = ["name", "daily_budget", "monthly_budget", "timezone"];
+    let attempt: Result<_, ApiError> = async {
+        let body: CreateBrand = from_value(form_json(&form, &fields))?;
+        let new = body.validate()?;
+        state
+            .db(move |conn| brands::create(conn, &new, now()))
+            .await
+    }
+    .await;
+    match attempt {
+        Ok(b) => Ok(notice(
+            &format!("/admin/brands/{}", b.id),
+            Notice::BrandCreated,
+        )),
+        Err(e) => {
+            let errors = field_errors(e)?;
+            let values = fields.iter().map(|f| (*f, form.text(f))).collect();
+            Ok(shell(
+                &user,
+                "New brand",
+                "Brands",
+                brand_form(&user, "/admin/brands/new", &values, &errors, "New brand"),
+            ))
+        }
+    }
+}
+
+pub async fn brand_edit(
+    user: AdminUser,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> PageResult {
+    let id = id.into_inner();
+    let b = state.db(move |conn| brands::get(conn, id, now())).await?;
+    let values = HashMap::from([
+        ("name", b.name.clone()),
+        ("daily_budget", b.daily_budget.to_string()),
+        ("monthly_budget", b.monthly_budget.to_string()),
+        ("timezone", b.timezone.clone()),
+    ]);
+    Ok(shell(
+        &user,
+        &b.name,
+        "Brands",
+        html! {
+            div.grid2 {
+                div { (brand_form(&user, &format!("/admin/brands/{id}"), &values, &HashMap::new(), &b.name)) }
+                div.panel {
+                    h2 { "Spend" }
+                    label { "Today" } (bar(b.daily_spend, b.daily_budget))
+                    label style="margin-top:8px" { "This month" } (bar(b.monthly_spend, b.monthly_budget))
+                    p { a href={ "/admin/campaigns?brand=" (id) } { "Campaigns of this brand" } " · " a href={ "/admin/campaigns/new?brand=" (id) } { "New campaign" } }
+                    form method="post" action={ "/admin/brands/" (id) "/delete" } onsubmit=(view::CONFIRM_BRAND_DELETE) {
+                        (csrf(&user.session.csrf))
+                        button.danger type="submit" { "Delete brand" }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+pub async fn brand_update(
+    user: AdminUser,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    form: Form,
+) -> PageResult {
+    check_csrf(&user, &form)?;
+    let id = id.into_inner();
+    let fields = ["name", "daily_budget", "monthly_budget", "timezone"];
+    let attempt: Result<_, ApiError> = async {
+        let body: UpdateBrand = from_value(form_json(&form, &fields))?;
+        let changes = body.validate()?;
+        state
+            .db(move |conn| brands::update(conn, id, &changes, now()))
+            .await
+    }
+    .await;
+    match attempt {
+        Ok(_) => Ok(notice(&format!("/admin/brands/{id}"), Notice::BrandSaved)),
+        Err(e) => {
+            let errors = field_errors(e)?;
+            let values = fields.iter().map(|f| (*f, form.text(f))).collect();
+            Ok(shell(
+                &user,
+                "Edit brand",
+                "Brands",
+                brand_form(
+                    &user,
+                    &format!("/admin/brands/{id}"),
+                    &values,
+                    &errors,
+                    "Edit brand",
+                ),
+            ))
+        }
+    }
+}
+
+pub async fn brand_delete(
+    user: AdminUser,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    form: Form,
+) -> PageResult {
+    check_csrf(&user, &form)?;
+    let id = id.into_inner();
+    state.db(move |conn| brands::delete(conn, id)).await?;
+    Ok(notice("/admin/brands", Notice::BrandDeleted))
+}
