@@ -131,7 +131,7 @@ fn run(command: Command, conn: &mut db::DbConnection) -> anyhow::Result<()> {
             };
             let at = now();
             let event = event.validate(at)?;
-            let recorded = spend::record(conn, &[event], at, false)?;
+            let recorded = spend::record(conn, &[event], at, spend::Mode::Single)?;
             let (Some(outcome), Some(campaign)) =
                 (recorded.outcomes.first(), recorded.campaigns.first())
             else {

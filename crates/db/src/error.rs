@@ -48,28 +48,53 @@ impl DomainError {
     }
 }
 
+/// What a failed statement means for the caller. The one place database errors are classified
+/// (the spend path's retry and the API's 503 both ask here): diesel names a lost connection and a
+/// broken transaction, the rest is recognised by the server's message, as neither backend's
+/// driver reports these conditions by code through diesel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The database is unreachable, restarting or busy: retry later (503), not a bug.
+    Outage,
+    /// PostgreSQL aborted this transaction to break a deadlock (40P01): running it again resolves
+    /// it.
+    Deadlock,
+    /// Anything else: a constraint, a bug.
+    Other,
+}
+
+impl Failure {
+    pub fn of(e: &diesel::result::Error) -> Failure {
+        use diesel::result::{DatabaseErrorKind, Error};
+        const OUTAGE: [&str; 5] = [
+            "database is locked",
+            "terminating connection",
+            "server closed the connection",
+            "connection refused",
+            "could not connect",
+        ];
+        match e {
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+            | Error::BrokenTransactionManager => Failure::Outage,
+            Error::DatabaseError(_, info) => {
+                let m = info.message().to_ascii_lowercase();
+                if m.contains("deadlock detected") {
+                    Failure::Deadlock
+                } else if OUTAGE.iter().any(|needle| m.contains(needle)) {
+                    Failure::Outage
+                } else {
+                    Failure::Other
+                }
+            }
+            _ => Failure::Other,
+        }
+    }
+}
+
 impl From<diesel::result::Error> for DomainError {
     /// A lost connection or an unreachable server is an outage (503, retry), not a bug (500).
     fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
-        let outage = match &e {
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | Error::BrokenTransactionManager => true,
-            Error::DatabaseError(_, info) => {
-                let m = info.message().to_ascii_lowercase();
-                [
-                    "database is locked",
-                    "terminating connection",
-                    "server closed the connection",
-                    "connection refused",
-                    "could not connect",
-                ]
-                .iter()
-                .any(|needle| m.contains(needle))
-            }
-            _ => false,
-        };
-        if outage {
+        if Failure::of(&e) == Failure::Outage {
             DomainError::Unavailable(e.into())
         } else {
             DomainError::Database(e)

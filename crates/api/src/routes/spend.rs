@@ -98,7 +98,7 @@ pub async fn record_batch(
     let at = now();
     let events = batch.validate(at)?;
     let recorded = state
-        .db(move |conn| spend::record(conn, &events, at, true))
+        .db(move |conn| spend::record(conn, &events, at, spend::Mode::Batch))
         .await?;
     observe(&recorded.outcomes, "batch", started);
     let new = recorded.outcomes.iter().filter(|o| o.is_new()).count();

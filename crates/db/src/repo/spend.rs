@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use adbudget_core::rule::{PeriodsAt, Totals, judge};
+use adbudget_core::rule::{BrandFacts, Change, PeriodsAt, Totals, judge};
 
+use super::campaigns::CampaignRow;
 use super::enforce::{self, Cause};
 use super::{CHUNK, PageRequest, into_page, naive, utc};
-use crate::error::{DomainError, DomainResult};
+use crate::error::{DomainError, DomainResult, Failure};
 use crate::schema::{brand_spend, campaign_spend, campaigns, spend_logs};
 use crate::{DbConnection, write_transaction};
 use adbudget_core::forms::ValidSpend;
@@ -94,15 +95,14 @@ fn field_of(mode: Mode, i: usize, field: &str) -> String {
 /// known event id with a different payload is a conflict. Campaigns whose caps, or brands whose
 /// budgets, are reached are paused before the transaction commits.
 ///
-/// In `Single` and `Batch` mode any rejected event rejects the call; in `Group` mode see
-/// [`record_group`].
+/// `mode` is `Single` or `Batch`: any rejected event rejects the call (independent events that
+/// may fail alone are [`record_group`]'s; given `Group` here, the first failure is returned).
 pub fn record(
     conn: &mut DbConnection,
     events: &[ValidSpend],
     now: DateTime<Utc>,
-    batch: bool,
+    mode: Mode,
 ) -> DomainResult<Recorded> {
-    let mode = if batch { Mode::Batch } else { Mode::Single };
     retrying_concurrent(|| {
         write_transaction(conn, |conn| {
             let (results, campaigns) = record_in_tx(conn, events, now, mode)?;
@@ -134,17 +134,12 @@ impl From<DomainError> for Attempt {
 
 impl From<diesel::result::Error> for Attempt {
     fn from(e: diesel::result::Error) -> Self {
-        match &e {
-            // PostgreSQL broke a deadlock by aborting this transaction (40P01, which diesel does
-            // not classify; matched by its message, as `DomainError` matches outages): two
-            // transactions inserting the same event ids in opposite orders wait on each other's
-            // index entries. Run again, the survivor's events are found or waited for.
-            diesel::result::Error::DatabaseError(_, info)
-                if info.message().contains("deadlock detected") =>
-            {
-                Attempt::Raced
-            }
-            _ => Attempt::Failed(e.into()),
+        // PostgreSQL broke a deadlock by aborting this transaction: two transactions inserting
+        // the same event ids in opposite orders wait on each other's index entries. Run again,
+        // the survivor's events are found or waited for.
+        match Failure::of(&e) {
+            Failure::Deadlock => Attempt::Raced,
+            Failure::Outage | Failure::Other => Attempt::Failed(e.into()),
         }
     }
 }
@@ -205,252 +200,369 @@ pub fn record_group(
 
 type EventResults = Vec<DomainResult<Outcome>>;
 
+/// Records `events` inside the caller's write transaction, in named steps:
+///
+/// 1. [`Call::brands_of_campaigns`]: each event's brand (an unknown campaign is rejected);
+/// 2. [`Call::sort_out_replays`]: events whose id is already recorded are answered, the rest are
+///    fresh;
+/// 3. [`Call::insert_logs`]: the fresh events' spend logs, before any lock (see below);
+/// 4. [`enforce::lock_brand_facts`]: the brands' rows locked, their budgets and timezones read;
+/// 5. [`Call::add_to_period_totals`]: the day and month totals of brands and campaigns;
+/// 6. [`enforce_after_spend`]: the rule applied to the campaigns that spent and to every
+///    campaign of a brand now at budget;
+/// 7. [`answer`]: the events' campaigns as they are after the transaction.
+///
+/// The spend logs are inserted before the brand locks are taken, so concurrent transactions over
+/// the same brands do that part side by side and serialize only for the totals, the budget check
+/// and the reconcile. Two transactions inserting the same event id meet at the unique index: the
+/// second waits for the first and then fails (`Attempt::Raced`), and `retrying_concurrent` runs
+/// it again, when step 2 finds the committed event and answers a replay.
 fn record_in_tx(
     conn: &mut DbConnection,
     events: &[ValidSpend],
     now: DateTime<Utc>,
     mode: Mode,
 ) -> Result<(EventResults, Vec<Campaign>), Attempt> {
-    // Per event: None while undecided, then its outcome or its own error.
-    let mut results: Vec<Option<DomainResult<Outcome>>> = (0..events.len()).map(|_| None).collect();
-    // In Single/Batch mode the first rejected event rejects the call, before any write.
-    let reject = |results: &mut Vec<Option<DomainResult<Outcome>>>,
-                  i: usize,
-                  e: DomainError|
-     -> DomainResult<()> {
-        if mode == Mode::Group {
-            results[i] = Some(Err(e));
+    let mut call = Call::new(events, mode);
+    let owners = call.brands_of_campaigns(conn)?;
+    let Sorted { fresh, repeats } = call.sort_out_replays(conn)?;
+    call.insert_logs(conn, &fresh, now)?;
+    call.answer_repeats(repeats);
+
+    let mut brand_ids: Vec<i64> = owners.values().copied().collect();
+    brand_ids.sort_unstable();
+    brand_ids.dedup();
+    let facts = enforce::lock_brand_facts(conn, &brand_ids)?;
+
+    let mut totals = call.add_to_period_totals(conn, &fresh, &owners, &facts)?;
+    let mut periods = PeriodsAt::new(now);
+    let (rows, changes) = enforce_after_spend(
+        conn,
+        &fresh,
+        &owners,
+        &facts,
+        &mut totals,
+        &mut periods,
+        now,
+    )?;
+    let campaigns = answer(rows, &changes, &owners, &facts, &totals, &mut periods, now);
+    Ok((call.finish(), campaigns))
+}
+
+/// One call of [`record_in_tx`]: its events, how errors are reported, and each event's outcome
+/// so far.
+struct Call<'a> {
+    events: &'a [ValidSpend],
+    mode: Mode,
+    /// Per event: `None` while undecided, then its outcome or its own error.
+    results: Vec<Option<DomainResult<Outcome>>>,
+}
+
+/// The events of a call that still need recording, and those repeating an id first seen in the
+/// same call (event index, index of the first).
+struct Sorted<'a> {
+    fresh: Vec<(usize, &'a ValidSpend)>,
+    repeats: Vec<(usize, usize)>,
+}
+
+/// A period total's key: owner id and period key.
+type PeriodTotal = (i64, String);
+
+/// The current totals of the brands and the campaigns involved.
+struct SpendTotals {
+    brands: Totals,
+    campaigns: Totals,
+}
+
+impl<'a> Call<'a> {
+    fn new(events: &'a [ValidSpend], mode: Mode) -> Self {
+        Call {
+            events,
+            mode,
+            results: (0..events.len()).map(|_| None).collect(),
+        }
+    }
+
+    /// Event `i` cannot be recorded: in `Group` mode it fails alone; in `Single` and `Batch` mode
+    /// the whole call is rejected, before any write.
+    fn reject(&mut self, i: usize, e: DomainError) -> DomainResult<()> {
+        if self.mode == Mode::Group {
+            self.results[i] = Some(Err(e));
             Ok(())
         } else {
             Err(e)
         }
-    };
-
-    // The campaigns' brands (a campaign never changes brand). Their timezones are read with the
-    // brand locks below: a timezone change committed in between must not be missed.
-    let mut campaign_ids: Vec<i64> = events.iter().map(|e| e.campaign_id).collect();
-    campaign_ids.sort_unstable();
-    campaign_ids.dedup();
-    let mut owners: HashMap<i64, i64> = HashMap::new();
-    for chunk in campaign_ids.chunks(CHUNK) {
-        let rows: Vec<(i64, i64)> = campaigns::table
-            .select((campaigns::id, campaigns::brand_id))
-            .filter(campaigns::id.eq_any(chunk))
-            .load(conn)?;
-        owners.extend(rows);
-    }
-    for (i, e) in events.iter().enumerate() {
-        if !owners.contains_key(&e.campaign_id) {
-            reject(
-                &mut results,
-                i,
-                DomainError::not_found_field("campaign", field_of(mode, i, "campaign_id")),
-            )?;
-        }
-    }
-    let mut brand_ids: Vec<i64> = owners.values().copied().collect();
-    brand_ids.sort_unstable();
-    brand_ids.dedup();
-
-    // The spend logs are looked up and inserted before the brand locks are taken, so concurrent
-    // transactions over the same brands do this part side by side and serialize only for the
-    // totals, the budget check and the reconcile. Two transactions inserting the same event id
-    // meet at the unique index: the second waits for the first and then fails (`Attempt::Raced`),
-    // and `retrying_concurrent` runs it again, when the lookup finds the committed event and
-    // answers a replay.
-    // Idempotency: earlier events with the same ids.
-    let ids: Vec<&str> = events
-        .iter()
-        .filter_map(|e| e.event_id.as_deref())
-        .collect();
-    let mut known: HashMap<String, SpendLog> = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        let rows: Vec<SpendRow> = spend_logs::table
-            .select(SpendRow::as_select())
-            .filter(spend_logs::event_id.eq_any(chunk))
-            .load(conn)?;
-        known.extend(
-            rows.into_iter()
-                .filter_map(|r| r.event_id.clone().map(|id| (id, r.into()))),
-        );
-    }
-    let same = |prev: &ValidSpend, e: &ValidSpend| {
-        prev.campaign_id == e.campaign_id
-            && prev.amount == e.amount
-            && (!e.occurred_at_given || prev.occurred_at == e.occurred_at)
-    };
-    let mut fresh: Vec<(usize, &ValidSpend)> = Vec::new();
-    // Events repeating an id first seen in this call: resolved after the insert.
-    let mut repeats: Vec<(usize, usize)> = Vec::new();
-    let mut first_in_call: HashMap<&str, usize> = HashMap::new();
-    for (i, e) in events.iter().enumerate() {
-        if results[i].is_some() {
-            continue;
-        }
-        if let Some(id) = e.event_id.as_deref() {
-            if let Some(prev) = known.get(id) {
-                let prev_event = ValidSpend {
-                    campaign_id: prev.campaign_id,
-                    amount: prev.amount,
-                    occurred_at: prev.occurred_at,
-                    occurred_at_given: true,
-                    event_id: None,
-                };
-                if same(&prev_event, e) {
-                    results[i] = Some(Ok(Outcome::Replayed(prev.clone())));
-                } else {
-                    let message =
-                        format!("event {id:?} was already recorded with a different payload");
-                    reject(
-                        &mut results,
-                        i,
-                        DomainError::conflict(field_of(mode, i, "event_id"), message),
-                    )?;
-                }
-                continue;
-            }
-            if let Some(&first) = first_in_call.get(id) {
-                if same(&events[first], e) {
-                    repeats.push((i, first));
-                } else {
-                    // A batch was checked for this in validation; concurrent requests meet here.
-                    let message =
-                        format!("event {id:?} is being recorded with a different payload");
-                    reject(
-                        &mut results,
-                        i,
-                        DomainError::conflict(field_of(mode, i, "event_id"), message),
-                    )?;
-                }
-                continue;
-            }
-            first_in_call.insert(id, i);
-        }
-        fresh.push((i, e));
     }
 
-    // The spend logs.
-    let received = naive(now);
-    for chunk in fresh.chunks(CHUNK) {
-        let events: Vec<&ValidSpend> = chunk.iter().map(|(_, e)| *e).collect();
-        let inserted = insert_logs(conn, &events, received).map_err(|e| match e {
-            diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::UniqueViolation,
-                _,
-            ) => Attempt::Raced,
-            other => other.into(),
-        })?;
-        for ((i, e), row) in chunk.iter().zip(inserted) {
-            let same = row.campaign_id == e.campaign_id
-                && row.amount == e.amount.micros()
-                && row.occurred_at == naive(e.occurred_at)
-                && row.event_id == e.event_id;
-            if !same {
-                return Err(DomainError::Unexpected(anyhow::anyhow!(
-                    "inserted spend logs came back out of order"
-                ))
-                .into());
-            }
-            results[*i] = Some(Ok(Outcome::Recorded(row.into())));
-        }
+    fn field(&self, i: usize, field: &str) -> String {
+        field_of(self.mode, i, field)
     }
-    for (i, first) in repeats {
-        let log = match &results[first] {
-            Some(Ok(o)) => Ok(Outcome::Replayed(o.log().clone())),
-            _ => Err(DomainError::conflict(
-                field_of(mode, i, "event_id"),
-                "the first event with this event_id was not recorded",
-            )),
+
+    /// Step 1: the campaigns' brands (a campaign never changes brand). Their timezones are read
+    /// with the brand locks in step 4: a timezone change committed in between must not be missed.
+    fn brands_of_campaigns(&mut self, conn: &mut DbConnection) -> DomainResult<HashMap<i64, i64>> {
+        let mut campaign_ids: Vec<i64> = self.events.iter().map(|e| e.campaign_id).collect();
+        campaign_ids.sort_unstable();
+        campaign_ids.dedup();
+        let mut owners: HashMap<i64, i64> = HashMap::new();
+        for chunk in campaign_ids.chunks(CHUNK) {
+            let rows: Vec<(i64, i64)> = campaigns::table
+                .select((campaigns::id, campaigns::brand_id))
+                .filter(campaigns::id.eq_any(chunk))
+                .load(conn)?;
+            owners.extend(rows);
+        }
+        for (i, e) in self.events.iter().enumerate() {
+            if !owners.contains_key(&e.campaign_id) {
+                let field = self.field(i, "campaign_id");
+                self.reject(i, DomainError::not_found_field("campaign", field))?;
+            }
+        }
+        Ok(owners)
+    }
+
+    /// Step 2, idempotency: an event whose id is recorded already is a replay if its payload is
+    /// the same (nothing is counted again) and a conflict otherwise; one repeating an id first
+    /// seen in this call is resolved after the insert.
+    fn sort_out_replays(&mut self, conn: &mut DbConnection) -> DomainResult<Sorted<'a>> {
+        let events = self.events;
+        let ids: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e.event_id.as_deref())
+            .collect();
+        let mut known: HashMap<String, SpendLog> = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let rows: Vec<SpendRow> = spend_logs::table
+                .select(SpendRow::as_select())
+                .filter(spend_logs::event_id.eq_any(chunk))
+                .load(conn)?;
+            known.extend(
+                rows.into_iter()
+                    .filter_map(|r| r.event_id.clone().map(|id| (id, r.into()))),
+            );
+        }
+        let same = |prev: &ValidSpend, e: &ValidSpend| {
+            prev.campaign_id == e.campaign_id
+                && prev.amount == e.amount
+                && (!e.occurred_at_given || prev.occurred_at == e.occurred_at)
         };
-        results[i] = Some(log);
-    }
-
-    // From here on one transaction at a time per brand; its budgets are read as locked.
-    let facts = enforce::lock_brand_facts(conn, &brand_ids)?;
-
-    // Period accounting: one atomic increment per (owner, period), in key order. The upserts
-    // return the new totals: when the events are of the current periods (nearly always), those
-    // are the totals the rule needs, and nothing is read again.
-    let mut brand_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
-    let mut campaign_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
-    let mut event_keys = Vec::with_capacity(fresh.len());
-    for (_, e) in &fresh {
-        let brand_id = owners[&e.campaign_id];
-        let tz = facts
-            .get(&brand_id)
-            .ok_or_else(|| DomainError::not_found("brand"))?
-            .tz;
-        let keys = PeriodKeys::at(e.occurred_at, tz);
-        for period in [&keys.day, &keys.month] {
-            // Saturating: a sum past the limit is refused below whatever its exact value.
-            let b = brand_add.entry((brand_id, period.clone())).or_default();
-            *b = b.saturating_add(e.amount.micros());
-            let c = campaign_add
-                .entry((e.campaign_id, period.clone()))
-                .or_default();
-            *c = c.saturating_add(e.amount.micros());
+        let mut sorted = Sorted {
+            fresh: Vec::new(),
+            repeats: Vec::new(),
+        };
+        let mut first_in_call: HashMap<&str, usize> = HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            if self.results[i].is_some() {
+                continue;
+            }
+            if let Some(id) = e.event_id.as_deref() {
+                if let Some(prev) = known.get(id) {
+                    let prev_event = ValidSpend {
+                        campaign_id: prev.campaign_id,
+                        amount: prev.amount,
+                        occurred_at: prev.occurred_at,
+                        occurred_at_given: true,
+                        event_id: None,
+                    };
+                    if same(&prev_event, e) {
+                        self.results[i] = Some(Ok(Outcome::Replayed(prev.clone())));
+                    } else {
+                        let message =
+                            format!("event {id:?} was already recorded with a different payload");
+                        let field = self.field(i, "event_id");
+                        self.reject(i, DomainError::conflict(field, message))?;
+                    }
+                    continue;
+                }
+                if let Some(&first) = first_in_call.get(id) {
+                    if same(&events[first], e) {
+                        sorted.repeats.push((i, first));
+                    } else {
+                        // A batch was checked for this in validation; concurrent requests meet
+                        // here.
+                        let message =
+                            format!("event {id:?} is being recorded with a different payload");
+                        let field = self.field(i, "event_id");
+                        self.reject(i, DomainError::conflict(field, message))?;
+                    }
+                    continue;
+                }
+                first_in_call.insert(id, i);
+            }
+            sorted.fresh.push((i, e));
         }
-        event_keys.push((brand_id, keys));
+        Ok(sorted)
     }
-    // A period total may not exceed MAX_MICROS: the upserts leave a total that would cross it
-    // untouched and do not return it; then the whole transaction is refused (a group commit then
-    // records its events one by one, so only the crossing event fails).
-    let within = |add: &BTreeMap<(i64, String), i64>| add.values().all(|a| *a <= MAX_MICROS);
-    let (mut brand_spend, mut campaign_spend) = if within(&brand_add) && within(&campaign_add) {
-        (
-            add_totals(conn, Owner::Brand, &brand_add)?,
-            add_totals(conn, Owner::Campaign, &campaign_add)?,
-        )
-    } else {
-        (Totals::default(), Totals::default())
-    };
-    let refused = |add: &BTreeMap<(i64, String), i64>, got: &Totals| {
-        add.keys()
-            .filter(|(owner, period)| !got.has(*owner, period))
-            .cloned()
-            .collect::<Vec<_>>()
-    };
-    let over = OverLimit {
-        brands: refused(&brand_add, &brand_spend),
-        campaigns: refused(&campaign_add, &campaign_spend),
-    };
-    if !over.brands.is_empty() || !over.campaigns.is_empty() {
+
+    /// Step 3: the fresh events' spend logs. A unique violation on `event_id` means a concurrent
+    /// transaction recorded the same id first: `Attempt::Raced`, run again.
+    fn insert_logs(
+        &mut self,
+        conn: &mut DbConnection,
+        fresh: &[(usize, &ValidSpend)],
+        now: DateTime<Utc>,
+    ) -> Result<(), Attempt> {
+        let received = naive(now);
+        for chunk in fresh.chunks(CHUNK) {
+            let events: Vec<&ValidSpend> = chunk.iter().map(|(_, e)| *e).collect();
+            let inserted = insert_logs(conn, &events, received).map_err(|e| match e {
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => Attempt::Raced,
+                other => other.into(),
+            })?;
+            for ((i, e), row) in chunk.iter().zip(inserted) {
+                let same = row.campaign_id == e.campaign_id
+                    && row.amount == e.amount.micros()
+                    && row.occurred_at == naive(e.occurred_at)
+                    && row.event_id == e.event_id;
+                if !same {
+                    return Err(DomainError::Unexpected(anyhow::anyhow!(
+                        "inserted spend logs came back out of order"
+                    ))
+                    .into());
+                }
+                self.results[*i] = Some(Ok(Outcome::Recorded(row.into())));
+            }
+        }
+        Ok(())
+    }
+
+    /// An event repeating an id first seen in this call is a replay of that first event.
+    fn answer_repeats(&mut self, repeats: Vec<(usize, usize)>) {
+        for (i, first) in repeats {
+            let log = match &self.results[first] {
+                Some(Ok(o)) => Ok(Outcome::Replayed(o.log().clone())),
+                _ => Err(DomainError::conflict(
+                    self.field(i, "event_id"),
+                    "the first event with this event_id was not recorded",
+                )),
+            };
+            self.results[i] = Some(log);
+        }
+    }
+
+    /// Step 5, period accounting: one atomic increment per (owner, period), in key order. The
+    /// upserts return the new totals: when the events are of the current periods (nearly always),
+    /// those are the totals the rule needs, and nothing is read again. A total may not exceed
+    /// [`MAX_MICROS`]: the upserts leave one that would cross it untouched and do not return it;
+    /// then the whole transaction is refused, naming the first crossing event (a group commit then
+    /// records its events one by one, so only that event fails).
+    fn add_to_period_totals(
+        &self,
+        conn: &mut DbConnection,
+        fresh: &[(usize, &ValidSpend)],
+        owners: &HashMap<i64, i64>,
+        facts: &HashMap<i64, BrandFacts>,
+    ) -> Result<SpendTotals, Attempt> {
+        let mut brand_add: BTreeMap<PeriodTotal, i64> = BTreeMap::new();
+        let mut campaign_add: BTreeMap<PeriodTotal, i64> = BTreeMap::new();
+        let mut event_keys = Vec::with_capacity(fresh.len());
+        for (_, e) in fresh {
+            let brand_id = owners[&e.campaign_id];
+            let tz = facts
+                .get(&brand_id)
+                .ok_or_else(|| DomainError::not_found("brand"))?
+                .tz;
+            let keys = PeriodKeys::at(e.occurred_at, tz);
+            for period in [&keys.day, &keys.month] {
+                // Saturating: a sum past the limit is refused below whatever its exact value.
+                let b = brand_add.entry((brand_id, period.clone())).or_default();
+                *b = b.saturating_add(e.amount.micros());
+                let c = campaign_add
+                    .entry((e.campaign_id, period.clone()))
+                    .or_default();
+                *c = c.saturating_add(e.amount.micros());
+            }
+            event_keys.push((brand_id, keys));
+        }
+        let within = |add: &BTreeMap<PeriodTotal, i64>| add.values().all(|a| *a <= MAX_MICROS);
+        let totals = if within(&brand_add) && within(&campaign_add) {
+            SpendTotals {
+                brands: add_totals(conn, Owner::Brand, &brand_add)?,
+                campaigns: add_totals(conn, Owner::Campaign, &campaign_add)?,
+            }
+        } else {
+            SpendTotals {
+                brands: Totals::default(),
+                campaigns: Totals::default(),
+            }
+        };
+        let refused = |add: &BTreeMap<PeriodTotal, i64>, got: &Totals| {
+            add.keys()
+                .filter(|(owner, period)| !got.has(*owner, period))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let over = OverLimit {
+            brands: refused(&brand_add, &totals.brands),
+            campaigns: refused(&campaign_add, &totals.campaigns),
+        };
+        if over.brands.is_empty() && over.campaigns.is_empty() {
+            return Ok(totals);
+        }
         let events: Vec<(usize, &ValidSpend, i64, &PeriodKeys)> = fresh
             .iter()
             .zip(&event_keys)
             .map(|((i, e), (brand, keys))| (*i, *e, *brand, keys))
             .collect();
-        return Err(over.error(conn, mode, &events)?.into());
+        Err(over.error(conn, self.mode, &events)?.into())
     }
 
-    let mut periods = PeriodsAt::new(now);
-    // A brand budget applies to the sum of its campaigns: when one is reached, every campaign of
-    // the brand is judged. (Only spend can reach one: replays alone judge nothing.)
+    /// Every event's result (one left undecided would be a bug, reported as such).
+    fn finish(self) -> EventResults {
+        self.results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(DomainError::Unexpected(anyhow::anyhow!(
+                        "event left undecided"
+                    )))
+                })
+            })
+            .collect()
+    }
+}
+
+/// Step 6: the rule, with what was read under the locks, for the campaigns that spent and every
+/// campaign of a brand at budget (a brand budget applies to the sum of its campaigns; only spend
+/// can reach one, so replays alone judge nothing). Totals of periods other than the events' are
+/// read here. Returns the rows of the events' campaigns and of the judged ones, and the changes
+/// applied.
+fn enforce_after_spend(
+    conn: &mut DbConnection,
+    fresh: &[(usize, &ValidSpend)],
+    owners: &HashMap<i64, i64>,
+    facts: &HashMap<i64, BrandFacts>,
+    totals: &mut SpendTotals,
+    periods: &mut PeriodsAt,
+    now: DateTime<Utc>,
+) -> QueryResult<(Vec<CampaignRow>, Vec<Change>)> {
     let at_budget: HashSet<i64> = if fresh.is_empty() {
         HashSet::new()
     } else {
         let unread: Vec<i64> = facts
             .iter()
-            .filter(|(id, f)| !has_current(&brand_spend, **id, periods.keys(f.tz)))
+            .filter(|(id, f)| !has_current(&totals.brands, **id, periods.keys(f.tz)))
             .map(|(id, _)| *id)
             .collect();
         if !unread.is_empty() {
-            brand_spend.extend(enforce::brand_totals(conn, Some(&unread), &periods.all())?);
+            totals
+                .brands
+                .extend(enforce::brand_totals(conn, Some(&unread), &periods.all())?);
         }
         facts
             .iter()
             .filter(|(id, f)| {
                 let keys = periods.keys(f.tz);
-                brand_spend.get(**id, &keys.day) >= f.daily_budget
-                    || brand_spend.get(**id, &keys.month) >= f.monthly_budget
+                totals.brands.get(**id, &keys.day) >= f.daily_budget
+                    || totals.brands.get(**id, &keys.month) >= f.monthly_budget
             })
             .map(|(id, _)| *id)
             .collect()
     };
-    let answered: Vec<i64> = campaign_ids
-        .into_iter()
-        .filter(|id| owners.contains_key(id))
-        .collect();
+    let answered: Vec<i64> = owners.keys().copied().collect();
     let at_budget_ids: Vec<i64> = at_budget.iter().copied().collect();
     let rows = super::campaigns::rows(conn, &answered, &at_budget_ids)?;
     let unread: Vec<i64> = rows
@@ -458,34 +570,41 @@ fn record_in_tx(
         .filter(|r| {
             facts
                 .get(&r.rule.brand_id)
-                .is_some_and(|f| !has_current(&campaign_spend, r.rule.id, periods.keys(f.tz)))
+                .is_some_and(|f| !has_current(&totals.campaigns, r.rule.id, periods.keys(f.tz)))
         })
         .map(|r| r.rule.id)
         .collect();
     if !unread.is_empty() {
-        campaign_spend.extend(enforce::campaign_totals(conn, &unread, &periods.all())?);
+        totals
+            .campaigns
+            .extend(enforce::campaign_totals(conn, &unread, &periods.all())?);
     }
 
-    // Enforcement, with what was read under the locks: the campaigns that spent and every
-    // campaign of a brand at budget.
     let spent: HashSet<i64> = fresh.iter().map(|(_, e)| e.campaign_id).collect();
     let subjects = rows
         .iter()
         .filter(|r| spent.contains(&r.rule.id) || at_budget.contains(&r.rule.brand_id))
-        .filter_map(|r| {
-            let f = facts.get(&r.rule.brand_id)?;
-            Some(r.rule.subject(*f))
-        });
-    let changes = judge(subjects, &brand_spend, &campaign_spend, &mut periods);
+        .filter_map(|r| Some(r.rule.subject(*facts.get(&r.rule.brand_id)?)));
+    let changes = judge(subjects, &totals.brands, &totals.campaigns, periods);
     enforce::apply_changes(conn, &changes, now, Cause::Spend)?;
+    Ok((rows, changes))
+}
 
-    // The answer: the events' campaigns as they are after the transaction.
+/// Step 7: the events' campaigns as they are after the transaction (the changes applied to the
+/// rows read before them).
+fn answer(
+    rows: Vec<CampaignRow>,
+    changes: &[Change],
+    owners: &HashMap<i64, i64>,
+    facts: &HashMap<i64, BrandFacts>,
+    totals: &SpendTotals,
+    periods: &mut PeriodsAt,
+    now: DateTime<Utc>,
+) -> Vec<Campaign> {
     let changed: HashMap<i64, PauseReasons> =
         changes.iter().map(|c| (c.campaign_id, c.to)).collect();
-    let answered: HashSet<i64> = answered.into_iter().collect();
-    let campaigns = rows
-        .into_iter()
-        .filter(|r| answered.contains(&r.rule.id))
+    rows.into_iter()
+        .filter(|r| owners.contains_key(&r.rule.id))
         .filter_map(|mut r| {
             if let Some(to) = changed.get(&r.rule.id) {
                 r.rule.pause_reasons = to.bits();
@@ -493,23 +612,12 @@ fn record_in_tx(
             }
             let keys = periods.keys(facts.get(&r.rule.brand_id)?.tz);
             let (daily, monthly) = (
-                campaign_spend.get(r.rule.id, &keys.day),
-                campaign_spend.get(r.rule.id, &keys.month),
+                totals.campaigns.get(r.rule.id, &keys.day),
+                totals.campaigns.get(r.rule.id, &keys.month),
             );
             Some(r.into_view(daily, monthly))
         })
-        .collect();
-    let results = results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(DomainError::Unexpected(anyhow::anyhow!(
-                    "event left undecided"
-                )))
-            })
-        })
-        .collect();
-    Ok((results, campaigns))
+        .collect()
 }
 
 /// Inserts spend logs, returning their rows in the order of `events`. PostgreSQL gets the

@@ -31,7 +31,13 @@ fn each_event_gets_its_own_outcome(backend: Backend) {
     let b = w.brand("Acme", "100", "1000", "UTC", t);
     let c = w.campaign(b, "c", json!({}), t);
     let d = w.campaign(b, "d", json!({}), t);
-    spend::record(&mut w.conn(), &[event(c, 1, Some("known"))], t, false).unwrap();
+    spend::record(
+        &mut w.conn(),
+        &[event(c, 1, Some("known"))],
+        t,
+        spend::Mode::Single,
+    )
+    .unwrap();
 
     let events = [
         event(c, 10, Some("a")),
@@ -106,7 +112,7 @@ fn concurrent_sends_of_one_batch_record_it_once(backend: Backend) {
                 scope.spawn(move || {
                     let mut conn = w.conn();
                     if n % 2 == 0 {
-                        let recorded = spend::record(&mut conn, batch, t, true)
+                        let recorded = spend::record(&mut conn, batch, t, spend::Mode::Batch)
                             .unwrap_or_else(|e| panic!("batch {n}: {e}"));
                         recorded.outcomes.iter().map(Outcome::is_new).collect()
                     } else {
@@ -174,7 +180,7 @@ fn sqlite_wal_is_checkpointed_in_the_background() {
             let events: Vec<ValidSpend> = (0..50)
                 .map(|i| event(c, 1, Some(&format!("r{round}-{n}-{i}"))))
                 .collect();
-            spend::record(&mut w.conn(), &events, t, true).unwrap();
+            spend::record(&mut w.conn(), &events, t, spend::Mode::Batch).unwrap();
         }
         std::thread::sleep(adbudget_db::CHECKPOINT_EVERY * 3);
         wal_sizes.push(size(&format!("{path}-wal")));
@@ -219,7 +225,12 @@ fn a_deadlock_over_event_ids_is_run_again() {
     let pool = w.pool.clone();
     let spender = std::thread::spawn(move || {
         let events = [event(c, 1, Some("a")), event(c, 2, Some("b"))];
-        spend::record(&mut adbudget_db::get(&pool).unwrap(), &events, t, true)
+        spend::record(
+            &mut adbudget_db::get(&pool).unwrap(),
+            &events,
+            t,
+            spend::Mode::Batch,
+        )
     });
     std::thread::sleep(std::time::Duration::from_millis(300));
     pg.batch_execute(&format!("{};", insert("a"))).unwrap();

@@ -101,7 +101,7 @@ impl World {
             &mut self.conn(),
             &[event.validate(now).unwrap()],
             now,
-            false,
+            spend::Mode::Single,
         )
         .unwrap();
     }
