@@ -55,7 +55,7 @@ impl SpendWriter {
             let (pool, rx) = (pool.clone(), rx.clone());
             let spawned = std::thread::Builder::new()
                 .name(format!("spend-writer-{n}"))
-                .spawn(move || write_forever(&pool, &rx));
+                .spawn(move || write_forever(n, &pool, &rx));
             if let Err(e) = spawned {
                 tracing::error!(error = %e, "could not start a spend writer");
             }
@@ -119,10 +119,17 @@ fn next_batch(rx: &Receiver<Pending>, held: &mut Option<PooledConn>) -> Option<V
     Some(batch)
 }
 
-fn write_forever(pool: &DbPool, rx: &Receiver<Pending>) {
+fn write_forever(writer: usize, pool: &DbPool, rx: &Receiver<Pending>) {
     let mut held: Option<PooledConn> = None;
     // Writers take batches side by side: one takes what waits while another commits.
     while let Some(batch) = next_batch(rx, &mut held) {
+        // A span per batch (not per event): what the writer logs is about the batch it commits.
+        let span = tracing::info_span!(
+            "spend.group_commit",
+            writer.id = writer,
+            batch.size = batch.len()
+        );
+        let _entered = span.enter();
         let (mut events, mut tokens, mut replies) = (Vec::new(), Vec::new(), Vec::new());
         for p in batch {
             events.push(p.event);

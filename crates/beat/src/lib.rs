@@ -144,7 +144,7 @@ pub async fn catch_up(
         let last = sink.last_tick(s.kind).await?;
         if last.is_none_or(|l| l < missed.timestamp()) {
             let outcome = sink.enqueue(s.kind, missed).await?;
-            tracing::info!(job.name = s.kind.name(), tick = %missed, ?outcome, "catch-up after downtime");
+            tracing::info!(job.name = s.kind.name(), job.tick = %missed, ?outcome, "catch-up after downtime");
         }
     }
     Ok(())
@@ -172,7 +172,7 @@ async fn on_tick(tick: Tick<Utc>, ctx: Data<TickContext>) -> Result<(), BoxDynEr
     metrics::counter!("adbudget_beat_ticks_total", "job" => ctx.kind.name(), "outcome" => label)
         .increment(1);
     let outcome = result.map_err(|e| -> BoxDynError { e.into() })?;
-    tracing::info!(job.name = ctx.kind.name(), tick = %at, ?outcome, "tick");
+    tracing::info!(job.name = ctx.kind.name(), job.tick = %at, ?outcome, "tick");
     Ok(())
 }
 
@@ -224,7 +224,7 @@ impl BeatProcess {
             .should_restart(|w, error| {
                 // A stalled cron stream errors on every poll until rebuilt; a Redis error fails
                 // one tick. Either way: come back.
-                tracing::warn!(worker = w.name(), %error, "schedule stopped on an error; restarting");
+                tracing::warn!(worker.name = w.name(), %error, "schedule stopped on an error; restarting");
                 true
             })
             .shutdown_timeout(Duration::from_secs(5));
@@ -275,7 +275,7 @@ impl BeatProcess {
         tokio::select! {
             result = &mut run => Err(anyhow::anyhow!("every schedule stopped: {result:?}")),
             signal = adbudget_queue::shutdown_signal() => {
-                tracing::info!(signal, "stopping");
+                tracing::info!(process.signal = signal, "stopping");
                 let _ = control.shutdown();
                 let _ = tokio::time::timeout(Duration::from_secs(6), run).await;
                 Ok(())

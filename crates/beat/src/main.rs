@@ -6,6 +6,6 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     adbudget_core::telemetry::init(settings.log_format)?;
     let beat = BeatProcess::build(&settings).await?;
-    tracing::info!(health = %beat.health_addr(), prefix = %settings.queue_prefix, "adbudget-beat scheduling jobs");
+    tracing::info!(health.bind = %beat.health_addr(), queue.prefix = %settings.queue_prefix, "adbudget-beat scheduling jobs");
     beat.run_until_stopped().await
 }

@@ -354,7 +354,7 @@ fn standalone(settings: Settings) -> anyhow::Result<()> {
     {
         let mut conn = db::get(&pool)?;
         let n = db::migrate(&mut conn)?;
-        tracing::info!(migrations = n, database = %db::redact(&settings.database_url), "database ready");
+        tracing::info!(db.migrations = n, db.url = %db::redact(&settings.database_url), "database ready");
         if users::count(&mut conn)? == 0 {
             let password: String = rand::rng()
                 .sample_iter(&rand::distr::Alphanumeric)
@@ -373,7 +373,7 @@ fn standalone(settings: Settings) -> anyhow::Result<()> {
         let queues = MemoryQueues::default();
         let sink = JobSink::Memory(queues.clone());
         let monitor = Monitor::new().should_restart(|w, error| {
-            tracing::warn!(worker = w.name(), %error, "restarting");
+            tracing::warn!(worker.name = w.name(), %error, "restarting");
             true
         });
         let monitor =

@@ -22,7 +22,7 @@ pub fn init(format: LogFormat) -> anyhow::Result<()> {
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
+            .with_span_list(true)
             .try_init(),
     };
     // A second init (tests, standalone) keeps the first subscriber.

@@ -37,11 +37,13 @@ const fn selection(kind: JobKind) -> Selection {
 /// Runs one job at `now` in a write transaction: lock the brands involved, then reconcile the
 /// selected campaigns. A constant number of statements whatever the number of campaigns (plus one
 /// per 5,000 changed campaigns).
+#[tracing::instrument(skip_all, fields(job.name = kind.name(), job.changed = tracing::field::Empty))]
 pub fn run(conn: &mut DbConnection, kind: JobKind, now: DateTime<Utc>) -> DomainResult<JobReport> {
     write_transaction(conn, |conn| {
         let select = selection(kind);
         enforce::lock_brands_selected(conn, select)?;
         let changes = enforce::reconcile(conn, &Scope::selection(select), now, cause(kind))?;
+        tracing::Span::current().record("job.changed", changes.len());
         Ok(JobReport::from(changes.as_slice()))
     })
 }

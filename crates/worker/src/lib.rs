@@ -249,13 +249,13 @@ impl WorkerProcess {
         let mut monitor = Monitor::new()
             .on_event(move |w, event| match event {
                 Event::HeartBeat => beats.store(unix_now(), Ordering::Relaxed),
-                Event::Error(e) => tracing::debug!(worker = w.name(), error = %e, "job attempt failed"),
+                Event::Error(e) => tracing::debug!(worker.name = w.name(), error = %e, "job attempt failed"),
                 _ => {}
             })
             .should_restart(|w, error| {
                 // Any backend error (Redis restart, broken pipe, timeout) kills an apalis worker;
                 // come back under a new name (the restart count is part of it).
-                tracing::warn!(worker = w.name(), restarts = w.restarts(), %error, "worker stopped on an error; restarting");
+                tracing::warn!(worker.name = w.name(), worker.restarts = w.restarts(), %error, "worker stopped on an error; restarting");
                 true
             })
             .shutdown_timeout(settings.shutdown_timeout);
@@ -310,7 +310,7 @@ impl WorkerProcess {
             result = &mut run => Err(anyhow::anyhow!("every job worker stopped: {result:?}")),
             () = watchdog(last_heartbeat) => Err(anyhow::anyhow!("no worker could reach Redis for {}s", WATCHDOG.as_secs())),
             signal = adbudget_queue::shutdown_signal() => {
-                tracing::info!(signal, "stopping: no new jobs; letting running jobs finish");
+                tracing::info!(process.signal = signal, "stopping: no new jobs; letting running jobs finish");
                 let _ = control.shutdown();
                 match tokio::time::timeout(shutdown_timeout + Duration::from_secs(2), run).await {
                     Ok(_) => tracing::info!("stopped"),

@@ -6,6 +6,6 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     adbudget_core::telemetry::init(settings.log_format)?;
     let worker = WorkerProcess::build(&settings).await?;
-    tracing::info!(health = %worker.health_addr(), concurrency = settings.worker_concurrency, prefix = %settings.queue_prefix, "adbudget-worker consuming jobs");
+    tracing::info!(health.bind = %worker.health_addr(), worker.concurrency = settings.worker_concurrency, queue.prefix = %settings.queue_prefix, "adbudget-worker consuming jobs");
     worker.run_until_stopped().await
 }

@@ -8,4 +8,5 @@ mod cli;
 mod deploy;
 mod flood;
 mod jobs;
+mod logging;
 mod standalone;

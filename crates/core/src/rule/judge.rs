@@ -34,7 +34,10 @@ pub struct BrandFacts {
 /// as UTC rather than failing every decision about its brand.
 pub fn parse_tz(name: &str) -> Tz {
     name.parse().unwrap_or_else(|_| {
-        tracing::error!(timezone = name, "stored timezone does not parse; using UTC");
+        tracing::error!(
+            brand.timezone = name,
+            "stored timezone does not parse; using UTC"
+        );
         Tz::UTC
     })
 }

@@ -320,6 +320,11 @@ pub(crate) fn campaign_totals(
 /// writes one status-history row per changed campaign. Selections are processed in id-ordered
 /// chunks of 50,000, so memory stays flat however many campaigns there are; a constant number of
 /// statements per chunk. The caller holds the brand locks.
+#[tracing::instrument(
+    level = "debug",
+    skip_all,
+    fields(reconcile.cause = cause.as_str(), campaigns.changed = tracing::field::Empty)
+)]
 pub fn reconcile(
     conn: &mut DbConnection,
     scope: &Scope,
@@ -333,6 +338,7 @@ pub fn reconcile(
         all.extend(changes);
         Ok(())
     })?;
+    tracing::Span::current().record("campaigns.changed", all.len());
     Ok(all)
 }
 
@@ -499,6 +505,14 @@ pub(crate) fn apply_changes(
     let at = naive(now);
     let mut by_reasons: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for c in changes {
+        tracing::debug!(
+            campaign.id = c.campaign_id,
+            brand.id = c.brand_id,
+            campaign.reasons.from = %c.from,
+            campaign.reasons.to = %c.to,
+            reconcile.cause = cause.as_str(),
+            "campaign state changes"
+        );
         by_reasons
             .entry(c.to.bits())
             .or_default()

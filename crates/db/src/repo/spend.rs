@@ -97,6 +97,7 @@ fn field_of(mode: Mode, i: usize, field: &str) -> String {
 ///
 /// `mode` is `Single` or `Batch`: any rejected event rejects the call (independent events that
 /// may fail alone are [`record_group`]'s; given `Group` here, the first failure is returned).
+#[tracing::instrument(level = "debug", skip_all, fields(batch.size = events.len(), spend.mode = ?mode))]
 pub fn record(
     conn: &mut DbConnection,
     events: &[ValidSpend],
@@ -167,6 +168,7 @@ fn retrying_concurrent<T>(mut attempt: impl FnMut() -> Result<T, Attempt>) -> Do
 /// Group commit: records independent events in one transaction and returns each one's outcome
 /// (or its own error) with its campaign after the commit. If the transaction itself fails, each
 /// event is retried alone, so one bad event never fails the others.
+#[tracing::instrument(level = "debug", skip_all, fields(batch.size = events.len()))]
 pub fn record_group(
     conn: &mut DbConnection,
     events: &[ValidSpend],
@@ -189,7 +191,7 @@ pub fn record_group(
         }
         Err(e) if events.len() == 1 => vec![Err(e)],
         Err(e) => {
-            tracing::warn!(error = %e, events = events.len(), "group commit failed; recording its events one by one");
+            tracing::warn!(error = %e, batch.size = events.len(), "group commit failed; recording its events one by one");
             events
                 .iter()
                 .map(|e| record_group(conn, std::slice::from_ref(e), now).remove(0))
