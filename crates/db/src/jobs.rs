@@ -6,7 +6,7 @@ use adbudget_core::rule::PauseReason;
 use chrono::{DateTime, Utc};
 
 use crate::error::DomainResult;
-use crate::repo::enforce::{self, Cause, Scope, Selection};
+use crate::repo::enforce::{self, Cause, ReconcileScope, Selection};
 use crate::{DbConnection, write_transaction};
 
 /// What the status history records as the cause of a job's changes.
@@ -42,7 +42,8 @@ pub fn run(conn: &mut DbConnection, kind: JobKind, now: DateTime<Utc>) -> Domain
     write_transaction(conn, |conn| {
         let select = selection(kind);
         enforce::lock_brands_selected(conn, select)?;
-        let changes = enforce::reconcile(conn, &Scope::selection(select), now, cause(kind))?;
+        let changes =
+            enforce::reconcile(conn, &ReconcileScope::selection(select), now, cause(kind))?;
         tracing::Span::current().record("job.changed", changes.len());
         Ok(JobReport::from(changes.as_slice()))
     })

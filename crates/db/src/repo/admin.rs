@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::brands::BrandRow;
-use super::enforce::{self, Cause, Scope};
+use super::enforce::{self, Cause, ReconcileScope};
 use super::{campaigns, naive, utc};
 use crate::DbConnection;
 use crate::error::DomainResult;
@@ -308,7 +308,7 @@ pub fn bulk_manual(
         } else {
             Cause::ManualResume
         };
-        enforce::reconcile(conn, &Scope::campaigns(found.clone()), now, cause)?;
+        enforce::reconcile(conn, &ReconcileScope::campaigns(found.clone()), now, cause)?;
         Ok(found.len())
     })
 }

@@ -3,7 +3,7 @@ use diesel::prelude::*;
 
 use adbudget_core::rule::{PeriodsAt, parse_tz};
 
-use super::enforce::{self, Cause, Scope};
+use super::enforce::{self, Cause, ReconcileScope};
 use super::{PageRequest, into_page, naive, unique_violation, utc};
 use crate::error::{DomainError, DomainResult};
 use crate::schema::brands;
@@ -143,7 +143,7 @@ pub fn update(
         if let (true, Some(tz)) = (tz_changed, changes.timezone) {
             super::spend::rebuild_brand_totals(conn, id, tz)?;
         }
-        enforce::reconcile(conn, &Scope::brand(id), now, Cause::BrandUpdated)?;
+        enforce::reconcile(conn, &ReconcileScope::brand(id), now, Cause::BrandUpdated)?;
         get(conn, id, now)
     })
 }

@@ -7,7 +7,7 @@ use adbudget_core::money::Money;
 use adbudget_core::rule::{PauseReasons, PeriodsAt, parse_tz};
 use adbudget_core::views::{Campaign, Page, StatusChange};
 
-use super::enforce::{self, Cause, RuleColumns, Scope};
+use super::enforce::{self, Cause, ReconcileScope, RuleColumns};
 use super::{CHUNK, PageRequest, into_page, naive, unique_violation, utc};
 use crate::error::{DomainError, DomainResult};
 use crate::schema::{brands, campaign_status_history, campaigns};
@@ -216,7 +216,12 @@ pub fn create(
             .get_result(conn)
             .map_err(|e| unique_violation(e, "name", NAME_TAKEN))?;
         // A new campaign starts with the state the rule gives it (its brand may be over budget).
-        enforce::reconcile(conn, &Scope::campaign(id), now, Cause::CampaignCreated)?;
+        enforce::reconcile(
+            conn,
+            &ReconcileScope::campaign(id),
+            now,
+            Cause::CampaignCreated,
+        )?;
         get(conn, id, now)
     })
 }
@@ -257,7 +262,7 @@ pub fn update(
             ))
             .execute(conn)
             .map_err(|e| unique_violation(e, "name", NAME_TAKEN))?;
-        enforce::reconcile(conn, &Scope::campaign(id), now, cause)?;
+        enforce::reconcile(conn, &ReconcileScope::campaign(id), now, cause)?;
         get(conn, id, now)
     })
 }

@@ -53,7 +53,7 @@ impl Selection {
 /// Which campaigns to evaluate: those a selection picks, or every campaign of some brands plus
 /// some campaigns.
 #[derive(Debug, Clone, Default)]
-pub struct Scope {
+pub struct ReconcileScope {
     pub select: Option<Selection>,
     /// Every campaign of these brands.
     pub brands: Vec<i64>,
@@ -61,32 +61,32 @@ pub struct Scope {
     pub campaigns: Vec<i64>,
 }
 
-impl Scope {
+impl ReconcileScope {
     pub fn all() -> Self {
-        Scope::selection(Selection::Every)
+        ReconcileScope::selection(Selection::Every)
     }
     pub fn selection(select: Selection) -> Self {
-        Scope {
+        ReconcileScope {
             select: Some(select),
-            ..Scope::default()
+            ..ReconcileScope::default()
         }
     }
     pub fn brand(id: i64) -> Self {
-        Scope {
+        ReconcileScope {
             brands: vec![id],
-            ..Scope::default()
+            ..ReconcileScope::default()
         }
     }
     pub fn campaign(id: i64) -> Self {
-        Scope {
+        ReconcileScope {
             campaigns: vec![id],
-            ..Scope::default()
+            ..ReconcileScope::default()
         }
     }
     pub fn campaigns(ids: Vec<i64>) -> Self {
-        Scope {
+        ReconcileScope {
             campaigns: ids,
-            ..Scope::default()
+            ..ReconcileScope::default()
         }
     }
 }
@@ -327,7 +327,7 @@ pub(crate) fn campaign_totals(
 )]
 pub fn reconcile(
     conn: &mut DbConnection,
-    scope: &Scope,
+    scope: &ReconcileScope,
     now: DateTime<Utc>,
     cause: Cause,
 ) -> QueryResult<Vec<Change>> {
@@ -346,7 +346,7 @@ pub fn reconcile(
 /// nothing.
 pub fn evaluate(
     conn: &mut DbConnection,
-    scope: &Scope,
+    scope: &ReconcileScope,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Change>> {
     let mut all = Vec::new();
@@ -361,7 +361,7 @@ pub fn evaluate(
 /// reasons cannot move rows across the cursor, which only looks at higher ids), lists at once.
 fn for_each_chunk(
     conn: &mut DbConnection,
-    scope: &Scope,
+    scope: &ReconcileScope,
     mut f: impl FnMut(&mut DbConnection, Vec<Row>) -> QueryResult<()>,
 ) -> QueryResult<()> {
     let Some(selection) = scope.select else {
@@ -458,7 +458,7 @@ fn load_selected(
         .load(conn)
 }
 
-fn load_rows(conn: &mut DbConnection, scope: &Scope) -> QueryResult<Vec<Row>> {
+fn load_rows(conn: &mut DbConnection, scope: &ReconcileScope) -> QueryResult<Vec<Row>> {
     let select = Row::as_select();
     let mut rows = Vec::new();
     for chunk in scope.brands.chunks(CHUNK) {

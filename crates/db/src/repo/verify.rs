@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
-use super::enforce::{self, Scope};
+use super::enforce::{self, ReconcileScope};
 use super::utc;
 use crate::DbConnection;
 use crate::error::DomainResult;
@@ -154,7 +154,7 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
                 from_logs,
             });
         }
-        for change in enforce::evaluate(conn, &Scope::all(), now)? {
+        for change in enforce::evaluate(conn, &ReconcileScope::all(), now)? {
             findings.push(Finding::State {
                 campaign_id: change.campaign_id,
                 stored: format!("[{}]", change.from),
