@@ -1,7 +1,7 @@
 //! Group commit for `POST /api/v1/spend`.
 //!
-//! A commit costs a disk flush (1.5–16 ms here), so a transaction per request caps ingestion at a
-//! few hundred events per second per connection. Requests instead queue to writer threads; a
+//! A commit costs a disk flush (milliseconds on most disks), so a transaction per request caps
+//! ingestion at a few hundred events per second per connection. Requests instead queue to writer threads; a
 //! writer takes everything waiting (up to `MAX_BATCH`), records it in one transaction
 //! (`repo::spend::record_group`: per-event idempotency, errors and synchronous pauses), and
 //! answers every request after the commit. Under light load a batch is one event and nothing

@@ -35,11 +35,10 @@ pub struct JobsMonitor {
 
 impl AppState {
     pub fn new(pool: DbPool) -> Self {
-        // SQLite: one writer (its write transactions serialize anyway; a second measured 8 %
-        // slower). PostgreSQL: two, so that one records its events (token check, campaign
-        // lookup, spend-log insert: before the brand locks) while the other holds the locks and
-        // commits; more wait on the same brand locks (measured: 1 writer 10,800–11,100 events/s,
-        // 2 writers 12,300–12,800, 3 writers 11,300; BENCHMARKS.md).
+        // SQLite: one writer (its write transactions serialize anyway; a second was slower).
+        // PostgreSQL: two, so that one records its events (token check, campaign lookup,
+        // spend-log insert: before the brand locks) while the other holds the locks and commits;
+        // more only wait on the same brand locks. The measurements are in BENCHMARKS.md.
         let writers = if pool.is_sqlite() { 1 } else { 2 };
         let spend_writer = crate::ingest::SpendWriter::start(pool.clone(), writers);
         AppState {

@@ -145,8 +145,7 @@ impl DbManager {
                 // page_size applies to a database this connection creates (an existing one keeps
                 // its size): every commit writes each page it dirtied to the WAL, and a spend
                 // batch dirties about a page an event in the random-keyed indexes, so 1 KiB pages
-                // write a quarter of the bytes 4 KiB pages do (measured: 21,500–22,100 events/s
-                // against 16,900–18,100; BENCHMARKS.md).
+                // write a quarter of the bytes 4 KiB pages do (faster ingestion: BENCHMARKS.md).
                 c.batch_execute(
                     "PRAGMA page_size = 1024; \
                      PRAGMA busy_timeout = 15000; PRAGMA journal_mode = WAL; \
@@ -168,7 +167,7 @@ impl DbManager {
 ///
 /// On SQLite the pool's connections do not checkpoint the WAL themselves: by default the commit
 /// that crosses 1,000 WAL pages copies them into the database file and syncs it, inside the
-/// committing thread — a sixth of the single spend writer's time under load. A thread of the
+/// committing thread, which stalls the single spend writer under load (BENCHMARKS.md). A thread of the
 /// pool does it instead, every [`CHECKPOINT_EVERY`], beside the writers (a PASSIVE checkpoint
 /// waits for no one).
 pub fn connect(url: &str, max_size: u32) -> anyhow::Result<DbPool> {

@@ -268,8 +268,9 @@ pub(crate) fn brand_totals(
 }
 
 /// Spend in the given periods of the campaigns with ids in `first..=last`, and, for a selection
-/// narrower than every campaign, only of those it picks: a reset's selection is sparse (a tenth
-/// of the ids in its range at 1M), and reading the whole range read ten times the rows needed.
+/// narrower than every campaign, only of those it picks: a reset's selection is sparse (few of
+/// the ids in its range hold a daily or monthly reason), and reading the whole range would read
+/// mostly rows it does not need.
 fn campaign_totals_in_range(
     conn: &mut DbConnection,
     first: i64,
