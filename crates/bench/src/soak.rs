@@ -189,8 +189,52 @@ struct Fault {
     recovered_in: Duration,
 }
 
+/// `adbudget-bench soak`, in steps: the database and a token, the processes, the data set, the
+/// load with the faults injected while it runs, the retries of unanswered requests, the checks
+/// that the system recovered and stops cleanly, and the audit of what was stored.
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
-    let (url, _guard) = match args.database_url {
+    let (url, _guard) = database(args.database_url.clone())?;
+    let token = admin_token(&url)?;
+    let mut system = System::start(&url, args.connections).await?;
+    let target = Arc::new(Target {
+        client: system.client.clone(),
+        apis: system.bases.clone(),
+        token,
+    });
+    let data = create_data_set(&target, &args, &system.run_id).await?;
+    println!("process logs: {}", logs_dir().display());
+    println!(
+        "soak {}: {} brands, {} campaigns, 2 APIs, 2 workers, 2 beats, {} clients, {} s",
+        system.run_id,
+        data.brands.len(),
+        data.campaigns.len(),
+        args.connections,
+        args.seconds
+    );
+
+    let load = Load::start(&target, data, &system.run_id, &args);
+    let faults = system
+        .inject_faults(&target, load.started, args.seconds)
+        .await?;
+    let (ledger, load_secs, sent) = load.finish().await?;
+    let retried = resend_unanswered(&target, &ledger).await?;
+    let run_id = system.run_id.clone();
+    system.check_recovered_and_stop(&target).await?;
+
+    let ledger = Arc::try_unwrap(ledger)
+        .map_err(|_| anyhow::anyhow!("clients still hold the ledger"))?
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("a client panicked"))?;
+    let audit = Audit::of(&url, &run_id, &ledger)?;
+    report(&ledger, &faults, &audit, sent, load_secs, retried);
+    audit.ensure_clean(&ledger)?;
+    println!("soak passed");
+    Ok(())
+}
+
+/// The database the soak runs on: the one given, or a throwaway one (dropped with the guard).
+fn database(given: Option<String>) -> anyhow::Result<(String, Option<TestDatabase>)> {
+    let (url, guard) = match given {
         Some(u) => (u, None),
         None => {
             let t = TestDatabase::create(Backend::Postgres)?;
@@ -202,7 +246,12 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         "the soak runs on PostgreSQL (got {})",
         db::redact(&url)
     );
-    let pool = db::connect(&url, 4)?;
+    Ok((url, guard))
+}
+
+/// Migrates the database and creates the admin token the load uses.
+fn admin_token(url: &str) -> anyhow::Result<String> {
+    let pool = db::connect(url, 4)?;
     db::migrate(&mut *db::get(&pool)?)?;
     let (_, token) = tokens::create(
         &mut *db::get(&pool)?,
@@ -210,93 +259,238 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         tokens::Scope::Admin,
         adbudget_core::forms::now(),
     )?;
+    Ok(token)
+}
 
-    let run_id = format!("{:08x}", rand::rng().random::<u32>());
-    let redis_port = free_port()?;
-    let mut redis = start_logged("redis-server", move || redis_server(redis_port))?;
-    wait_port(redis_port, Duration::from_secs(10)).await?;
-    let env = {
-        let url = url.clone();
-        let redis_url = format!("redis://127.0.0.1:{redis_port}");
-        let prefix = format!("soak-{run_id}");
-        move |c: &mut Command| {
-            c.env("DATABASE_URL", &url)
-                .env("REDIS_URL", &redis_url)
-                .env("ADBUDGET_QUEUE_PREFIX", &prefix)
-                .env("ADBUDGET_SCHEDULE_ENFORCE_BUDGETS", "*/5 * * * * *")
-                .env("ADBUDGET_SCHEDULE_APPLY_DAYPARTING", "*/5 * * * * *")
-                .env("ADBUDGET_SCHEDULE_RESET_DAILY", "*/10 * * * * *")
-                .env("ADBUDGET_SCHEDULE_RESET_MONTHLY", "*/10 * * * * *")
-                .env("ADBUDGET_DB_POOL_SIZE", "8")
-                .env("ADBUDGET_WORKER_CONCURRENCY", "2")
-                .env("ADBUDGET_SHUTDOWN_TIMEOUT_SECS", "10")
-                .env("RUST_LOG", "error")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null());
+/// The system under test: a redis-server of its own, two APIs, two workers and two beats, each
+/// restartable.
+struct System {
+    run_id: String,
+    redis: Process,
+    redis_port: u16,
+    apis: Vec<Process>,
+    workers: [Process; 2],
+    beats: [Process; 2],
+    /// The APIs' base URLs.
+    bases: Vec<String>,
+    /// Each worker's and beat's readiness URL (workers first).
+    ready_urls: [String; 4],
+    client: reqwest::Client,
+}
+
+impl System {
+    /// Starts every process and waits until the APIs are ready.
+    async fn start(url: &str, connections: usize) -> anyhow::Result<System> {
+        let run_id = format!("{:08x}", rand::rng().random::<u32>());
+        let redis_port = free_port()?;
+        let redis = start_logged("redis-server", move || redis_server(redis_port))?;
+        wait_port(redis_port, Duration::from_secs(10)).await?;
+        let env = Arc::new(process_env(url, redis_port, &run_id));
+        let process = |name: &str,
+                       bin: &'static str,
+                       extra: Vec<(&'static str, String)>|
+         -> anyhow::Result<Process> {
+            let path = binary(bin)?;
+            let env = env.clone();
+            start_logged(name, move || {
+                let mut c = Command::new(&path);
+                env(&mut c);
+                for (k, v) in &extra {
+                    c.env(k, v);
+                }
+                c
+            })
+        };
+        let api_ports = [free_port()?, free_port()?];
+        let mut apis = Vec::new();
+        for (n, port) in api_ports.into_iter().enumerate() {
+            apis.push(process(
+                ["api-1", "api-2"][n],
+                "adbudget-api",
+                vec![("ADBUDGET_BIND", format!("127.0.0.1:{port}"))],
+            )?);
         }
-    };
-    let env = Arc::new(env);
-    let process = |name: &str,
-                   bin: &'static str,
-                   extra: Vec<(&'static str, String)>|
-     -> anyhow::Result<Process> {
-        let path = binary(bin)?;
-        let env = env.clone();
-        start_logged(name, move || {
-            let mut c = Command::new(&path);
-            env(&mut c);
-            for (k, v) in &extra {
-                c.env(k, v);
-            }
-            c
+        // Each worker and beat serves /healthz and /readyz on a port of its own.
+        let health_ports = [free_port()?, free_port()?, free_port()?, free_port()?];
+        let health = |n: usize| {
+            vec![(
+                "ADBUDGET_HEALTH_BIND",
+                format!("127.0.0.1:{}", health_ports[n]),
+            )]
+        };
+        let workers = [
+            process("worker-1", "adbudget-worker", health(0))?,
+            process("worker-2", "adbudget-worker", health(1))?,
+        ];
+        let beats = [
+            process("beat-1", "adbudget-beat", health(2))?,
+            process("beat-2", "adbudget-beat", health(3))?,
+        ];
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .build()?;
+        let bases: Vec<String> = api_ports
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect();
+        for base in &bases {
+            wait_http(&client, &format!("{base}/readyz"), Duration::from_secs(30)).await?;
+        }
+        Ok(System {
+            run_id,
+            redis,
+            redis_port,
+            apis,
+            workers,
+            beats,
+            bases,
+            ready_urls: health_ports.map(|p| format!("http://127.0.0.1:{p}/readyz")),
+            client,
         })
-    };
-    let api_ports = [free_port()?, free_port()?];
-    let mut apis = Vec::new();
-    for (n, port) in api_ports.into_iter().enumerate() {
-        apis.push(process(
-            ["api-1", "api-2"][n],
-            "adbudget-api",
-            vec![("ADBUDGET_BIND", format!("127.0.0.1:{port}"))],
-        )?);
     }
-    // Each worker and beat serves /healthz and /readyz on a port of its own.
-    let health_ports = [free_port()?, free_port()?, free_port()?, free_port()?];
-    let health = |n: usize| {
-        vec![(
-            "ADBUDGET_HEALTH_BIND",
-            format!("127.0.0.1:{}", health_ports[n]),
-        )]
-    };
-    let ready_url = |n: usize| format!("http://127.0.0.1:{}/readyz", health_ports[n]);
-    let mut workers = [
-        process("worker-1", "adbudget-worker", health(0))?,
-        process("worker-2", "adbudget-worker", health(1))?,
-    ];
-    let mut beats = [
-        process("beat-1", "adbudget-beat", health(2))?,
-        process("beat-2", "adbudget-beat", health(3))?,
-    ];
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(args.connections)
-        .build()?;
-    let bases: Vec<String> = api_ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    for base in &bases {
-        wait_http(&client, &format!("{base}/readyz"), Duration::from_secs(30)).await?;
-    }
-    let target = Arc::new(Target {
-        client: client.clone(),
-        apis: bases.clone(),
-        token,
-    });
 
-    // The data set: brands with budgets that the load exhausts, campaigns with and without caps
-    // and schedules.
+    /// The faults, spread over the run while the load goes on: a worker killed, Redis restarted
+    /// (its queues lost), an API restarted gracefully, a beat killed. Each is timed until the
+    /// system is back.
+    async fn inject_faults(
+        &mut self,
+        target: &Target,
+        started: Instant,
+        seconds: u64,
+    ) -> anyhow::Result<Vec<Fault>> {
+        let mut faults = Vec::new();
+        let at = |fraction: f64| started + Duration::from_secs_f64(seconds as f64 * fraction);
+        let sleep_until = |t: Instant| tokio::time::sleep_until(t.into());
+
+        sleep_until(at(0.2)).await;
+        let t = started.elapsed();
+        self.workers[0].kill();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.workers[0].restart()?;
+        let recovered =
+            wait_http(&self.client, &self.ready_urls[0], Duration::from_secs(30)).await?;
+        faults.push(Fault {
+            what: "worker 1 killed with SIGKILL, started again (ready)",
+            at: t,
+            recovered_in: recovered + Duration::from_secs(1),
+        });
+
+        sleep_until(at(0.4)).await;
+        let t = started.elapsed();
+        self.redis.kill();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        self.redis.restart()?;
+        wait_port(self.redis_port, Duration::from_secs(10)).await?;
+        // Redis lost everything (it keeps nothing on disk): the counters start again from zero.
+        let recovered = wait_jobs_after(target, 0, Duration::from_secs(60)).await?;
+        faults.push(Fault {
+            what: "Redis restarted (queues lost); jobs running again",
+            at: t,
+            recovered_in: recovered + Duration::from_secs(2),
+        });
+
+        sleep_until(at(0.6)).await;
+        let t = started.elapsed();
+        let clean = self.apis[0].terminate(Duration::from_secs(15));
+        ensure!(clean, "API 1 did not exit cleanly on SIGTERM");
+        self.apis[0].restart()?;
+        let recovered = wait_http(
+            &self.client,
+            &format!("{}/readyz", self.bases[0]),
+            Duration::from_secs(30),
+        )
+        .await?;
+        faults.push(Fault {
+            what: "API 1 restarted (SIGTERM, graceful)",
+            at: t,
+            recovered_in: recovered,
+        });
+
+        sleep_until(at(0.75)).await;
+        let t = started.elapsed();
+        self.beats[0].kill();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.beats[0].restart()?;
+        let recovered =
+            wait_http(&self.client, &self.ready_urls[2], Duration::from_secs(30)).await?;
+        faults.push(Fault {
+            what: "beat 1 killed with SIGKILL, started again (ready)",
+            at: t,
+            recovered_in: recovered + Duration::from_secs(1),
+        });
+        Ok(faults)
+    }
+
+    /// The jobs still run after every fault (a full cycle after the last one), every process is
+    /// alive, and each exits zero on SIGTERM.
+    async fn check_recovered_and_stop(mut self, target: &Target) -> anyhow::Result<()> {
+        let done = jobs_done(target).await;
+        wait_jobs_after(target, done, Duration::from_secs(60)).await?;
+        let mut processes: Vec<&mut Process> = self
+            .apis
+            .iter_mut()
+            .chain(self.workers.iter_mut())
+            .chain(self.beats.iter_mut())
+            .collect();
+        for p in processes.iter_mut() {
+            ensure!(p.alive(), "{} died during the soak", p.name());
+        }
+        let mut unclean = Vec::new();
+        for p in processes {
+            if !p.terminate(Duration::from_secs(20)) {
+                unclean.push(p.name().to_owned());
+            }
+        }
+        ensure!(
+            unclean.is_empty(),
+            "did not exit zero on SIGTERM: {unclean:?}"
+        );
+        Ok(())
+    }
+}
+
+/// The environment of every process of the soak: its database, its Redis, its own key prefix,
+/// schedules of seconds so the jobs run often.
+fn process_env(
+    url: &str,
+    redis_port: u16,
+    run_id: &str,
+) -> impl Fn(&mut Command) + Send + Sync + 'static {
+    let url = url.to_owned();
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let prefix = format!("soak-{run_id}");
+    move |c: &mut Command| {
+        c.env("DATABASE_URL", &url)
+            .env("REDIS_URL", &redis_url)
+            .env("ADBUDGET_QUEUE_PREFIX", &prefix)
+            .env("ADBUDGET_SCHEDULE_ENFORCE_BUDGETS", "*/5 * * * * *")
+            .env("ADBUDGET_SCHEDULE_APPLY_DAYPARTING", "*/5 * * * * *")
+            .env("ADBUDGET_SCHEDULE_RESET_DAILY", "*/10 * * * * *")
+            .env("ADBUDGET_SCHEDULE_RESET_MONTHLY", "*/10 * * * * *")
+            .env("ADBUDGET_DB_POOL_SIZE", "8")
+            .env("ADBUDGET_WORKER_CONCURRENCY", "2")
+            .env("ADBUDGET_SHUTDOWN_TIMEOUT_SECS", "10")
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+    }
+}
+
+/// The brands and campaigns the load spends on.
+struct DataSet {
+    brands: Arc<Vec<i64>>,
+    campaigns: Arc<Vec<i64>>,
+}
+
+/// Brands with budgets that the load exhausts, campaigns with and without caps, created through
+/// the API.
+async fn create_data_set(
+    target: &Target,
+    args: &SoakArgs,
+    run_id: &str,
+) -> anyhow::Result<DataSet> {
     let mut campaigns = Vec::new();
-    let mut brand_ids = Vec::new();
+    let mut brands = Vec::new();
     for b in 0..args.brands {
         let (status, brand) = target
             .send(
@@ -308,7 +502,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
             .context("no API answered")?;
         ensure!(status == 201, "creating a brand: {status} {brand}");
         let brand_id = brand["id"].as_i64().context("brand id")?;
-        brand_ids.push(brand_id);
+        brands.push(brand_id);
         for c in 0..args.campaigns_per_brand {
             let mut body = json!({"brand_id": brand_id, "name": format!("c{c}")});
             if c % 3 == 0 {
@@ -322,208 +516,192 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
             campaigns.push(campaign["id"].as_i64().context("campaign id")?);
         }
     }
-    let campaigns = Arc::new(campaigns);
-    let brand_ids = Arc::new(brand_ids);
-    println!("process logs: {}", logs_dir().display());
-    println!(
-        "soak {run_id}: {} brands, {} campaigns, 2 APIs, 2 workers, 2 beats, {} clients, {} s",
-        brand_ids.len(),
-        campaigns.len(),
-        args.connections,
-        args.seconds
-    );
+    Ok(DataSet {
+        brands: Arc::new(brands),
+        campaigns: Arc::new(campaigns),
+    })
+}
 
-    // The load.
-    let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let sent = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(args.seconds);
-    let mut clients = Vec::new();
-    for client_no in 0..args.connections {
-        let (target, ledger, campaigns, brand_ids, run_id, sent) = (
-            target.clone(),
-            ledger.clone(),
-            campaigns.clone(),
-            brand_ids.clone(),
-            run_id.clone(),
-            sent.clone(),
-        );
-        clients.push(tokio::spawn(async move {
-            let mut n = 0u64;
+/// The mixed load: `connections` clients sending requests until the deadline.
+struct Load {
+    started: Instant,
+    ledger: Arc<Mutex<Ledger>>,
+    sent: Arc<AtomicU64>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(target: &Arc<Target>, data: DataSet, run_id: &str, args: &SoakArgs) -> Load {
+        let ledger = Arc::new(Mutex::new(Ledger::default()));
+        let sent = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(args.seconds);
+        let mut clients = Vec::new();
+        for client_no in 0..args.connections {
+            let (target, ledger, campaigns, brands, sent) = (
+                target.clone(),
+                ledger.clone(),
+                data.campaigns.clone(),
+                data.brands.clone(),
+                sent.clone(),
+            );
             let client = format!("{run_id}-{client_no}");
-            while Instant::now() < deadline {
-                step(&target, &ledger, &campaigns, &brand_ids, &client, &mut n).await;
-                sent.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
+            clients.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    step(&target, &ledger, &campaigns, &brands, &client, &mut n).await;
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }));
+        }
+        Load {
+            started,
+            ledger,
+            sent,
+            clients,
+        }
     }
 
-    // The faults, spread over the run.
-    let mut faults = Vec::new();
-    let at = |fraction: f64| started + Duration::from_secs_f64(args.seconds as f64 * fraction);
-    let sleep_until = |t: Instant| tokio::time::sleep_until(t.into());
-
-    sleep_until(at(0.2)).await;
-    let t = started.elapsed();
-    workers[0].kill();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    workers[0].restart()?;
-    let recovered = wait_http(&client, &ready_url(0), Duration::from_secs(30)).await?;
-    faults.push(Fault {
-        what: "worker 1 killed with SIGKILL, started again (ready)",
-        at: t,
-        recovered_in: recovered + Duration::from_secs(1),
-    });
-
-    sleep_until(at(0.4)).await;
-    let t = started.elapsed();
-    redis.kill();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    redis.restart()?;
-    wait_port(redis_port, Duration::from_secs(10)).await?;
-    // Redis lost everything (it keeps nothing on disk): the counters start again from zero.
-    let recovered = wait_jobs_after(&target, 0, Duration::from_secs(60)).await?;
-    faults.push(Fault {
-        what: "Redis restarted (queues lost); jobs running again",
-        at: t,
-        recovered_in: recovered + Duration::from_secs(2),
-    });
-
-    sleep_until(at(0.6)).await;
-    let t = started.elapsed();
-    let clean = apis[0].terminate(Duration::from_secs(15));
-    ensure!(clean, "API 1 did not exit cleanly on SIGTERM");
-    apis[0].restart()?;
-    let recovered = wait_http(
-        &client,
-        &format!("{}/readyz", bases[0]),
-        Duration::from_secs(30),
-    )
-    .await?;
-    faults.push(Fault {
-        what: "API 1 restarted (SIGTERM, graceful)",
-        at: t,
-        recovered_in: recovered,
-    });
-
-    sleep_until(at(0.75)).await;
-    let t = started.elapsed();
-    beats[0].kill();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    beats[0].restart()?;
-    let recovered = wait_http(&client, &ready_url(2), Duration::from_secs(30)).await?;
-    faults.push(Fault {
-        what: "beat 1 killed with SIGKILL, started again (ready)",
-        at: t,
-        recovered_in: recovered + Duration::from_secs(1),
-    });
-
-    for c in clients {
-        c.await?;
+    /// Waits for every client; returns what they saw, the load's duration and the requests sent.
+    async fn finish(self) -> anyhow::Result<(Arc<Mutex<Ledger>>, f64, u64)> {
+        for c in self.clients {
+            c.await?;
+        }
+        let secs = self.started.elapsed().as_secs_f64();
+        Ok((self.ledger, secs, self.sent.load(Ordering::Relaxed)))
     }
-    let load_secs = started.elapsed().as_secs_f64();
+}
 
-    // Requests that got no answer are sent again, with the same event ids, until acknowledged.
-    let retried = {
-        let retry: Vec<Event> = lock(&ledger).unacked.values().cloned().collect();
-        let retry_deadline = Instant::now() + Duration::from_secs(60);
-        for e in &retry {
-            loop {
-                match target
-                    .send(Method::POST, "/api/v1/spend", Some(&e.json()))
-                    .await
-                {
-                    Some((s, _)) if s == StatusCode::CREATED || s == StatusCode::OK => {
-                        let mut l = lock(&ledger);
-                        l.unacked.remove(&e.id);
-                        l.acked.insert(e.id.clone(), e.clone());
-                        break;
-                    }
-                    other => {
-                        ensure!(
-                            Instant::now() < retry_deadline,
-                            "event {} never acknowledged: {:?}",
-                            e.id,
-                            other.map(|o| o.0)
-                        );
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+/// Requests that got no answer are sent again, with the same event ids, until acknowledged (60 s
+/// at most). Returns how many there were.
+async fn resend_unanswered(target: &Target, ledger: &Mutex<Ledger>) -> anyhow::Result<usize> {
+    let retry: Vec<Event> = lock(ledger).unacked.values().cloned().collect();
+    let retry_deadline = Instant::now() + Duration::from_secs(60);
+    for e in &retry {
+        loop {
+            match target
+                .send(Method::POST, "/api/v1/spend", Some(&e.json()))
+                .await
+            {
+                Some((s, _)) if s == StatusCode::CREATED || s == StatusCode::OK => {
+                    let mut l = lock(ledger);
+                    l.unacked.remove(&e.id);
+                    l.acked.insert(e.id.clone(), e.clone());
+                    break;
+                }
+                other => {
+                    ensure!(
+                        Instant::now() < retry_deadline,
+                        "event {} never acknowledged: {:?}",
+                        e.id,
+                        other.map(|o| o.0)
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         }
-        retry.len()
-    };
-
-    // The jobs still run after every fault: a full cycle after the last one.
-    let done = jobs_done(&target).await;
-    wait_jobs_after(&target, done, Duration::from_secs(60)).await?;
-
-    for p in apis
-        .iter_mut()
-        .chain(workers.iter_mut())
-        .chain(beats.iter_mut())
-    {
-        ensure!(p.alive(), "{} died during the soak", p.name());
     }
-    let mut unclean = Vec::new();
-    for p in apis
-        .iter_mut()
-        .chain(workers.iter_mut())
-        .chain(beats.iter_mut())
-    {
-        if !p.terminate(Duration::from_secs(20)) {
-            unclean.push(p.name().to_owned());
-        }
-    }
-    ensure!(
-        unclean.is_empty(),
-        "did not exit zero on SIGTERM: {unclean:?}"
-    );
-    drop(redis);
+    Ok(retry.len())
+}
 
-    // Every acknowledged event stored exactly once, with its payload; nothing else stored.
-    let ledger = Arc::try_unwrap(ledger)
-        .map_err(|_| anyhow::anyhow!("clients still hold the ledger"))?
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("a client panicked"))?;
-    let stored = stored_events(&url, &run_id)?;
-    let mut problems = Vec::new();
-    for (id, e) in &ledger.acked {
-        match stored.get(id) {
-            None => problems.push(format!("acknowledged {id} is not stored")),
-            Some((_, _, count)) if *count != 1 => {
-                problems.push(format!("{id} stored {count} times"))
+/// What was stored, against what was acknowledged, and `adbudget verify`'s verdict.
+struct Audit {
+    stored: usize,
+    problems: Vec<String>,
+    verify: std::process::Output,
+}
+
+impl Audit {
+    /// Every acknowledged event stored exactly once, with its payload; nothing else stored.
+    fn of(url: &str, run_id: &str, ledger: &Ledger) -> anyhow::Result<Audit> {
+        let stored = stored_events(url, run_id)?;
+        let mut problems = Vec::new();
+        for (id, e) in &ledger.acked {
+            match stored.get(id) {
+                None => problems.push(format!("acknowledged {id} is not stored")),
+                Some((_, _, count)) if *count != 1 => {
+                    problems.push(format!("{id} stored {count} times"))
+                }
+                Some((campaign, micros, _)) if (*campaign, *micros) != (e.campaign, e.micros) => {
+                    problems.push(format!("{id} stored with another payload"))
+                }
+                Some(_) => {}
             }
-            Some((campaign, micros, _)) if (*campaign, *micros) != (e.campaign, e.micros) => {
-                problems.push(format!("{id} stored with another payload"))
+        }
+        for id in stored.keys() {
+            if !ledger.acked.contains_key(id) {
+                problems.push(format!("{id} stored but never acknowledged"));
             }
-            Some(_) => {}
         }
+        let verify = Command::new(binary("adbudget")?)
+            .arg("verify")
+            .env("DATABASE_URL", url)
+            .env("RUST_LOG", "error")
+            .output()?;
+        Ok(Audit {
+            stored: stored.len(),
+            problems,
+            verify,
+        })
     }
-    for id in stored.keys() {
-        if !ledger.acked.contains_key(id) {
-            problems.push(format!("{id} stored but never acknowledged"));
-        }
-    }
-    let verify = Command::new(binary("adbudget")?)
-        .arg("verify")
-        .env("DATABASE_URL", &url)
-        .env("RUST_LOG", "error")
-        .output()?;
 
+    /// Fails on any disagreement, on `verify`'s, on a server error other than 503, and on a
+    /// valid request refused with a 4xx.
+    fn ensure_clean(&self, ledger: &Ledger) -> anyhow::Result<()> {
+        let server_errors: u64 = ledger
+            .answers
+            .iter()
+            .filter(|((_, s), _)| *s >= 500 && *s != 503)
+            .map(|(_, n)| n)
+            .sum();
+        let unexpected: u64 = ledger
+            .answers
+            .iter()
+            .filter(|((_, s), _)| (400..500).contains(s))
+            .map(|(_, n)| n)
+            .sum();
+        ensure!(
+            self.problems.is_empty(),
+            "stored events disagree with the acknowledgements: {:?}",
+            &self.problems[..self.problems.len().min(10)]
+        );
+        ensure!(
+            self.verify.status.success(),
+            "adbudget verify found disagreements"
+        );
+        ensure!(
+            server_errors == 0,
+            "{server_errors} answers were server errors other than 503"
+        );
+        ensure!(
+            unexpected == 0,
+            "{unexpected} valid requests were refused with a 4xx"
+        );
+        Ok(())
+    }
+}
+
+/// The soak's report: the load's answers, the faults and their recovery, the audit.
+fn report(
+    ledger: &Ledger,
+    faults: &[Fault],
+    audit: &Audit,
+    sent: u64,
+    load_secs: f64,
+    retried: usize,
+) {
     let mut answers: Vec<_> = ledger.answers.iter().collect();
     answers.sort();
     println!(
-        "load: {} requests in {load_secs:.1} s ({:.0}/s)",
-        sent.load(Ordering::Relaxed),
-        sent.load(Ordering::Relaxed) as f64 / load_secs
+        "load: {sent} requests in {load_secs:.1} s ({:.0}/s)",
+        sent as f64 / load_secs
     );
     for ((kind, status), n) in &answers {
         println!("  {kind:<10} {status}  {n}");
     }
     println!("  no answer (connection lost): {}", ledger.transport_errors);
     println!("faults survived:");
-    for f in &faults {
+    for f in faults {
         println!(
             "  at {:>5.1} s  {}  (recovered in {:.1} s)",
             f.at.as_secs_f64(),
@@ -535,52 +713,21 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         "events checked: {} acknowledged ({} after a retry), {} stored, {} problems",
         ledger.acked.len(),
         retried,
-        stored.len(),
-        problems.len()
+        audit.stored,
+        audit.problems.len()
     );
     println!(
         "adbudget verify: {}",
-        if verify.status.success() {
+        if audit.verify.status.success() {
             "clean".to_owned()
         } else {
             format!(
                 "FAILED\n{}{}",
-                String::from_utf8_lossy(&verify.stdout),
-                String::from_utf8_lossy(&verify.stderr)
+                String::from_utf8_lossy(&audit.verify.stdout),
+                String::from_utf8_lossy(&audit.verify.stderr)
             )
         }
     );
-    let server_errors: u64 = ledger
-        .answers
-        .iter()
-        .filter(|((_, s), _)| *s >= 500 && *s != 503)
-        .map(|(_, n)| n)
-        .sum();
-    let unexpected: u64 = ledger
-        .answers
-        .iter()
-        .filter(|((_, s), _)| (400..500).contains(s))
-        .map(|(_, n)| n)
-        .sum();
-    ensure!(
-        problems.is_empty(),
-        "stored events disagree with the acknowledgements: {:?}",
-        &problems[..problems.len().min(10)]
-    );
-    ensure!(
-        verify.status.success(),
-        "adbudget verify found disagreements"
-    );
-    ensure!(
-        server_errors == 0,
-        "{server_errors} answers were server errors other than 503"
-    );
-    ensure!(
-        unexpected == 0,
-        "{unexpected} valid requests were refused with a 4xx"
-    );
-    println!("soak passed");
-    Ok(())
 }
 
 fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
