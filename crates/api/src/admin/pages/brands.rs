@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::extract::from_value;
 use crate::state::AppState;
 
-use super::*;
+use super::{Query, form_json, num, q, search_text, shell, sort_link};
 
 pub async fn brand_list(user: AdminUser, state: web::Data<AppState>, query: Query) -> PageResult {
     let (search, sort, page_no) = (

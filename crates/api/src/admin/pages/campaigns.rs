@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::extract::from_value;
 use crate::state::AppState;
 
-use super::*;
+use super::{Query, num, optional, q, search_text, shell, sort_link};
 
 pub async fn campaign_list(
     user: AdminUser,

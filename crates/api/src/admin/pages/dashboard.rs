@@ -11,7 +11,7 @@ use crate::admin::session::AdminUser;
 use crate::admin::view::bar;
 use crate::state::AppState;
 
-use super::*;
+use super::shell;
 
 pub async fn dashboard(user: AdminUser, state: web::Data<AppState>) -> PageResult {
     let at = now();

@@ -11,7 +11,7 @@ use crate::admin::{AdminError, AdminState, Form, PageResult, check_csrf, html_pa
 use crate::error::ApiError;
 use crate::state::AppState;
 
-use super::*;
+use super::{Query, q, safe_next};
 
 fn login_page(session: &Session, next: &str, error: Option<&str>) -> Markup {
     page(

@@ -9,7 +9,7 @@ use crate::admin::session::AdminUser;
 use crate::admin::view::{self, pager};
 use crate::state::AppState;
 
-use super::*;
+use super::{Query, num, q, shell};
 
 fn parse_time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M")
