@@ -425,7 +425,7 @@ async fn two_beats_enqueue_each_tick_once() {
             };
             if v["job.name"] == "apply_dayparting" && v["outcome"].is_string() {
                 // Logged as chrono's Display of a UTC time: "2026-11-21 11:14:35 UTC".
-                let text = v["tick"].as_str().unwrap().trim_end_matches(" UTC");
+                let text = v["job.tick"].as_str().unwrap().trim_end_matches(" UTC");
                 let tick = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
                     .unwrap()
                     .and_utc()
