@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use adbudget_db::repo::PageRequest;
-use adbudget_db::repo::tokens::{self, Scope};
+use adbudget_db::repo::tokens::{self, Live, Scope};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -186,7 +186,7 @@ fn clean_message(m: &str) -> String {
 }
 
 /// The caller holds a live token of any scope: may read and post spend.
-pub struct IngestToken;
+pub struct IngestToken(pub Live);
 /// The caller holds a live admin token: may do everything.
 pub struct AdminToken;
 
@@ -210,8 +210,8 @@ impl Bearer {
             .ok_or(ApiError::Unauthorized)
     }
 
-    /// Checks the token now, on its own: the scope of a live token, else 401.
-    pub async fn authenticate(self, state: &AppState) -> Result<Scope, ApiError> {
+    /// Checks the token now, on its own: the live token, else 401.
+    pub async fn authenticate(self, state: &AppState) -> Result<Live, ApiError> {
         let Bearer(token) = self;
         let scope = state
             .db(move |conn| tokens::authenticate(conn, &token))
@@ -225,7 +225,7 @@ impl Bearer {
     /// for at most a second more.
     ///
     /// [`TokenCache`]: crate::token_cache::TokenCache
-    pub async fn authenticate_cached(&self, state: &AppState) -> Result<Scope, ApiError> {
+    pub async fn authenticate_cached(&self, state: &AppState) -> Result<Live, ApiError> {
         let verdict = match state.token_cache.get(&self.0) {
             Some(verdict) => verdict,
             None => {
@@ -250,7 +250,7 @@ impl FromRequest for Bearer {
     }
 }
 
-async fn authenticate(req: &HttpRequest) -> Result<Scope, ApiError> {
+async fn authenticate(req: &HttpRequest) -> Result<Live, ApiError> {
     let bearer = Bearer::of(req)?;
     let state = req
         .app_data::<web::Data<AppState>>()
@@ -264,7 +264,7 @@ impl FromRequest for IngestToken {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
-        Box::pin(async move { authenticate(&req).await.map(|_| IngestToken) })
+        Box::pin(async move { authenticate(&req).await.map(IngestToken) })
     }
 }
 
@@ -275,7 +275,7 @@ impl FromRequest for AdminToken {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            match authenticate(&req).await? {
+            match authenticate(&req).await?.scope {
                 Scope::Admin => Ok(AdminToken),
                 Scope::Ingest => Err(ApiError::Forbidden),
             }

@@ -175,10 +175,14 @@ fn record_authenticated(
         Err(e) => return unavailable(&e, events.len()),
     };
     let mut answers: Vec<Answer> = tokens.iter().map(|_| Err(ApiError::Unauthorized)).collect();
+    // Each admitted event records the token that posted it.
     let (admitted, events): (Vec<usize>, Vec<ValidSpend>) = events
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| live.contains_key(&tokens[*i]))
+        .filter_map(|(i, mut e)| {
+            e.posted_by = Some(live.get(&tokens[i])?.id);
+            Some((i, e))
+        })
         .unzip();
     // Events per committed transaction, those with a live token.
     metrics::histogram!("adbudget_spend_batch_size").record(events.len() as f64);

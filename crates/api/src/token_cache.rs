@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use adbudget_db::repo::tokens::Scope;
+use adbudget_db::repo::tokens::Live;
 
 /// How long a verdict is believed: a revoked token is refused within this time.
 pub const TTL: Duration = Duration::from_secs(1);
@@ -14,20 +14,20 @@ const CAPACITY: usize = 10_000;
 
 #[derive(Default)]
 pub struct TokenCache {
-    verdicts: Mutex<HashMap<String, (Option<Scope>, Instant)>>,
+    verdicts: Mutex<HashMap<String, (Option<Live>, Instant)>>,
 }
 
 impl TokenCache {
     /// The verdict on `token` if one younger than [`TTL`] is kept (`Some(None)`: not live).
-    pub fn get(&self, token: &str) -> Option<Option<Scope>> {
+    pub fn get(&self, token: &str) -> Option<Option<Live>> {
         let verdicts = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
         verdicts
             .get(token)
             .filter(|(_, at)| at.elapsed() < TTL)
-            .map(|(scope, _)| *scope)
+            .map(|(live, _)| *live)
     }
 
-    pub fn put(&self, token: &str, scope: Option<Scope>) {
+    pub fn put(&self, token: &str, live: Option<Live>) {
         let mut verdicts = self.verdicts.lock().unwrap_or_else(|e| e.into_inner());
         if verdicts.len() >= CAPACITY {
             verdicts.retain(|_, (_, at)| at.elapsed() < TTL);
@@ -35,7 +35,7 @@ impl TokenCache {
                 verdicts.clear();
             }
         }
-        verdicts.insert(token.to_owned(), (scope, Instant::now()));
+        verdicts.insert(token.to_owned(), (live, Instant::now()));
     }
 }
 
@@ -46,9 +46,13 @@ mod tests {
     #[test]
     fn verdicts_expire_and_memory_stays_bounded() {
         let cache = TokenCache::default();
-        cache.put("a", Some(Scope::Ingest));
+        let ingest = Live {
+            id: 1,
+            scope: adbudget_db::repo::tokens::Scope::Ingest,
+        };
+        cache.put("a", Some(ingest));
         cache.put("b", None);
-        assert_eq!(cache.get("a"), Some(Some(Scope::Ingest)));
+        assert_eq!(cache.get("a"), Some(Some(ingest)));
         assert_eq!(cache.get("b"), Some(None));
         assert_eq!(cache.get("c"), None);
         for i in 0..3 * CAPACITY {

@@ -135,9 +135,9 @@ fn seed_history(pool: &DbPool, per_campaign: u32) -> anyhow::Result<u64> {
     };
     let started = Instant::now();
     pg.batch_execute(&format!(
-        "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id)
+        "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id, brand_id)
            SELECT c.id, 10000, TIMESTAMP '2026-01-15 12:00:00', TIMESTAMP '2026-01-15 12:00:00',
-                  'history-' || c.id || '-' || g
+                  'history-' || c.id || '-' || g, c.brand_id
            FROM campaigns c CROSS JOIN generate_series(1, {per_campaign}) g;
          INSERT INTO campaign_spend (campaign_id, period, amount)
            SELECT campaign_id, p.period, SUM(amount) FROM spend_logs

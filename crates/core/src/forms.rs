@@ -151,6 +151,9 @@ pub struct ValidSpend {
     /// Whether the sender gave `occurred_at` (a replay without it matches any stored time).
     pub occurred_at_given: bool,
     pub event_id: Option<String>,
+    /// The API token that posted the event (set by the API once the token is checked, never by
+    /// the request; `None` from the CLI). The spend log records it.
+    pub posted_by: Option<i64>,
 }
 
 pub fn validate_name(name: &str, field: &str) -> Result<String, ValidationError> {
@@ -303,6 +306,7 @@ impl SpendEvent {
             occurred_at,
             occurred_at_given,
             event_id,
+            posted_by: None,
         })
     }
 }
@@ -330,16 +334,15 @@ impl SpendBatch {
                     .map_err(|err| err.within(&format!("events[{i}]")))
             })
             .collect::<Result<_, _>>()?;
-        // The same event id twice in one batch must describe the same event.
+        // The same event id twice for one campaign must describe the same event. (Ids are unique
+        // per brand: the same id for campaigns of two brands is two events, and for two campaigns
+        // of one brand a conflict, which only the database can tell apart: 409 there.)
         let mut seen = std::collections::HashMap::new();
         for (i, e) in events.iter().enumerate() {
             if let Some(id) = &e.event_id {
-                if let Some(&first) = seen.get(id.as_str()) {
+                if let Some(&first) = seen.get(&(e.campaign_id, id.as_str())) {
                     let a: &ValidSpend = &events[first];
-                    if a.campaign_id != e.campaign_id
-                        || a.amount != e.amount
-                        || a.occurred_at != e.occurred_at
-                    {
+                    if a.amount != e.amount || a.occurred_at != e.occurred_at {
                         return Err(ValidationError::new(
                             format!("events[{i}].event_id"),
                             format!(
@@ -348,7 +351,7 @@ impl SpendBatch {
                         ));
                     }
                 } else {
-                    seen.insert(id.as_str(), i);
+                    seen.insert((e.campaign_id, id.as_str()), i);
                 }
             }
         }

@@ -61,10 +61,15 @@ pub struct Campaign {
 pub struct SpendLog {
     pub id: i64,
     pub campaign_id: i64,
+    /// The campaign's brand: `event_id` is unique per brand.
+    pub brand_id: i64,
     pub amount: Money,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     pub event_id: Option<String>,
+    /// The API token that posted it; null for spend recorded by `adbudget log-spend` and for spend
+    /// recorded before tokens were (schema migration 000006).
+    pub token_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

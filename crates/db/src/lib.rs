@@ -252,6 +252,34 @@ pub fn migrate(conn: &mut DbConnection) -> anyhow::Result<usize> {
     applied.map_err(|e| anyhow::anyhow!("failed to apply migrations: {e}"))
 }
 
+/// Applies pending migrations one at a time up to and including the one whose version starts
+/// with `version` (e.g. `"2026-11-30-000005"`), and no further: tests of a migration's backfill
+/// write rows as the schema before it had them. Returns how many ran.
+pub fn migrate_through(conn: &mut DbConnection, version: &str) -> anyhow::Result<usize> {
+    fn step<C: MigrationHarness<B>, B: diesel::backend::Backend>(
+        c: &mut C,
+        source: EmbeddedMigrations,
+        version: &str,
+    ) -> anyhow::Result<usize> {
+        let pending = c
+            .pending_migrations(source)
+            .map_err(|e| anyhow::anyhow!("pending migrations: {e}"))?;
+        for (ran, next) in pending.iter().enumerate() {
+            let name = next.name().to_string();
+            c.run_migration(next.as_ref())
+                .map_err(|e| anyhow::anyhow!("migration {name}: {e}"))?;
+            if name.starts_with(version) {
+                return Ok(ran + 1);
+            }
+        }
+        anyhow::bail!("no migration {version} among the pending ones")
+    }
+    match conn {
+        DbConnection::Postgresql(c) => step(c, PG_MIGRATIONS, version),
+        DbConnection::Sqlite(c) => step(c, SQLITE_MIGRATIONS, version),
+    }
+}
+
 /// Runs `f` in a transaction that takes the write lock up front.
 ///
 /// On SQLite a deferred transaction that reads before it writes can fail with SQLITE_BUSY

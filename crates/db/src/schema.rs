@@ -86,6 +86,8 @@ diesel::table! {
         occurred_at -> Timestamp,
         received_at -> Timestamp,
         event_id -> Nullable<Text>,
+        brand_id -> Int8,
+        token_id -> Nullable<Int8>,
     }
 }
 

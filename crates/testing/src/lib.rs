@@ -32,6 +32,33 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// Creates a database without any table (tests of the migrations themselves).
+    pub fn create_empty(backend: Backend) -> anyhow::Result<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir()?;
+                Ok(TestDatabase {
+                    url: format!("sqlite://{}", dir.path().join("adbudget.db").display()),
+                    backend,
+                    pg_name: None,
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let name = format!("adbudget_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin)?;
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn)?;
+                Ok(TestDatabase {
+                    url: database_url(&admin, &name)?,
+                    backend,
+                    pg_name: Some(name),
+                    _dir: None,
+                })
+            }
+        }
+    }
+
     /// Creates an empty, migrated database.
     pub fn create(backend: Backend) -> anyhow::Result<Self> {
         let db = match backend {

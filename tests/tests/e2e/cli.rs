@@ -24,6 +24,8 @@ async fn log_spend_happy_path(backend: Backend) {
     let out: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(out["spend"]["amount"], "12.34");
     assert_eq!(out["spend"]["campaign_id"], 1);
+    assert_eq!(out["spend"]["brand_id"], out["campaign"]["brand_id"]);
+    assert_eq!(out["spend"]["token_id"], Value::Null, "no token posted it");
     assert_eq!(out["campaign"]["daily_spend"], "12.34");
     assert!(r.stderr.contains("recorded"), "{}", r.stderr);
     // The same event again is a replay, counted once.

@@ -88,7 +88,7 @@ pub async fn record(
     security(("bearer" = [])))]
 pub async fn record_batch(
     req: HttpRequest,
-    _: IngestToken,
+    IngestToken(token): IngestToken,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -96,7 +96,10 @@ pub async fn record_batch(
     // Read only now that the token is checked (extractors run side by side).
     let batch: SpendBatch = read_json(&req, payload).await?;
     let at = now();
-    let events = batch.validate(at)?;
+    let mut events = batch.validate(at)?;
+    for e in &mut events {
+        e.posted_by = Some(token.id);
+    }
     let recorded = state
         .db(move |conn| spend::record(conn, &events, at, spend::Mode::Batch))
         .await?;

@@ -12,6 +12,8 @@ on_both_databases!(
     exactly_at_the_budget_pauses,
     budget_zero_allows_no_spend,
     idempotent_replays,
+    event_ids_are_unique_per_brand,
+    spend_logs_record_their_brand_and_token,
     spend_validation,
     late_and_future_events,
     batch_all_or_nothing,
@@ -139,6 +141,125 @@ async fn budget_zero_allows_no_spend(backend: Backend) {
         .create_campaign(&brand["id"], "c", json!({"daily_cap": "0"}))
         .await;
     assert_eq!(reasons(&c), ["campaign_daily_cap"]);
+}
+
+/// SPEC §3: `event_id` is unique per brand. Two brands' connectors using the same ids both get
+/// their spend counted (before, the second was refused with 409 and never counted: an overspend),
+/// and ids recorded in one brand cannot be taken away from another's connector.
+async fn event_ids_are_unique_per_brand(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let acme = app.create_brand("Acme", "100", "1000").await;
+    let globex = app.create_brand("Globex", "100", "1000").await;
+    let a = app.create_campaign(&acme["id"], "a", json!({})).await;
+    let g = app.create_campaign(&globex["id"], "g", json!({})).await;
+    let first = app
+        .post_spend(json!({"campaign_id": a["id"], "amount": "10", "event_id": "2026-11-30-0001"}))
+        .await
+        .expect(201);
+    let second = app
+        .post_spend(json!({"campaign_id": g["id"], "amount": "30", "event_id": "2026-11-30-0001"}))
+        .await
+        .expect(201);
+    assert_ne!(first["spend"]["id"], second["spend"]["id"]);
+    assert_eq!(app.brand(&acme["id"]).await["daily_spend"], "10.00");
+    assert_eq!(app.brand(&globex["id"]).await["daily_spend"], "30.00");
+    // Within a brand the id still identifies one event: a replay counts nothing, another payload
+    // is a conflict, in single and batch requests alike.
+    app.post_spend(json!({"campaign_id": g["id"], "amount": "30", "event_id": "2026-11-30-0001"}))
+        .await
+        .expect(200);
+    let other = app.create_campaign(&globex["id"], "other", json!({})).await;
+    let resp = app
+        .post_spend(
+            json!({"campaign_id": other["id"], "amount": "30", "event_id": "2026-11-30-0001"}),
+        )
+        .await;
+    assert_eq!(
+        (resp.status.as_u16(), resp.error_field()),
+        (409, "event_id")
+    );
+    let batch = app
+        .post(
+            "/api/v1/spend/batch",
+            json!({"events": [
+                {"campaign_id": a["id"], "amount": "10", "event_id": "2026-11-30-0001"},
+                {"campaign_id": g["id"], "amount": "30", "event_id": "2026-11-30-0001"},
+                {"campaign_id": a["id"], "amount": "1", "event_id": "2026-11-30-0002"},
+                {"campaign_id": g["id"], "amount": "2", "event_id": "2026-11-30-0002"},
+            ]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(
+        (batch["recorded"].as_u64(), batch["replayed"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(app.brand(&acme["id"]).await["daily_spend"], "11.00");
+    assert_eq!(app.brand(&globex["id"]).await["daily_spend"], "32.00");
+    // One id for two campaigns of one brand in a batch: a conflict, and nothing of it is stored.
+    let a2 = app.create_campaign(&acme["id"], "a2", json!({})).await;
+    let resp = app
+        .post(
+            "/api/v1/spend/batch",
+            json!({"events": [
+                {"campaign_id": a["id"], "amount": "1", "event_id": "2026-11-30-0003"},
+                {"campaign_id": a2["id"], "amount": "1", "event_id": "2026-11-30-0003"},
+            ]}),
+        )
+        .await;
+    assert_eq!(
+        (resp.status.as_u16(), resp.error_field()),
+        (409, "events[1].event_id")
+    );
+    assert_eq!(app.brand(&acme["id"]).await["daily_spend"], "11.00");
+}
+
+/// SPEC §3: a spend log records its brand and the token that posted it (after a token leaks, the
+/// forged events can be found).
+async fn spend_logs_record_their_brand_and_token(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let token_id = |name: &str| {
+        let mut conn = adbudget_db::get(&app.pool).unwrap();
+        adbudget_db::repo::tokens::list(&mut conn)
+            .unwrap()
+            .into_iter()
+            .find(|t| t.name == name)
+            .map(|t| t.id)
+            .unwrap()
+    };
+    let (ingest, admin) = (token_id("test-ingest"), token_id("test-admin"));
+    assert_ne!(ingest, admin);
+    let brand = app.create_brand("Acme", "100", "1000").await;
+    let c = app.create_campaign(&brand["id"], "c", json!({})).await;
+    let single = app.spend(&c["id"], "1").await;
+    assert_eq!(single["spend"]["brand_id"], brand["id"]);
+    assert_eq!(single["spend"]["token_id"], ingest);
+    let batch = app
+        .post(
+            "/api/v1/spend/batch",
+            json!({"events": [{"campaign_id": c["id"], "amount": "2"}]}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(batch["spend"][0]["brand_id"], brand["id"]);
+    assert_eq!(batch["spend"][0]["token_id"], admin);
+    let logs = app
+        .all_pages(&format!("/api/v1/campaigns/{}/spend", c["id"]))
+        .await;
+    let mut posted: Vec<(i64, i64)> = logs
+        .iter()
+        .map(|l| {
+            (
+                l["token_id"].as_i64().unwrap(),
+                l["brand_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    posted.sort();
+    let brand_id = brand["id"].as_i64().unwrap();
+    let mut expected = vec![(ingest, brand_id), (admin, brand_id)];
+    expected.sort();
+    assert_eq!(posted, expected);
 }
 
 async fn idempotent_replays(backend: Backend) {

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::brands::BrandRow;
 use super::enforce::{self, Cause, ReconcileScope};
-use super::{campaigns, naive, utc};
+use super::{campaigns, naive};
 use crate::DbConnection;
 use crate::error::DomainResult;
 use crate::schema::{brands, campaigns as campaigns_t, spend_logs};
@@ -216,24 +216,9 @@ pub fn spend(
             ),
         ))
         .first(conn)?;
-    type Row = (
-        i64,
-        i64,
-        i64,
-        chrono::NaiveDateTime,
-        chrono::NaiveDateTime,
-        Option<String>,
-        String,
-        String,
-    );
-    let rows: Vec<Row> = build()
+    let rows: Vec<(super::spend::SpendRow, String, String)> = build()
         .select((
-            spend_logs::id,
-            spend_logs::campaign_id,
-            spend_logs::amount,
-            spend_logs::occurred_at,
-            spend_logs::received_at,
-            spend_logs::event_id,
+            super::spend::SpendRow::as_select(),
             campaigns_t::name,
             brands::name,
         ))
@@ -243,23 +228,11 @@ pub fn spend(
         .load(conn)?;
     let items = rows
         .into_iter()
-        .map(
-            |(id, campaign_id, amount, occurred, received, event_id, campaign, brand)| {
-                let log = SpendLog {
-                    id,
-                    campaign_id,
-                    amount: Money::from_micros(amount),
-                    occurred_at: utc(occurred),
-                    received_at: utc(received),
-                    event_id,
-                };
-                SpendEntry {
-                    log,
-                    campaign,
-                    brand,
-                }
-            },
-        )
+        .map(|(row, campaign, brand)| SpendEntry {
+            log: SpendLog::from(row),
+            campaign,
+            brand,
+        })
         .collect();
     Ok((
         Listing {

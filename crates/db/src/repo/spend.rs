@@ -21,13 +21,15 @@ use adbudget_core::views::{Campaign, Page, SpendLog};
 
 #[derive(Queryable, QueryableByName, Selectable, Debug, Clone)]
 #[diesel(table_name = spend_logs)]
-struct SpendRow {
+pub(crate) struct SpendRow {
     id: i64,
     campaign_id: i64,
     amount: i64,
     occurred_at: chrono::NaiveDateTime,
     received_at: chrono::NaiveDateTime,
     event_id: Option<String>,
+    brand_id: i64,
+    token_id: Option<i64>,
 }
 
 impl From<SpendRow> for SpendLog {
@@ -35,10 +37,12 @@ impl From<SpendRow> for SpendLog {
         SpendLog {
             id: r.id,
             campaign_id: r.campaign_id,
+            brand_id: r.brand_id,
             amount: Money::from_micros(r.amount),
             occurred_at: utc(r.occurred_at),
             received_at: utc(r.received_at),
             event_id: r.event_id,
+            token_id: r.token_id,
         }
     }
 }
@@ -227,8 +231,8 @@ fn record_in_tx(
 ) -> Result<(EventResults, Vec<Campaign>), Attempt> {
     let mut call = Call::new(events, mode);
     let owners = call.brands_of_campaigns(conn)?;
-    let Sorted { fresh, repeats } = call.sort_out_replays(conn)?;
-    call.insert_logs(conn, &fresh, now)?;
+    let Sorted { fresh, repeats } = call.sort_out_replays(conn, &owners)?;
+    call.insert_logs(conn, &fresh, &owners, now)?;
     call.answer_repeats(repeats);
 
     let mut brand_ids: Vec<i64> = owners.values().copied().collect();
@@ -323,25 +327,43 @@ impl<'a> Call<'a> {
         Ok(owners)
     }
 
-    /// Step 2, idempotency: an event whose id is recorded already is a replay if its payload is
-    /// the same (nothing is counted again) and a conflict otherwise; one repeating an id first
-    /// seen in this call is resolved after the insert.
-    fn sort_out_replays(&mut self, conn: &mut DbConnection) -> DomainResult<Sorted<'a>> {
+    /// Step 2, idempotency: an event whose id is recorded already in its brand is a replay if
+    /// its payload is the same (nothing is counted again) and a conflict otherwise; one repeating
+    /// an id first seen in this call is resolved after the insert. Event ids are unique per brand:
+    /// the same id in two brands is two events.
+    fn sort_out_replays(
+        &mut self,
+        conn: &mut DbConnection,
+        owners: &HashMap<i64, i64>,
+    ) -> DomainResult<Sorted<'a>> {
         let events = self.events;
-        let ids: Vec<&str> = events
+        let brand_of = |e: &ValidSpend| owners.get(&e.campaign_id).copied();
+        let mut ids: Vec<&str> = events
             .iter()
             .filter_map(|e| e.event_id.as_deref())
             .collect();
-        let mut known: HashMap<String, SpendLog> = HashMap::new();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut brands: Vec<i64> = events
+            .iter()
+            .filter(|e| e.event_id.is_some())
+            .filter_map(brand_of)
+            .collect();
+        brands.sort_unstable();
+        brands.dedup();
+        // Both lists at once: the unique index on (brand_id, event_id) answers it; a row of one
+        // brand with another brand's id is no match and is dropped below.
+        let mut known: HashMap<(i64, String), SpendLog> = HashMap::new();
         for chunk in ids.chunks(CHUNK) {
             let rows: Vec<SpendRow> = spend_logs::table
                 .select(SpendRow::as_select())
+                .filter(spend_logs::brand_id.eq_any(&brands))
                 .filter(spend_logs::event_id.eq_any(chunk))
                 .load(conn)?;
-            known.extend(
-                rows.into_iter()
-                    .filter_map(|r| r.event_id.clone().map(|id| (id, r.into()))),
-            );
+            known.extend(rows.into_iter().filter_map(|r| {
+                let key = (r.brand_id, r.event_id.clone()?);
+                Some((key, r.into()))
+            }));
         }
         let same = |prev: &ValidSpend, e: &ValidSpend| {
             prev.campaign_id == e.campaign_id
@@ -352,19 +374,20 @@ impl<'a> Call<'a> {
             fresh: Vec::new(),
             repeats: Vec::new(),
         };
-        let mut first_in_call: HashMap<&str, usize> = HashMap::new();
+        let mut first_in_call: HashMap<(i64, &str), usize> = HashMap::new();
         for (i, e) in events.iter().enumerate() {
             if self.results[i].is_some() {
                 continue;
             }
-            if let Some(id) = e.event_id.as_deref() {
-                if let Some(prev) = known.get(id) {
+            if let (Some(id), Some(brand)) = (e.event_id.as_deref(), brand_of(e)) {
+                if let Some(prev) = known.get(&(brand, id.to_owned())) {
                     let prev_event = ValidSpend {
                         campaign_id: prev.campaign_id,
                         amount: prev.amount,
                         occurred_at: prev.occurred_at,
                         occurred_at_given: true,
                         event_id: None,
+                        posted_by: None,
                     };
                     if same(&prev_event, e) {
                         self.results[i] = Some(Ok(Outcome::Replayed(prev.clone())));
@@ -376,7 +399,7 @@ impl<'a> Call<'a> {
                     }
                     continue;
                 }
-                if let Some(&first) = first_in_call.get(id) {
+                if let Some(&first) = first_in_call.get(&(brand, id)) {
                     if same(&events[first], e) {
                         sorted.repeats.push((i, first));
                     } else {
@@ -389,24 +412,30 @@ impl<'a> Call<'a> {
                     }
                     continue;
                 }
-                first_in_call.insert(id, i);
+                first_in_call.insert((brand, id), i);
             }
             sorted.fresh.push((i, e));
         }
         Ok(sorted)
     }
 
-    /// Step 3: the fresh events' spend logs. A unique violation on `event_id` means a concurrent
-    /// transaction recorded the same id first: `Attempt::Raced`, run again.
+    /// Step 3: the fresh events' spend logs, with their brand and token. A unique violation on
+    /// `(brand_id, event_id)` means a concurrent transaction recorded the same id first:
+    /// `Attempt::Raced`, run again.
     fn insert_logs(
         &mut self,
         conn: &mut DbConnection,
         fresh: &[(usize, &ValidSpend)],
+        owners: &HashMap<i64, i64>,
         now: DateTime<Utc>,
     ) -> Result<(), Attempt> {
         let received = naive(now);
         for chunk in fresh.chunks(CHUNK) {
-            let events: Vec<&ValidSpend> = chunk.iter().map(|(_, e)| *e).collect();
+            // Every fresh event's campaign was found in step 1 (the others were rejected).
+            let events: Vec<(&ValidSpend, i64)> = chunk
+                .iter()
+                .map(|(_, e)| (*e, owners.get(&e.campaign_id).copied().unwrap_or_default()))
+                .collect();
             let inserted = insert_logs(conn, &events, received).map_err(|e| match e {
                 diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::UniqueViolation,
@@ -416,6 +445,7 @@ impl<'a> Call<'a> {
             })?;
             for ((i, e), row) in chunk.iter().zip(inserted) {
                 let same = row.campaign_id == e.campaign_id
+                    && row.token_id == e.posted_by
                     && row.amount == e.amount.micros()
                     && row.occurred_at == naive(e.occurred_at)
                     && row.event_id == e.event_id;
@@ -627,51 +657,71 @@ fn answer(
 /// where a multi-row VALUES list is a new statement of five parameters an event each time.
 fn insert_logs(
     conn: &mut DbConnection,
-    events: &[&ValidSpend],
+    events: &[(&ValidSpend, i64)],
     received: chrono::NaiveDateTime,
 ) -> QueryResult<Vec<SpendRow>> {
     use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
     match conn {
         DbConnection::Postgresql(c) => diesel::sql_query(
-            "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id) \
-             SELECT e.campaign_id, e.amount, e.occurred_at, $4, e.event_id \
-             FROM unnest($1, $2, $3, $5) WITH ORDINALITY \
-                  AS e (campaign_id, amount, occurred_at, event_id, n) ORDER BY e.n \
-             RETURNING id, campaign_id, amount, occurred_at, received_at, event_id",
+            "INSERT INTO spend_logs \
+                 (campaign_id, amount, occurred_at, received_at, event_id, brand_id, token_id) \
+             SELECT e.campaign_id, e.amount, e.occurred_at, $4, e.event_id, e.brand_id, e.token_id \
+             FROM unnest($1, $2, $3, $5, $6, $7) WITH ORDINALITY \
+                  AS e (campaign_id, amount, occurred_at, event_id, brand_id, token_id, n) \
+             ORDER BY e.n \
+             RETURNING id, campaign_id, amount, occurred_at, received_at, event_id, brand_id, token_id",
         )
-        .bind::<Array<BigInt>, _>(events.iter().map(|e| e.campaign_id).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(events.iter().map(|e| e.amount.micros()).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(events.iter().map(|(e, _)| e.campaign_id).collect::<Vec<_>>())
+        .bind::<Array<BigInt>, _>(
+            events
+                .iter()
+                .map(|(e, _)| e.amount.micros())
+                .collect::<Vec<_>>(),
+        )
         .bind::<Array<Timestamp>, _>(
             events
                 .iter()
-                .map(|e| naive(e.occurred_at))
+                .map(|(e, _)| naive(e.occurred_at))
                 .collect::<Vec<_>>(),
         )
         .bind::<Timestamp, _>(received)
         .bind::<Array<Nullable<Text>>, _>(
             events
                 .iter()
-                .map(|e| e.event_id.as_deref())
+                .map(|(e, _)| e.event_id.as_deref())
                 .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(events.iter().map(|(_, brand)| *brand).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(
+            events.iter().map(|(e, _)| e.posted_by).collect::<Vec<_>>(),
         )
         .load(c),
         DbConnection::Sqlite(c) => {
-            let rows: Vec<_> = events
-                .iter()
-                .map(|e| {
-                    (
-                        spend_logs::campaign_id.eq(e.campaign_id),
-                        spend_logs::amount.eq(e.amount.micros()),
-                        spend_logs::occurred_at.eq(naive(e.occurred_at)),
-                        spend_logs::received_at.eq(received),
-                        spend_logs::event_id.eq(e.event_id.as_deref()),
-                    )
-                })
-                .collect();
-            diesel::insert_into(spend_logs::table)
-                .values(&rows)
-                .returning(SpendRow::as_returning())
-                .get_results(c)
+            // 4,000 rows × 7 columns stays under SQLite's 32,766 bind variables.
+            let mut inserted = Vec::with_capacity(events.len());
+            for chunk in events.chunks(4_000) {
+                let rows: Vec<_> = chunk
+                    .iter()
+                    .map(|(e, brand)| {
+                        (
+                            spend_logs::campaign_id.eq(e.campaign_id),
+                            spend_logs::amount.eq(e.amount.micros()),
+                            spend_logs::occurred_at.eq(naive(e.occurred_at)),
+                            spend_logs::received_at.eq(received),
+                            spend_logs::event_id.eq(e.event_id.as_deref()),
+                            spend_logs::brand_id.eq(*brand),
+                            spend_logs::token_id.eq(e.posted_by),
+                        )
+                    })
+                    .collect();
+                inserted.extend(
+                    diesel::insert_into(spend_logs::table)
+                        .values(&rows)
+                        .returning(SpendRow::as_returning())
+                        .get_results(c)?,
+                );
+            }
+            Ok(inserted)
         }
     }
 }

@@ -29,6 +29,13 @@ pub enum Scope {
     Admin,
 }
 
+/// A live token, as authentication finds it: which one (spend logs record it) and its scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live {
+    pub id: i64,
+    pub scope: Scope,
+}
+
 impl Scope {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
@@ -134,23 +141,24 @@ pub fn well_formed(token: &str) -> bool {
 }
 
 /// The scope of a live token, or `None` for an unknown, malformed or revoked one.
-pub fn authenticate(conn: &mut DbConnection, token: &str) -> DomainResult<Option<Scope>> {
+pub fn authenticate(conn: &mut DbConnection, token: &str) -> DomainResult<Option<Live>> {
     Ok(authenticate_many(conn, &[token])?.remove(token))
 }
 
-/// The scopes of those of `tokens` that are live, in one query (the group-commit writer checks
-/// every request of a batch at once). Unknown, malformed and revoked tokens are absent.
+/// Those of `tokens` that are live, in one query (the group-commit writer checks every request
+/// of a batch at once). Unknown, malformed and revoked tokens are absent.
 pub fn authenticate_many(
     conn: &mut DbConnection,
     tokens: &[&str],
-) -> DomainResult<HashMap<String, Scope>> {
+) -> DomainResult<HashMap<String, Live>> {
     let well_formed: Vec<&str> = tokens.iter().copied().filter(|t| well_formed(t)).collect();
     if well_formed.is_empty() {
         return Ok(HashMap::new());
     }
     let prefixes: Vec<&str> = well_formed.iter().map(|t| &t[..PREFIX_LEN]).collect();
-    let rows: Vec<(String, String, String)> = api_tokens::table
+    let rows: Vec<(i64, String, String, String)> = api_tokens::table
         .select((
+            api_tokens::id,
             api_tokens::prefix,
             api_tokens::token_hash,
             api_tokens::scope,
@@ -164,13 +172,18 @@ pub fn authenticate_many(
     let mut live = HashMap::new();
     for token in well_formed {
         let presented = digest(token);
-        let scope = rows
+        let found = rows
             .iter()
-            .filter(|(prefix, _, _)| prefix == &token[..PREFIX_LEN])
-            .find(|(_, stored, _)| bool::from(stored.as_bytes().ct_eq(presented.as_bytes())))
-            .and_then(|(_, _, scope)| Scope::parse(scope));
-        if let Some(scope) = scope {
-            live.insert(token.to_owned(), scope);
+            .filter(|(_, prefix, _, _)| prefix == &token[..PREFIX_LEN])
+            .find(|(_, _, stored, _)| bool::from(stored.as_bytes().ct_eq(presented.as_bytes())))
+            .and_then(|(id, _, _, scope)| {
+                Some(Live {
+                    id: *id,
+                    scope: Scope::parse(scope)?,
+                })
+            });
+        if let Some(found) = found {
+            live.insert(token.to_owned(), found);
         }
     }
     Ok(live)

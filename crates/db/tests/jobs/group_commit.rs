@@ -22,6 +22,7 @@ fn event(campaign_id: i64, units: i64, id: Option<&str>) -> ValidSpend {
         occurred_at: utc("2026-11-16T12:00:00Z"),
         occurred_at_given: true,
         event_id: id.map(str::to_owned),
+        posted_by: None,
     }
 }
 
@@ -211,8 +212,8 @@ fn a_deadlock_over_event_ids_is_run_again() {
     let c = w.campaign(b, "c", json!({}), t);
     let insert = |id: &str| {
         format!(
-            "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id) \
-             VALUES ({c}, 1000000, '2026-11-16 12:00:00', '2026-11-16 12:00:00', '{id}')"
+            "INSERT INTO spend_logs (campaign_id, brand_id, amount, occurred_at, received_at, event_id) \
+             VALUES ({c}, {b}, 1000000, '2026-11-16 12:00:00', '2026-11-16 12:00:00', '{id}')"
         )
     };
     // Another writer holds event "b" and will ask for "a".

@@ -14,6 +14,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
 mod group_commit;
+mod migrations;
 mod race;
 mod rollover;
 

@@ -1,0 +1,81 @@
+//! Migrations that rewrite stored data, checked on rows written as the schema before them had
+//! them.
+
+use adbudget_core::forms::SpendEvent;
+use adbudget_core::money::{Money, PositiveMoney};
+use adbudget_db::repo::spend;
+use adbudget_testing::{Backend, TestDatabase};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+
+use crate::{on_both_databases, utc};
+
+on_both_databases!(spend_logs_get_their_brand_and_event_ids_become_per_brand);
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct Log {
+    #[diesel(sql_type = BigInt)]
+    brand_id: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    token_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    event_id: Option<String>,
+}
+
+/// Migration 000006: existing spend logs get their campaign's brand and no token; the unique
+/// index moves from `event_id` to `(brand_id, event_id)`, so another brand may use an id that
+/// one brand recorded before the upgrade.
+fn spend_logs_get_their_brand_and_event_ids_become_per_brand(backend: Backend) {
+    let database = TestDatabase::create_empty(backend).unwrap();
+    let mut conn = adbudget_db::connect_one(&database.url).unwrap();
+    adbudget_db::migrate_through(&mut conn, "2026-11-30-000005").unwrap();
+    for sql in [
+        "INSERT INTO brands (id, name, daily_budget, monthly_budget, timezone, created_at, updated_at) \
+         VALUES (1, 'Acme', 100000000, 1000000000, 'UTC', '2026-11-30 00:00:00', '2026-11-30 00:00:00'), \
+                (2, 'Globex', 100000000, 1000000000, 'UTC', '2026-11-30 00:00:00', '2026-11-30 00:00:00')",
+        "INSERT INTO campaigns (id, brand_id, name, manually_paused, pause_reasons, created_at, updated_at) \
+         VALUES (10, 1, 'a', FALSE, 0, '2026-11-30 00:00:00', '2026-11-30 00:00:00'), \
+                (20, 2, 'g', FALSE, 0, '2026-11-30 00:00:00', '2026-11-30 00:00:00')",
+        "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id) \
+         VALUES (10, 5000000, '2026-11-30 10:00:00', '2026-11-30 10:00:00', 'e1'), \
+                (20, 7000000, '2026-11-30 10:00:00', '2026-11-30 10:00:00', NULL)",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+    adbudget_db::migrate(&mut conn).unwrap();
+    let logs: Vec<Log> =
+        diesel::sql_query("SELECT brand_id, token_id, event_id FROM spend_logs ORDER BY id")
+            .load(&mut conn)
+            .unwrap();
+    assert_eq!(
+        logs,
+        [
+            Log {
+                brand_id: 1,
+                token_id: None,
+                event_id: Some("e1".into())
+            },
+            Log {
+                brand_id: 2,
+                token_id: None,
+                event_id: None
+            },
+        ]
+    );
+    // Globex may now record "e1" too; Acme's "e1" is still a replay.
+    let now = utc("2026-11-30T12:00:00Z");
+    let event = |campaign_id, amount: &str| {
+        SpendEvent {
+            campaign_id,
+            amount: PositiveMoney(Money::parse_positive(amount).unwrap()),
+            occurred_at: Some(utc("2026-11-30T10:00:00Z")),
+            event_id: Some("e1".into()),
+        }
+        .validate(now)
+        .unwrap()
+    };
+    let globex = spend::record(&mut conn, &[event(20, "3")], now, spend::Mode::Single).unwrap();
+    assert!(globex.outcomes[0].is_new(), "{globex:?}");
+    let acme = spend::record(&mut conn, &[event(10, "5")], now, spend::Mode::Single).unwrap();
+    assert!(!acme.outcomes[0].is_new(), "{acme:?}");
+}

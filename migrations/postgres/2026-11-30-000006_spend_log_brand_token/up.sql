@@ -1,0 +1,15 @@
+-- SPEC §3: a spend log records its brand and the token that posted it, and `event_id` is unique
+-- per brand: two brands' connectors never collide on an id, and no token can take ids away from
+-- another brand's connector.
+--
+-- brand_id is the campaign's brand (a campaign never changes brand), backfilled here; it has no
+-- foreign key of its own: the campaign's already cascades, and a second check on every insert
+-- would cost the spend path for nothing. token_id is NULL for spend recorded without a token
+-- (`adbudget log-spend`) and for every row written before this migration; tokens are revoked,
+-- never deleted, so it always names one.
+ALTER TABLE spend_logs ADD COLUMN brand_id BIGINT;
+UPDATE spend_logs AS s SET brand_id = c.brand_id FROM campaigns AS c WHERE c.id = s.campaign_id;
+ALTER TABLE spend_logs ALTER COLUMN brand_id SET NOT NULL;
+ALTER TABLE spend_logs ADD COLUMN token_id BIGINT;
+ALTER TABLE spend_logs DROP CONSTRAINT spend_logs_event_id_key;
+CREATE UNIQUE INDEX spend_logs_brand_event ON spend_logs (brand_id, event_id);
