@@ -75,6 +75,9 @@ macro_rules! per_backend {
     };
 }
 
+/// A hash of the migrations this build embeds (both dialects' files; see `build.rs`).
+pub const MIGRATIONS_FINGERPRINT: &str = env!("ADBUDGET_MIGRATIONS_FINGERPRINT");
+
 const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 

@@ -103,8 +103,10 @@ fn database_url(admin: &str, name: &str) -> anyhow::Result<String> {
 /// database is cloned from (`CREATE DATABASE … TEMPLATE`, as crates.io's test databases are): a
 /// copy is much faster than running the migrations again for every test.
 ///
-/// The name carries a hash of the migrations' text, so a changed migration gets a template of its
-/// own and test processes running at once share one. It is built under another name and renamed
+/// The name carries a hash of the migrations this build embeds
+/// ([`adbudget_db::MIGRATIONS_FINGERPRINT`]), so a changed migration gets a template of its own, a
+/// binary built from older migrations never clones a newer schema, and test processes running at
+/// once share one. It is built under another name and renamed
 /// when complete, under an advisory lock: a process that dies half-way leaves no template that
 /// looks finished. Templates stay on the server for the next run (a private server is removed
 /// with everything on it).
@@ -122,7 +124,7 @@ fn build_template() -> anyhow::Result<String> {
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    let name = format!("adbudget_template_{:016x}", migrations_hash()?);
+    let name = format!("adbudget_template_{}", adbudget_db::MIGRATIONS_FINGERPRINT);
     let admin = postgres_admin_url();
     let mut conn = PgConnection::establish(&admin)?;
     // Any constant shared by every test process: they build the template one at a time.
@@ -150,43 +152,6 @@ fn build_template() -> anyhow::Result<String> {
     })();
     diesel::sql_query("SELECT pg_advisory_unlock(727413)").execute(&mut conn)?;
     built.map(|()| name)
-}
-
-/// A hash of the PostgreSQL migrations' names and text, read from the source tree the tests run in.
-fn migrations_hash() -> anyhow::Result<u64> {
-    use std::hash::{Hash, Hasher};
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations/postgres");
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.clone()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let path = entry?.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                files.push(path);
-            }
-        }
-    }
-    files.sort();
-    // FNV-1a: stable across Rust versions and runs, unlike `DefaultHasher`'s promise.
-    struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
-            for b in bytes {
-                self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
-            }
-        }
-    }
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-    for f in files {
-        f.strip_prefix(&dir)?.hash(&mut h);
-        std::fs::read(&f)?.hash(&mut h);
-    }
-    Ok(h.finish())
 }
 
 impl Drop for TestDatabase {
