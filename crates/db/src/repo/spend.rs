@@ -338,29 +338,15 @@ impl<'a> Call<'a> {
     ) -> DomainResult<Sorted<'a>> {
         let events = self.events;
         let brand_of = |e: &ValidSpend| owners.get(&e.campaign_id).copied();
-        let mut ids: Vec<&str> = events
+        let mut pairs: Vec<(i64, &str)> = events
             .iter()
-            .filter_map(|e| e.event_id.as_deref())
+            .filter_map(|e| Some((brand_of(e)?, e.event_id.as_deref()?)))
             .collect();
-        ids.sort_unstable();
-        ids.dedup();
-        let mut brands: Vec<i64> = events
-            .iter()
-            .filter(|e| e.event_id.is_some())
-            .filter_map(brand_of)
-            .collect();
-        brands.sort_unstable();
-        brands.dedup();
-        // Both lists at once: the unique index on (brand_id, event_id) answers it; a row of one
-        // brand with another brand's id is no match and is dropped below.
+        pairs.sort_unstable();
+        pairs.dedup();
         let mut known: HashMap<(i64, String), SpendLog> = HashMap::new();
-        for chunk in ids.chunks(CHUNK) {
-            let rows: Vec<SpendRow> = spend_logs::table
-                .select(SpendRow::as_select())
-                .filter(spend_logs::brand_id.eq_any(&brands))
-                .filter(spend_logs::event_id.eq_any(chunk))
-                .load(conn)?;
-            known.extend(rows.into_iter().filter_map(|r| {
+        for chunk in pairs.chunks(CHUNK) {
+            known.extend(logs_by_event_id(conn, chunk)?.into_iter().filter_map(|r| {
                 let key = (r.brand_id, r.event_id.clone()?);
                 Some((key, r.into()))
             }));
@@ -650,6 +636,39 @@ fn answer(
             Some(r.into_view(daily, monthly))
         })
         .collect()
+}
+
+/// The spend logs with these (brand, event id) pairs: one probe of the unique index per pair
+/// (PostgreSQL joins the pairs as two arrays, SQLite a VALUES list), where two `IN` lists would
+/// probe every brand with every id.
+fn logs_by_event_id(conn: &mut DbConnection, pairs: &[(i64, &str)]) -> QueryResult<Vec<SpendRow>> {
+    use diesel::sql_types::{Array, BigInt, Text};
+    const COLUMNS: &str = "s.id, s.campaign_id, s.amount, s.occurred_at, s.received_at, \
+                           s.event_id, s.brand_id, s.token_id";
+    match conn {
+        DbConnection::Postgresql(c) => diesel::sql_query(format!(
+            "SELECT {COLUMNS} FROM unnest($1, $2) AS k (brand_id, event_id) \
+             JOIN spend_logs AS s ON s.brand_id = k.brand_id AND s.event_id = k.event_id"
+        ))
+        .bind::<Array<BigInt>, _>(pairs.iter().map(|(b, _)| *b).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(pairs.iter().map(|(_, id)| *id).collect::<Vec<_>>())
+        .load(c),
+        DbConnection::Sqlite(c) => {
+            let values = vec!["(?, ?)"; pairs.len()].join(", ");
+            // CROSS JOIN keeps the pairs as the outer loop (SQLite's planner takes the join
+            // order as written): one index search per pair. A row-value `IN (VALUES …)` was
+            // planned as a scan of the whole index.
+            let mut q = diesel::sql_query(format!(
+                "SELECT {COLUMNS} FROM (VALUES {values}) AS k \
+                 CROSS JOIN spend_logs AS s ON s.brand_id = k.column1 AND s.event_id = k.column2"
+            ))
+            .into_boxed::<diesel::sqlite::Sqlite>();
+            for (brand, id) in pairs {
+                q = q.bind::<BigInt, _>(*brand).bind::<Text, _>(*id);
+            }
+            q.load(c)
+        }
+    }
 }
 
 /// Inserts spend logs, returning their rows in the order of `events`. PostgreSQL gets the
