@@ -418,10 +418,15 @@ impl<'a> Call<'a> {
         let received = naive(now);
         for chunk in fresh.chunks(CHUNK) {
             // Every fresh event's campaign was found in step 1 (the others were rejected).
-            let events: Vec<(&ValidSpend, i64)> = chunk
+            let events = chunk
                 .iter()
-                .map(|(_, e)| (*e, owners.get(&e.campaign_id).copied().unwrap_or_default()))
-                .collect();
+                .map(|(_, e)| {
+                    let brand = owners.get(&e.campaign_id).copied().ok_or_else(|| {
+                        DomainError::Unexpected(anyhow::anyhow!("an event without its brand"))
+                    })?;
+                    Ok((*e, brand))
+                })
+                .collect::<DomainResult<Vec<(&ValidSpend, i64)>>>()?;
             let inserted = insert_logs(conn, &events, received).map_err(|e| match e {
                 diesel::result::Error::DatabaseError(
                     diesel::result::DatabaseErrorKind::UniqueViolation,
