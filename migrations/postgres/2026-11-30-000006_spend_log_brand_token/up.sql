@@ -13,3 +13,16 @@ ALTER TABLE spend_logs ALTER COLUMN brand_id SET NOT NULL;
 ALTER TABLE spend_logs ADD COLUMN token_id BIGINT;
 ALTER TABLE spend_logs DROP CONSTRAINT spend_logs_event_id_key;
 CREATE UNIQUE INDEX spend_logs_brand_event ON spend_logs (brand_id, event_id);
+
+-- A rolling upgrade runs this migration while pods of the previous release still record spend
+-- without brand_id: fill it from the campaign for them, so their inserts keep working until the
+-- last one is replaced. (The WHEN clause keeps the trigger out of this release's own inserts.) A
+-- later migration drops it.
+CREATE FUNCTION spend_logs_brand_of_campaign() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT brand_id INTO NEW.brand_id FROM campaigns WHERE id = NEW.campaign_id;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER spend_logs_brand_of_campaign BEFORE INSERT ON spend_logs
+    FOR EACH ROW WHEN (NEW.brand_id IS NULL) EXECUTE FUNCTION spend_logs_brand_of_campaign();

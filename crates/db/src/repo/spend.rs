@@ -123,8 +123,8 @@ pub fn record(
 }
 
 /// How a spend transaction failed: it lost a race to a concurrent transaction (for an event id:
-/// the unique index on `event_id` made it wait for that one's commit, then refused the insert; or
-/// a deadlock between the two), which running it again resolves, or anything else.
+/// the unique index on `(brand_id, event_id)` made it wait for that one's commit, then refused
+/// the insert; or a deadlock between the two), which running it again resolves, or anything else.
 #[derive(Debug)]
 enum Attempt {
     Raced,
@@ -648,8 +648,9 @@ fn answer(
 /// probe every brand with every id.
 fn logs_by_event_id(conn: &mut DbConnection, pairs: &[(i64, &str)]) -> QueryResult<Vec<SpendRow>> {
     use diesel::sql_types::{Array, BigInt, Text};
-    const COLUMNS: &str = "s.id, s.campaign_id, s.amount, s.occurred_at, s.received_at, \
-                           s.event_id, s.brand_id, s.token_id";
+    const COLUMNS: &str = "s.id AS id, s.campaign_id AS campaign_id, s.amount AS amount, \
+                           s.occurred_at AS occurred_at, s.received_at AS received_at, \
+                           s.event_id AS event_id, s.brand_id AS brand_id, s.token_id AS token_id";
     match conn {
         DbConnection::Postgresql(c) => diesel::sql_query(format!(
             "SELECT {COLUMNS} FROM unnest($1, $2) AS k (brand_id, event_id) \
@@ -677,8 +678,8 @@ fn logs_by_event_id(conn: &mut DbConnection, pairs: &[(i64, &str)]) -> QueryResu
 }
 
 /// Inserts spend logs, returning their rows in the order of `events`. PostgreSQL gets the
-/// columns as five arrays (`unnest`): one short statement to parse and plan however many events,
-/// where a multi-row VALUES list is a new statement of five parameters an event each time.
+/// columns as six arrays (`unnest`): one short statement to parse and plan however many events,
+/// where a multi-row VALUES list is a new statement of seven parameters an event each time.
 fn insert_logs(
     conn: &mut DbConnection,
     events: &[(&ValidSpend, i64)],

@@ -62,6 +62,22 @@ fn spend_logs_get_their_brand_and_event_ids_become_per_brand(backend: Backend) {
             },
         ]
     );
+    // During a rolling upgrade on PostgreSQL, pods of the previous release insert without
+    // brand_id: the trigger fills it from the campaign. (SQLite is upgraded stopped.)
+    if backend == Backend::Postgres {
+        diesel::sql_query(
+            "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id) \
+             VALUES (20, 1000000, '2026-11-30 11:00:00', '2026-11-30 11:00:00', 'old-pod')",
+        )
+        .execute(&mut conn)
+        .unwrap();
+        let old: Vec<Log> = diesel::sql_query(
+            "SELECT brand_id, token_id, event_id FROM spend_logs WHERE event_id = 'old-pod'",
+        )
+        .load(&mut conn)
+        .unwrap();
+        assert_eq!(old[0].brand_id, 2, "{old:?}");
+    }
     // Globex may now record "e1" too; Acme's "e1" is still a replay.
     let now = utc("2026-11-30T12:00:00Z");
     let event = |campaign_id, amount: &str| {
