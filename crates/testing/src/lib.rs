@@ -44,52 +44,37 @@ impl TestDatabase {
                     _dir: Some(dir),
                 })
             }
-            Backend::Postgres => {
-                let admin = postgres_admin_url();
-                let name = format!("adbudget_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = PgConnection::establish(&admin)?;
-                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn)?;
-                Ok(TestDatabase {
-                    url: database_url(&admin, &name)?,
-                    backend,
-                    pg_name: Some(name),
-                    _dir: None,
-                })
-            }
+            Backend::Postgres => Self::postgres(None),
         }
     }
 
-    /// Creates an empty, migrated database.
+    /// Creates an empty, migrated database: SQLite runs the migrations, PostgreSQL clones the
+    /// migrated template.
     pub fn create(backend: Backend) -> anyhow::Result<Self> {
-        let db = match backend {
+        match backend {
             Backend::Sqlite => {
-                let dir = tempfile::tempdir()?;
-                let url = format!("sqlite://{}", dir.path().join("adbudget.db").display());
-                TestDatabase {
-                    url,
-                    backend,
-                    pg_name: None,
-                    _dir: Some(dir),
-                }
+                let db = Self::create_empty(backend)?;
+                let pool = adbudget_db::connect(&db.url, 1)?;
+                adbudget_db::migrate(&mut *adbudget_db::get(&pool)?)?;
+                Ok(db)
             }
-            Backend::Postgres => {
-                let admin = postgres_admin_url();
-                let template = migrated_template()?;
-                let name = format!("adbudget_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = PgConnection::establish(&admin)?;
-                diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
-                    .execute(&mut conn)?;
-                return Ok(TestDatabase {
-                    url: database_url(&admin, &name)?,
-                    backend,
-                    pg_name: Some(name),
-                    _dir: None,
-                });
-            }
-        };
-        let pool = adbudget_db::connect(&db.url, 1)?;
-        adbudget_db::migrate(&mut *adbudget_db::get(&pool)?)?;
-        Ok(db)
+            Backend::Postgres => Self::postgres(Some(&migrated_template()?)),
+        }
+    }
+
+    /// A new PostgreSQL database, a copy of `template` (else of the server's default, empty).
+    fn postgres(template: Option<&str>) -> anyhow::Result<Self> {
+        let admin = postgres_admin_url();
+        let name = format!("adbudget_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::establish(&admin)?;
+        let from = template.map_or_else(String::new, |t| format!(" TEMPLATE {t}"));
+        diesel::sql_query(format!("CREATE DATABASE {name}{from}")).execute(&mut conn)?;
+        Ok(TestDatabase {
+            url: database_url(&admin, &name)?,
+            backend: Backend::Postgres,
+            pg_name: Some(name),
+            _dir: None,
+        })
     }
 }
 
