@@ -15,8 +15,11 @@ pub enum ApiError {
     BadRequest(String),
     #[error("missing or invalid bearer token")]
     Unauthorized,
-    #[error("this token's scope does not allow this operation; an admin token is required")]
-    Forbidden,
+    #[error("{message}")]
+    Forbidden {
+        message: String,
+        field: Option<String>,
+    },
     #[error("{what} not found")]
     NotFound { what: String, field: Option<String> },
     #[error("{message}")]
@@ -40,6 +43,25 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A 403: the caller's scope or role does not allow the operation.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError::Forbidden {
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// The same error about request field `field` (a 404 for the brand of `brand_id`, …).
+    pub fn on_field(self, field: &str) -> Self {
+        match self {
+            ApiError::NotFound { what, .. } => ApiError::NotFound {
+                what,
+                field: Some(field.to_owned()),
+            },
+            other => other,
+        }
+    }
+
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::Invalid {
             field: Some(field.into()),
@@ -70,7 +92,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
+            ApiError::Forbidden { .. } => "forbidden",
             ApiError::NotFound { .. } => "not_found",
             ApiError::Conflict { .. } => "conflict",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
@@ -84,6 +106,7 @@ impl ApiError {
     fn field(&self) -> Option<String> {
         match self {
             ApiError::NotFound { field, .. }
+            | ApiError::Forbidden { field, .. }
             | ApiError::Conflict { field, .. }
             | ApiError::Invalid { field, .. } => field.clone(),
             _ => None,
@@ -96,7 +119,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -151,6 +174,7 @@ impl From<DomainError> for ApiError {
                 field,
             },
             DomainError::Conflict { message, field } => ApiError::Conflict { message, field },
+            DomainError::Forbidden { message, field } => ApiError::Forbidden { message, field },
             DomainError::Unavailable(e) => ApiError::Unavailable(e),
             DomainError::Database(e) => ApiError::Internal(e.into()),
             DomainError::Unexpected(e) => ApiError::Internal(e),

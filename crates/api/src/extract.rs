@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use adbudget_db::repo::PageRequest;
-use adbudget_db::repo::tokens::{self, Live, Scope};
+use adbudget_db::repo::tokens::{self, Live};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
@@ -185,18 +185,14 @@ fn clean_message(m: &str) -> String {
     m.split(" at line ").next().unwrap_or(m).to_owned()
 }
 
-/// The caller holds a live token of any scope: may read and post spend.
-pub struct IngestToken(pub Live);
-/// The caller holds a live admin token: may do everything.
-pub struct AdminToken;
-
 /// The bearer token a request presents, not yet checked against the database: `POST /spend`
 /// hands it to the group-commit writer, which checks the tokens of a whole batch in one query. A
 /// request without one, or with one that is not shaped like a token, is refused here (401).
+/// Every other route checks it through [`Caller`](crate::access::Caller).
 pub struct Bearer(pub String);
 
 impl Bearer {
-    fn of(req: &HttpRequest) -> Result<Bearer, ApiError> {
+    pub fn from_header(req: &HttpRequest) -> Result<Bearer, ApiError> {
         req.headers()
             .get(actix_web::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -210,19 +206,18 @@ impl Bearer {
             .ok_or(ApiError::Unauthorized)
     }
 
-    /// Checks the token now, on its own: the live token, else 401.
-    pub async fn authenticate(self, state: &AppState) -> Result<Live, ApiError> {
-        let Bearer(token) = self;
-        let scope = state
-            .db(move |conn| tokens::authenticate(conn, &token))
-            .await?;
-        scope.ok_or(ApiError::Unauthorized)
+    /// The live token, checked now: a revoked or expired token is refused from the request after
+    /// the revocation commits. The check records the token's use when its `last_used_at` is
+    /// stale (at most one write per token per five minutes).
+    pub async fn authenticate(&self, state: &AppState) -> Result<Live, ApiError> {
+        let token = self.0.clone();
+        let verdict = state.db(move |conn| check(conn, &token)).await?;
+        verdict.ok_or(ApiError::Unauthorized)
     }
-}
 
-impl Bearer {
-    /// The same through the verdicts of the last second ([`TokenCache`]): a revoked token works
-    /// for at most a second more.
+    /// The same through the verdicts of the last second ([`TokenCache`]), for `POST /spend`,
+    /// whose writer checks the token again with its batch: a flood of requests (valid or forged)
+    /// costs one lookup per token per second.
     ///
     /// [`TokenCache`]: crate::token_cache::TokenCache
     pub async fn authenticate_cached(&self, state: &AppState) -> Result<Live, ApiError> {
@@ -230,10 +225,8 @@ impl Bearer {
             Some(verdict) => verdict,
             None => {
                 let token = self.0.clone();
-                let verdict = state
-                    .db(move |conn| tokens::authenticate(conn, &token))
-                    .await?;
-                state.token_cache.put(&self.0, verdict);
+                let verdict = state.db(move |conn| check(conn, &token)).await?;
+                state.token_cache.put(&self.0, verdict.clone());
                 verdict
             }
         };
@@ -241,45 +234,25 @@ impl Bearer {
     }
 }
 
+/// The live token `token` is, its use recorded when the recorded one is stale.
+fn check(
+    conn: &mut adbudget_db::DbConnection,
+    token: &str,
+) -> adbudget_db::error::DomainResult<Option<Live>> {
+    let now = adbudget_core::forms::now();
+    let live = tokens::authenticate(conn, token, now)?;
+    if let Some(live) = live.as_ref().filter(|l| l.use_unrecorded) {
+        tokens::touch(conn, &[live.id], now)?;
+    }
+    Ok(live)
+}
+
 impl FromRequest for Bearer {
     type Error = ApiError;
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        std::future::ready(Bearer::of(req))
-    }
-}
-
-async fn authenticate(req: &HttpRequest) -> Result<Live, ApiError> {
-    let bearer = Bearer::of(req)?;
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no app state")))?;
-    bearer.authenticate(state).await
-}
-
-impl FromRequest for IngestToken {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move { authenticate(&req).await.map(IngestToken) })
-    }
-}
-
-impl FromRequest for AdminToken {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            match authenticate(&req).await?.scope {
-                Scope::Admin => Ok(AdminToken),
-                Scope::Ingest => Err(ApiError::Forbidden),
-            }
-        })
+        std::future::ready(Bearer::from_header(req))
     }
 }
 
@@ -302,6 +275,11 @@ impl QueryParams {
     /// A parameter's value; an empty one (`?limit=`) is present, and invalid for every parameter.
     fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(String::as_str)
+    }
+
+    /// A parameter's raw value, for route-specific parsing.
+    pub fn raw(&self, key: &str) -> Option<&str> {
+        self.get(key)
     }
 
     pub fn page(&self) -> Result<PageRequest, ApiError> {

@@ -160,8 +160,10 @@ fn write_forever(writer: usize, pool: &DbPool, rx: &Receiver<Pending>) {
     }
 }
 
-/// Records the events whose token is live (one query for the batch's tokens, then one group
-/// commit); the others are answered 401.
+/// Records the events whose token is live and may post spend (one query for the batch's tokens
+/// and their brand bindings, then one group commit); the others are answered 401 or 403. The
+/// binding is applied where the group commit looks up the events' campaigns: an event for another
+/// brand's campaign is a 403 of its own.
 fn record_authenticated(
     conn: &mut DbConnection,
     events: Vec<ValidSpend>,
@@ -170,28 +172,47 @@ fn record_authenticated(
     let mut distinct: Vec<&str> = tokens.iter().map(String::as_str).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    let live = match tokens::authenticate_many(conn, &distinct) {
+    let at = now();
+    let live = match tokens::authenticate_many(conn, &distinct, at) {
         Ok(live) => live,
         Err(e) => return unavailable(&e, events.len()),
     };
+    // Tokens whose last use is not recorded yet: one statement, a few times an hour per token.
+    let unrecorded: Vec<i64> = live
+        .values()
+        .filter(|l| l.use_unrecorded)
+        .map(|l| l.id)
+        .collect();
+    if let Err(e) = tokens::touch(conn, &unrecorded, at) {
+        tracing::warn!(error = %e, "could not record the tokens' last use");
+    }
     let mut answers: Vec<Answer> = tokens.iter().map(|_| Err(ApiError::Unauthorized)).collect();
-    // Each admitted event records the token that posted it.
-    let (admitted, events): (Vec<usize>, Vec<ValidSpend>) = events
-        .into_iter()
-        .enumerate()
-        .filter_map(|(i, mut e)| {
-            e.posted_by = Some(live.get(&tokens[i])?.id);
-            Some((i, e))
-        })
-        .unzip();
+    // Each admitted event records the token that posted it, and carries its brand binding.
+    let mut admitted = Vec::with_capacity(events.len());
+    let mut recordable = Vec::with_capacity(events.len());
+    for (i, mut e) in events.into_iter().enumerate() {
+        let Some(token) = live.get(&tokens[i]) else {
+            continue;
+        };
+        if token.scope == tokens::Scope::Read {
+            answers[i] = Err(ApiError::forbidden(
+                "this token may not post spend (its scope is read)",
+            ));
+            continue;
+        }
+        e.posted_by = Some(token.id);
+        e.allowed = token.brands.clone();
+        admitted.push(i);
+        recordable.push(e);
+    }
     // Events per committed transaction, those with a live token.
-    metrics::histogram!("adbudget_spend_batch_size").record(events.len() as f64);
-    if events.is_empty() {
+    metrics::histogram!("adbudget_spend_batch_size").record(recordable.len() as f64);
+    if recordable.is_empty() {
         return answers;
     }
     for (i, result) in admitted
         .into_iter()
-        .zip(spend::record_group(conn, &events, now()))
+        .zip(spend::record_group(conn, &recordable, at))
     {
         answers[i] = result.map_err(ApiError::from);
     }

@@ -1,5 +1,6 @@
 //! The adbudget HTTP API (SPEC §6): brands, campaigns, dayparting, spend, health.
 
+pub mod access;
 pub mod admin;
 pub mod error;
 pub mod extract;

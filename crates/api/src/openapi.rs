@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{brands, campaigns, health, jobs, spend};
+use crate::routes::{audit, brands, campaigns, health, jobs, spend};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,12 +12,12 @@ use crate::routes::{brands, campaigns, health, jobs, spend};
         brands::create, brands::list, brands::get, brands::update, brands::delete,
         campaigns::create, campaigns::list, campaigns::get, campaigns::update, campaigns::delete,
         campaigns::put_dayparting, campaigns::delete_dayparting, campaigns::pause, campaigns::resume,
-        campaigns::history, spend::list, spend::record, spend::record_batch,
+        campaigns::history, spend::list, spend::record, spend::record_batch, spend::reverse, audit::list,
         jobs::queues, health::healthz, health::readyz,
     ),
     components(schemas(adbudget_core::views::WindowView)),
     modifiers(&BearerAuth, &CommonResponses),
-    tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "jobs"), (name = "health"))
+    tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "audit"), (name = "jobs"), (name = "health"))
 )]
 pub struct ApiDoc;
 
@@ -31,7 +31,7 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("A token from `adbudget token create`: `ingest` may post spend and read, `admin` may do everything."))
+                    .description(Some("A token from `adbudget token create`: `read` may read, `ingest` may read and post spend, `admin` may do everything. A token bound to brands (`--brand ID`) sees only those: other brands' objects are 404, spend on their campaigns 403."))
                     .build(),
             ),
         );

@@ -24,7 +24,7 @@ impl TokenCache {
         verdicts
             .get(token)
             .filter(|(_, at)| at.elapsed() < TTL)
-            .map(|(live, _)| *live)
+            .map(|(live, _)| live.clone())
     }
 
     pub fn put(&self, token: &str, live: Option<Live>) {
@@ -48,9 +48,12 @@ mod tests {
         let cache = TokenCache::default();
         let ingest = Live {
             id: 1,
+            name: "connector".into(),
             scope: adbudget_db::repo::tokens::Scope::Ingest,
+            brands: Default::default(),
+            use_unrecorded: false,
         };
-        cache.put("a", Some(ingest));
+        cache.put("a", Some(ingest.clone()));
         cache.put("b", None);
         assert_eq!(cache.get("a"), Some(Some(ingest)));
         assert_eq!(cache.get("b"), Some(None));

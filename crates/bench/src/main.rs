@@ -279,9 +279,12 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
             history = seed_history(&p, 100)?;
             let (_, token) = tokens::create(
                 &mut *db::get(&p)?,
-                &format!("bench-{}", std::process::id()),
-                tokens::Scope::Ingest,
+                &tokens::NewToken::new(
+                    &format!("bench-{}", std::process::id()),
+                    tokens::Scope::Ingest,
+                ),
                 adbudget_core::forms::now(),
+                &adbudget_core::access::Author::cli(),
             )?;
             let port = free_port()?;
             let exe = binary("adbudget-api")?;

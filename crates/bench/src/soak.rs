@@ -255,9 +255,9 @@ fn admin_token(url: &str) -> anyhow::Result<String> {
     db::migrate(&mut *db::get(&pool)?)?;
     let (_, token) = tokens::create(
         &mut *db::get(&pool)?,
-        "soak",
-        tokens::Scope::Admin,
+        &tokens::NewToken::new("soak", tokens::Scope::Admin),
         adbudget_core::forms::now(),
+        &adbudget_core::access::Author::cli(),
     )?;
     Ok(token)
 }

@@ -2,6 +2,7 @@
 
 use std::io::{BufRead, IsTerminal};
 
+use adbudget_core::access::{Author, Brands, Role};
 use adbudget_core::config::Settings;
 use adbudget_core::forms::{CreateBrand, CreateCampaign, SpendEvent, now};
 use adbudget_core::money::{Money, NonNegativeMoney, PositiveMoney};
@@ -34,7 +35,7 @@ struct Cli {
 enum Command {
     /// Apply pending migrations to DATABASE_URL.
     Migrate,
-    /// Create an admin-panel user.
+    /// Create an admin-panel user with the admin role (`user create --role admin`).
     Createsuperuser {
         #[arg(long)]
         username: String,
@@ -46,6 +47,19 @@ enum Command {
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Manage admin-panel users and their roles.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Reverse a recorded spend with a compensating entry (totals and campaign states follow).
+    ReverseSpend {
+        /// The spend log's id.
+        id: i64,
+        /// Why (shown beside the reversal and in the audit trail).
+        #[arg(long)]
+        reason: String,
     },
     /// Record one spend event through the same code path as POST /api/v1/spend.
     LogSpend {
@@ -73,13 +87,65 @@ enum TokenCommand {
     Create {
         #[arg(long)]
         name: String,
-        #[arg(long, value_parser = ["ingest", "admin"])]
+        #[arg(long, value_parser = ["read", "ingest", "admin"])]
         scope: String,
+        /// Bind the token to this brand (repeatable): it sees and touches only those brands.
+        #[arg(long = "brand")]
+        brands: Vec<i64>,
+        /// Expire the token after this long: `90d`, `12h`, `30m`.
+        #[arg(long)]
+        expires_in: Option<String>,
     },
-    /// List tokens (never their secrets).
+    /// List tokens (never their secrets), with brands, expiry and last use.
     List,
     /// Revoke a live token by name (or id); it stops working at once.
     Revoke { name: String },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["admin", "operator", "viewer"])]
+        role: String,
+        /// Bind the user to this brand (repeatable): they see and touch only those brands.
+        #[arg(long = "brand")]
+        brands: Vec<i64>,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users with their roles, brands and state.
+    List,
+    /// Disable a user: they can no longer log in, and their sessions end at once.
+    Disable { username: String },
+    /// Enable a disabled user again.
+    Enable { username: String },
+    /// Set a user's password (every session of theirs ends).
+    SetPassword {
+        username: String,
+        /// Read the password from the first line of standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// `90d`, `12h`, `30m`: a positive duration of whole days, hours or minutes.
+fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
+    let bad = || anyhow!("--expires-in must be like 90d, 12h or 30m (got {text:?})");
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number.parse().map_err(|_| bad())?;
+    if !(1..=100_000).contains(&n) {
+        return Err(bad());
+    }
+    match unit {
+        "d" => Ok(chrono::Duration::days(n)),
+        "h" => Ok(chrono::Duration::hours(n)),
+        "m" => Ok(chrono::Duration::minutes(n)),
+        _ => Err(bad()),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -105,10 +171,26 @@ fn run(command: Command, conn: &mut db::DbConnection) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let password = read_password(password_stdin)?;
-            users::create_superuser(conn, &username, &password, now())?;
-            eprintln!("created user {username:?}");
+            users::create_superuser(conn, &username, &password, now(), &Author::cli())?;
+            eprintln!("created user {username:?} (admin)");
         }
         Command::Token { command } => token(command, conn)?,
+        Command::User { command } => user(command, conn)?,
+        Command::ReverseSpend { id, reason } => {
+            let reversed = spend::reverse(conn, id, &reason, &Brands::All, now(), &Author::cli())?;
+            eprintln!(
+                "reversed spend {} ({} on campaign {}) with spend log {}",
+                id, reversed.reversed.amount, reversed.campaign.id, reversed.reversal.id
+            );
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "reversed": reversed.reversed,
+                    "reversal": reversed.reversal,
+                    "campaign": reversed.campaign,
+                }))?
+            );
+        }
         Command::LogSpend {
             campaign_id,
             amount,
@@ -178,39 +260,148 @@ fn run(command: Command, conn: &mut db::DbConnection) -> anyhow::Result<()> {
 
 fn token(command: TokenCommand, conn: &mut db::DbConnection) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create { name, scope } => {
+        TokenCommand::Create {
+            name,
+            scope,
+            brands,
+            expires_in,
+        } => {
             let scope = tokens::Scope::parse(&scope)
-                .ok_or_else(|| anyhow!("--scope must be ingest or admin"))?;
-            let (view, secret) = tokens::create(conn, &name, scope, now())?;
+                .ok_or_else(|| anyhow!("--scope must be read, ingest or admin"))?;
+            let at = now();
+            let expires_at = expires_in
+                .as_deref()
+                .map(parse_duration)
+                .transpose()?
+                .map(|d| at + d);
+            let new = tokens::NewToken {
+                name,
+                scope,
+                brands: (!brands.is_empty()).then_some(brands),
+                expires_at,
+            };
+            let (view, secret) = tokens::create(conn, &new, at, &Author::cli())?;
             eprintln!(
-                "created {} token {:?} ({}…); it is shown once:",
-                view.scope, view.name, view.prefix
+                "created {} token {:?} ({}…) for {}{}; it is shown once:",
+                view.scope,
+                view.name,
+                view.prefix,
+                brands_text(&view.brands),
+                view.expires_at
+                    .map(|t| format!(", expiring {}", t.to_rfc3339()))
+                    .unwrap_or_default()
             );
             println!("{secret}");
         }
         TokenCommand::List => {
             let list = tokens::list(conn)?;
             println!(
-                "{:<6} {:<24} {:<7} {:<14} {:<26} status",
-                "id", "name", "scope", "prefix", "created"
+                "{:<6} {:<24} {:<7} {:<14} {:<16} {:<26} {:<26} {:<26} status",
+                "id", "name", "scope", "prefix", "brands", "created", "expires", "last used"
             );
+            let time = |t: Option<DateTime<Utc>>, none: &str| {
+                t.map_or(none.to_owned(), |t| {
+                    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+                })
+            };
             for t in list {
-                let status = t
-                    .revoked_at
-                    .map_or("live".to_owned(), |at| format!("revoked {at}"));
+                let status = match (t.revoked_at, t.expires_at) {
+                    (Some(at), _) => format!("revoked {}", at.to_rfc3339()),
+                    (None, Some(e)) if e <= now() => "expired".to_owned(),
+                    _ => "live".to_owned(),
+                };
                 println!(
-                    "{:<6} {:<24} {:<7} {:<14} {:<26} {status}",
+                    "{:<6} {:<24} {:<7} {:<14} {:<16} {:<26} {:<26} {:<26} {status}",
                     t.id,
                     t.name,
                     t.scope,
                     t.prefix,
-                    t.created_at.to_rfc3339()
+                    brands_text(&t.brands),
+                    time(Some(t.created_at), ""),
+                    time(t.expires_at, "never"),
+                    time(t.last_used_at, "never"),
                 );
             }
         }
         TokenCommand::Revoke { name } => {
-            let t = tokens::revoke(conn, &name, now())?;
+            let t = tokens::revoke(conn, &name, now(), &Author::cli())?;
             eprintln!("revoked token {:?} ({})", t.name, t.id);
+        }
+    }
+    Ok(())
+}
+
+fn brands_text(brands: &Option<Vec<i64>>) -> String {
+    match brands {
+        None => "all brands".to_owned(),
+        Some(ids) => format!(
+            "brands {}",
+            ids.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
+fn user(command: UserCommand, conn: &mut db::DbConnection) -> anyhow::Result<()> {
+    let author = Author::cli();
+    match command {
+        UserCommand::Create {
+            username,
+            role,
+            brands,
+            password_stdin,
+        } => {
+            let role = Role::parse(&role)
+                .ok_or_else(|| anyhow!("--role must be admin, operator or viewer"))?;
+            let password = read_password(password_stdin)?;
+            let new = users::NewUser {
+                username: username.clone(),
+                password,
+                role,
+                brands: (!brands.is_empty()).then_some(brands),
+            };
+            users::create(conn, &new, now(), &author)?;
+            eprintln!(
+                "created user {username:?} ({}, {})",
+                role.as_str(),
+                brands_text(&new.brands)
+            );
+        }
+        UserCommand::List => {
+            println!(
+                "{:<6} {:<24} {:<9} {:<16} {:<9} last login",
+                "id", "username", "role", "brands", "state"
+            );
+            for u in users::list(conn)? {
+                println!(
+                    "{:<6} {:<24} {:<9} {:<16} {:<9} {}",
+                    u.id,
+                    u.username,
+                    u.role.as_str(),
+                    brands_text(&u.brands),
+                    if u.is_active { "enabled" } else { "disabled" },
+                    u.last_login_at
+                        .map_or("never".to_owned(), |t| t.to_rfc3339())
+                );
+            }
+        }
+        UserCommand::Disable { username } => {
+            users::set_active(conn, &username, false, now(), &author)?;
+            eprintln!("disabled user {username:?}; their sessions have ended");
+        }
+        UserCommand::Enable { username } => {
+            users::set_active(conn, &username, true, now(), &author)?;
+            eprintln!("enabled user {username:?}");
+        }
+        UserCommand::SetPassword {
+            username,
+            password_stdin,
+        } => {
+            let password = read_password(password_stdin)?;
+            users::set_password(conn, &username, &password, now(), &author)?;
+            eprintln!("set the password of {username:?}; their sessions have ended");
         }
     }
     Ok(())
@@ -315,7 +506,7 @@ fn seed_demo(conn: &mut db::DbConnection) -> anyhow::Result<()> {
                     monthly_budget: money(brand.monthly_budget)?,
                     timezone: Some(brand.timezone.into()),
                 };
-                brands::create(conn, &form.validate()?, now())?.id
+                brands::create(conn, &form.validate()?, now(), &Author::cli())?.id
             }
         };
         for demo in brand.campaigns {
@@ -330,7 +521,7 @@ fn seed_demo(conn: &mut db::DbConnection) -> anyhow::Result<()> {
                 dayparting: demo.dayparting.map(serde_json::from_str).transpose()?,
                 manually_paused: None,
             };
-            let c = campaigns::create(conn, &form.validate()?, now())?;
+            let c = campaigns::create(conn, &form.validate()?, now(), &Author::cli())?;
             let state = if c.is_active {
                 "active".to_owned()
             } else {
@@ -361,7 +552,7 @@ fn standalone(settings: Settings) -> anyhow::Result<()> {
                 .take(20)
                 .map(char::from)
                 .collect();
-            users::create_superuser(&mut conn, "admin", &password, now())?;
+            users::create_superuser(&mut conn, "admin", &password, now(), &Author::cli())?;
             println!("Created the admin user for the admin panel; this password is shown once.");
             println!("  username: admin");
             println!("  password: {password}");

@@ -154,6 +154,9 @@ pub struct ValidSpend {
     /// The API token that posted the event (set by the API once the token is checked, never by
     /// the request; `None` from the CLI). The spend log records it.
     pub posted_by: Option<i64>,
+    /// The brands the poster may post spend to (its token's binding; all from the CLI): spend
+    /// on another brand's campaign is refused (403) where the campaign is looked up.
+    pub allowed: crate::access::Brands,
 }
 
 pub fn validate_name(name: &str, field: &str) -> Result<String, ValidationError> {
@@ -307,6 +310,7 @@ impl SpendEvent {
             occurred_at_given,
             event_id,
             posted_by: None,
+            allowed: Default::default(),
         })
     }
 }

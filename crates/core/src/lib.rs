@@ -3,6 +3,8 @@
 //! schedules, and configuration. No database and no I/O here (a CI step checks that this crate
 //! never depends on diesel): `adbudget-db` reads and writes, this crate decides.
 
+pub mod access;
+pub mod audit;
 pub mod config;
 pub mod database_url;
 pub mod dayparting;

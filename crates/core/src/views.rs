@@ -70,6 +70,12 @@ pub struct SpendLog {
     /// The API token that posted it; null for spend recorded by `adbudget log-spend` and for spend
     /// recorded before tokens were (schema migration 000006).
     pub token_id: Option<i64>,
+    /// On a reversal (a negative amount): the spend log it reverses.
+    pub reverses_id: Option<i64>,
+    /// On a reversal: why.
+    pub reason: Option<String>,
+    /// In listings, on a reversed spend log: its reversal.
+    pub reversed_by: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -92,7 +98,12 @@ pub struct ApiToken {
     pub scope: String,
     /// The public beginning of the token, to recognise it; the rest is never stored.
     pub prefix: String,
+    /// The brands it is bound to; null: all brands.
+    pub brands: Option<Vec<i64>>,
     pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was last used, to within five minutes.
+    pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 

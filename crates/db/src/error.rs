@@ -16,6 +16,12 @@ pub enum DomainError {
         message: String,
         field: Option<String>,
     },
+    /// The caller may not touch this object (a token bound to other brands).
+    #[error("{message}")]
+    Forbidden {
+        message: String,
+        field: Option<String>,
+    },
     #[error("the database is unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error(transparent)]
@@ -38,6 +44,13 @@ impl DomainError {
 
     pub fn conflict(field: impl Into<String>, message: impl Into<String>) -> Self {
         DomainError::Conflict {
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn forbidden(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DomainError::Forbidden {
             message: message.into(),
             field: Some(field.into()),
         }

@@ -5,6 +5,13 @@
 // see migrations/README.md). Edit the migrations, not this file.
 
 diesel::table! {
+    api_token_brands (token_id, brand_id) {
+        token_id -> Int8,
+        brand_id -> Int8,
+    }
+}
+
+diesel::table! {
     api_tokens (id) {
         id -> Int8,
         name -> Text,
@@ -13,6 +20,25 @@ diesel::table! {
         token_hash -> Text,
         created_at -> Timestamp,
         revoked_at -> Nullable<Timestamp>,
+        expires_at -> Nullable<Timestamp>,
+        last_used_at -> Nullable<Timestamp>,
+        brand_bound -> Bool,
+    }
+}
+
+diesel::table! {
+    audit_entries (id) {
+        id -> Int8,
+        at -> Timestamp,
+        actor_kind -> Text,
+        actor_id -> Nullable<Int8>,
+        actor_name -> Text,
+        request_id -> Nullable<Text>,
+        object_type -> Text,
+        object_id -> Int8,
+        brand_id -> Nullable<Int8>,
+        action -> Text,
+        changes -> Text,
     }
 }
 
@@ -88,6 +114,15 @@ diesel::table! {
         event_id -> Nullable<Text>,
         brand_id -> Int8,
         token_id -> Nullable<Int8>,
+        reverses_id -> Nullable<Int8>,
+        reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    user_brands (user_id, brand_id) {
+        user_id -> Int8,
+        brand_id -> Int8,
     }
 }
 
@@ -96,21 +131,29 @@ diesel::table! {
         id -> Int8,
         username -> Text,
         password_hash -> Text,
-        is_superuser -> Bool,
         created_at -> Timestamp,
         last_login_at -> Nullable<Timestamp>,
         is_active -> Bool,
+        role -> Text,
+        brand_bound -> Bool,
+        session_epoch -> Int8,
     }
 }
 
+diesel::joinable!(api_token_brands -> api_tokens (token_id));
+diesel::joinable!(api_token_brands -> brands (brand_id));
 diesel::joinable!(brand_spend -> brands (brand_id));
 diesel::joinable!(campaign_spend -> campaigns (campaign_id));
 diesel::joinable!(campaign_status_history -> campaigns (campaign_id));
 diesel::joinable!(campaigns -> brands (brand_id));
 diesel::joinable!(spend_logs -> campaigns (campaign_id));
+diesel::joinable!(user_brands -> brands (brand_id));
+diesel::joinable!(user_brands -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    api_token_brands,
     api_tokens,
+    audit_entries,
     brand_spend,
     brands,
     campaign_spend,
@@ -118,5 +161,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     campaigns,
     login_failures,
     spend_logs,
+    user_brands,
     users,
 );

@@ -48,7 +48,13 @@ impl Scenario {
             monthly_budget: zero,
             timezone: None,
         };
-        let brand = brands::create(&mut conn, &brand.validate().unwrap(), now()).unwrap();
+        let brand = brands::create(
+            &mut conn,
+            &brand.validate().unwrap(),
+            now(),
+            &adbudget_core::access::Author::cli(),
+        )
+        .unwrap();
         let campaign = CreateCampaign {
             brand_id: brand.id,
             name: "c".into(),
@@ -57,9 +63,14 @@ impl Scenario {
             dayparting: None,
             manually_paused: None,
         };
-        let campaign = campaigns::create(&mut conn, &campaign.validate().unwrap(), now())
-            .unwrap()
-            .id;
+        let campaign = campaigns::create(
+            &mut conn,
+            &campaign.validate().unwrap(),
+            now(),
+            &adbudget_core::access::Author::cli(),
+        )
+        .unwrap()
+        .id;
         drop(conn);
         let s = Scenario { db, pool, campaign };
         s.drift();

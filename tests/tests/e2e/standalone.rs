@@ -110,6 +110,7 @@ async fn api_binary_on_postgres() {
         "ops",
         admin_password,
         adbudget_core::forms::now(),
+        &adbudget_core::access::Author::cli(),
     )
     .unwrap();
     let mut cmd = command("adbudget-api", url_with_password.as_str());
@@ -234,8 +235,13 @@ async fn standalone_runs_the_jobs_in_process() {
         monthly_budget: zero,
         timezone: None,
     };
-    let brand =
-        adbudget_db::repo::brands::create(&mut conn, &brand.validate().unwrap(), now).unwrap();
+    let brand = adbudget_db::repo::brands::create(
+        &mut conn,
+        &brand.validate().unwrap(),
+        now,
+        &adbudget_core::access::Author::cli(),
+    )
+    .unwrap();
     let campaign = adbudget_core::forms::CreateCampaign {
         brand_id: brand.id,
         name: "c".into(),
@@ -244,9 +250,13 @@ async fn standalone_runs_the_jobs_in_process() {
         dayparting: None,
         manually_paused: None,
     };
-    let campaign =
-        adbudget_db::repo::campaigns::create(&mut conn, &campaign.validate().unwrap(), now)
-            .unwrap();
+    let campaign = adbudget_db::repo::campaigns::create(
+        &mut conn,
+        &campaign.validate().unwrap(),
+        now,
+        &adbudget_core::access::Author::cli(),
+    )
+    .unwrap();
     adbudget_testing::corrupt_state(&mut conn, campaign.id, 0).unwrap();
     let started = std::time::Instant::now();
     loop {

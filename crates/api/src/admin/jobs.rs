@@ -9,6 +9,7 @@ use maud::html;
 use super::session::AdminUser;
 use super::view::{csrf, page, time};
 use super::{AdminError, Form, PageResult, check_csrf, html_page, see_other};
+use crate::access::ToManage;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -22,7 +23,11 @@ pub async fn monitor(
         return Ok(html_page(page(
             "Jobs",
             "Jobs",
-            Some((&user.username, &user.session.csrf)),
+            Some(super::view::Header {
+                username: &user.username,
+                csrf: &user.session.csrf,
+                administers: user.may(adbudget_core::access::Action::Administer),
+            }),
             html! {
                 h1 { "Jobs" }
                 div.flash { "This process runs its jobs in process (standalone mode): there is no Redis queue to show." }
@@ -41,7 +46,11 @@ pub async fn monitor(
     Ok(html_page(page(
         "Jobs",
         "Jobs",
-        Some((&user.username, &user.session.csrf)),
+        Some(super::view::Header {
+            username: &user.username,
+            csrf: &user.session.csrf,
+            administers: user.may(adbudget_core::access::Action::Administer),
+        }),
         html! {
             h1 { "Jobs" }
             @if let Some(m) = query.get("done") { div.flash { (m) } }
@@ -112,7 +121,7 @@ pub async fn monitor(
 }
 
 async fn act(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     form: Form,
@@ -159,7 +168,7 @@ async fn act(
 }
 
 pub async fn retry(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     form: Form,
@@ -168,7 +177,7 @@ pub async fn retry(
 }
 
 pub async fn discard(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     form: Form,

@@ -12,7 +12,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::cookie::Key;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
+use actix_web::{
+    FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, dev::Payload, web,
+};
 use maud::html;
 
 use crate::error::ApiError;
@@ -215,6 +217,26 @@ pub async fn security_headers(
     // On every response, not only the admin paths': actix routes on the percent-decoded path, so
     // a test on `req.path()` could be walked around (`/%61dmin/…`).
     let mut resp = next.call(req).await?;
+    // A session whose time of last request moved on (see `session::AdminUser`) is written back,
+    // unless the handler set the session cookie itself (login, logout).
+    let refreshed = resp
+        .request()
+        .extensions()
+        .get::<session::RefreshedSession>()
+        .cloned();
+    if let Some(session::RefreshedSession(session)) = refreshed {
+        let sets_cookie = resp
+            .response()
+            .cookies()
+            .any(|c| c.name() == session::COOKIE || c.name() == session::SECURE_COOKIE);
+        let request = resp.request().clone();
+        let cookie = request
+            .app_data::<web::Data<AdminState>>()
+            .and_then(|admin| session.cookie(&request, &admin.key));
+        if let (false, Some(cookie)) = (sets_cookie, cookie) {
+            let _ = resp.response_mut().add_cookie(&cookie);
+        }
+    }
     {
         let headers = resp.headers_mut();
         if let Some(csp) =
@@ -273,6 +295,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(campaign_delete),
         )
         .route("/admin/spend", web::get().to(spend_list))
+        .route("/admin/spend/{id}/reverse", web::post().to(spend_reverse))
+        .route("/admin/brands/{id}/history", web::get().to(brand_history))
+        .route(
+            "/admin/campaigns/{id}/history",
+            web::get().to(campaign_history),
+        )
+        .route("/admin/audit", web::get().to(audit_list))
+        .route("/admin/users", web::get().to(user_list))
+        .route("/admin/users", web::post().to(user_create))
+        .route("/admin/users/{id}/role", web::post().to(user_role))
+        .route("/admin/users/{id}/active", web::post().to(user_active))
+        .route("/admin/users/{id}/password", web::post().to(user_password))
+        .route("/admin/tokens", web::get().to(token_list))
+        .route("/admin/tokens", web::post().to(token_create))
+        .route("/admin/tokens/{id}/revoke", web::post().to(token_revoke))
         .route("/jobs", web::get().to(jobs::monitor))
         .route("/jobs/{job}/{task}/retry", web::post().to(jobs::retry))
         .route("/jobs/{job}/{task}/discard", web::post().to(jobs::discard));
@@ -363,11 +400,13 @@ impl ResponseError for AdminError {
 pub type PageResult = Result<HttpResponse, AdminError>;
 
 /// Refuses a form whose CSRF token is not the session's.
-pub fn check_csrf(user: &AdminUser, form: &Form) -> Result<(), AdminError> {
+pub fn check_csrf<P>(user: &AdminUser<P>, form: &Form) -> Result<(), AdminError> {
     if user.session.csrf_matches(form.get("csrf")) {
         Ok(())
     } else {
-        Err(AdminError(ApiError::Forbidden))
+        Err(AdminError(ApiError::forbidden(
+            "the form is stale or forged (CSRF token mismatch); reload the page",
+        )))
     }
 }
 

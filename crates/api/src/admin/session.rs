@@ -1,6 +1,10 @@
 //! Admin sessions in a signed cookie (HMAC, `HttpOnly`, `SameSite=Lax`; `Secure` and `__Host-`
-//! when `ADBUDGET_PUBLIC_URL` is https) holding the user, a CSRF token and an expiry. Every request
-//! checks that the session's user still exists and is enabled.
+//! when `ADBUDGET_PUBLIC_URL` is https) holding the user, a CSRF token, the user's session epoch,
+//! an absolute expiry and the time of the last request. Every request checks, in the database,
+//! that the user is still enabled and that the epoch is still theirs: logout, a password change
+//! and disabling the user move the epoch on, which ends every session of theirs on every replica
+//! at once (SPEC §11). A session also ends 30 minutes after its last request, and 12 hours after
+//! login whatever happens.
 
 use actix_web::cookie::{Cookie, CookieJar, Key, SameSite};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload};
@@ -9,7 +13,15 @@ use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use std::marker::PhantomData;
+
+use actix_web::HttpMessage;
+use adbudget_core::access::{Action, Author, Principal};
+
 use super::AdminState;
+use crate::access::{Permission, ToRead};
+use crate::error::ApiError;
+use crate::state::AppState;
 use adbudget_db::repo::users;
 
 pub const COOKIE: &str = "adbudget_session";
@@ -18,6 +30,11 @@ pub const COOKIE: &str = "adbudget_session";
 pub const SECURE_COOKIE: &str = "__Host-adbudget_session";
 /// A session ends this long after login, whatever happens.
 pub const SESSION_LIFETIME: chrono::Duration = chrono::Duration::hours(12);
+/// A session ends this long after its last request.
+pub const SESSION_IDLE: chrono::Duration = chrono::Duration::minutes(30);
+/// The cookie's time of last request is rewritten at most this often (a cookie per response
+/// would be a signature per response for nothing).
+const SEEN_GRANULARITY: i64 = 60;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
@@ -26,6 +43,10 @@ pub struct Session {
     pub csrf: String,
     /// Unix seconds after which the login no longer counts.
     pub expires: i64,
+    /// The user's session epoch at login: the session ends when the user's moves on.
+    pub epoch: i64,
+    /// Unix seconds of the last request (to within a minute).
+    pub seen: i64,
 }
 
 fn token() -> String {
@@ -42,22 +63,30 @@ impl Session {
             user: None,
             csrf: token(),
             expires: 0,
+            epoch: 0,
+            seen: 0,
         }
     }
 
-    pub fn login(user_id: i64, username: String) -> Self {
+    pub fn login(user_id: i64, username: String, epoch: i64) -> Self {
         // A fresh CSRF token at login: nothing learned before it is worth anything after.
+        let now = chrono::Utc::now();
         Session {
             user: Some((user_id, username)),
             csrf: token(),
-            expires: (chrono::Utc::now() + SESSION_LIFETIME).timestamp(),
+            expires: (now + SESSION_LIFETIME).timestamp(),
+            epoch,
+            seen: now.timestamp(),
         }
     }
 
+    /// The user, unless the session expired or was idle too long (the epoch is checked against
+    /// the database by [`AdminUser`]).
     pub fn logged_in(&self) -> Option<&(i64, String)> {
+        let now = chrono::Utc::now().timestamp();
         self.user
             .as_ref()
-            .filter(|_| chrono::Utc::now().timestamp() < self.expires)
+            .filter(|_| now < self.expires && now - self.seen < SESSION_IDLE.num_seconds())
     }
 
     pub fn csrf_matches(&self, presented: Option<&str>) -> bool {
@@ -77,9 +106,14 @@ impl Session {
     /// Writes the session into the response as a signed cookie: `Secure` (and `__Host-`) when
     /// the configured public URL is https, whatever the request's headers claim.
     pub fn store(&self, req: &HttpRequest, key: &Key, resp: &mut HttpResponse) {
-        let Ok(value) = serde_json::to_string(self) else {
-            return;
-        };
+        if let Some(cookie) = self.cookie(req, key) {
+            let _ = resp.add_cookie(&cookie);
+        }
+    }
+
+    /// The session as a signed cookie.
+    pub fn cookie(&self, req: &HttpRequest, key: &Key) -> Option<Cookie<'static>> {
+        let value = serde_json::to_string(self).ok()?;
         let name = cookie_name(req);
         let cookie = Cookie::build(name, value)
             .path("/")
@@ -89,9 +123,7 @@ impl Session {
             .finish();
         let mut jar = CookieJar::new();
         jar.signed_mut(key).add(cookie);
-        if let Some(signed) = jar.get(name) {
-            let _ = resp.add_cookie(signed);
-        }
+        jar.get(name).cloned()
     }
 }
 
@@ -102,14 +134,70 @@ fn cookie_name(req: &HttpRequest) -> &'static str {
     if secure { SECURE_COOKIE } else { COOKIE }
 }
 
-/// A logged-in user on an admin page. Anyone else is sent to the login page.
-pub struct AdminUser {
+/// A logged-in user on an admin page whose role allows `P` (reading, by default). Anyone not
+/// logged in is sent to the login page; a user whose role does not allow `P` gets a 403 page.
+/// The check is `Principal::authorize`, the same as the API's.
+pub struct AdminUser<P = ToRead> {
     pub id: i64,
     pub username: String,
+    /// The user's role and brands, as the database has them now.
+    pub principal: Principal,
+    request_id: Option<String>,
     pub session: Session,
     /// What the previous request did, to show once (from the flash cookie).
     pub notice: Option<Notice>,
+    permission: PhantomData<P>,
 }
+
+impl<P: Permission> AdminUser<P> {
+    /// Who the audit trail names for what this request changes.
+    pub fn author(&self) -> Author {
+        self.principal.author(self.request_id.clone())
+    }
+
+    /// Whether the user may do `action` (pages show only the buttons of what they may do).
+    pub fn may(&self, action: Action) -> bool {
+        self.principal.may(action)
+    }
+
+    /// `Ok` if the user may do `P` on brand `id`; another brand's object is "not found".
+    pub fn brand(&self, id: i64, what: &str) -> Result<(), ApiError> {
+        self.principal
+            .authorize(P::ACTION, Some(id))
+            .map_err(|_| ApiError::NotFound {
+                what: what.to_owned(),
+                field: None,
+            })
+    }
+
+    /// `Ok` if the user may do `P` on campaign `id`'s brand.
+    pub async fn campaign(&self, state: &AppState, id: i64) -> Result<(), ApiError> {
+        if !self.principal.brands.is_bound() {
+            return Ok(());
+        }
+        let brand = state
+            .db(move |conn| adbudget_db::repo::campaigns::ensure_exists(conn, id))
+            .await?;
+        self.brand(brand, "campaign")
+    }
+
+    /// The same user, for a page that does something else too.
+    pub fn as_reader(&self) -> AdminUser<ToRead> {
+        AdminUser {
+            id: self.id,
+            username: self.username.clone(),
+            principal: self.principal.clone(),
+            request_id: self.request_id.clone(),
+            session: self.session.clone(),
+            notice: self.notice,
+            permission: PhantomData,
+        }
+    }
+}
+
+/// A session to write back with the response: its time of last request moved on.
+#[derive(Clone)]
+pub struct RefreshedSession(pub Session);
 
 /// What an admin action did, shown once on the page it redirects to. It travels in a cookie as a
 /// code, never as text: nothing a link or another site sets can put words on an admin page.
@@ -126,6 +214,10 @@ pub enum Notice {
     Resumed,
     BulkPaused(usize),
     BulkResumed(usize),
+    SpendReversed,
+    UserCreated,
+    UserSaved,
+    TokenRevoked,
 }
 
 const NOTICE_COOKIE: &str = "adbudget_notice";
@@ -144,6 +236,10 @@ impl Notice {
             Notice::Resumed => "Manual pause lifted.".into(),
             Notice::BulkPaused(n) => format!("{n} campaign(s) paused by hand."),
             Notice::BulkResumed(n) => format!("{n} campaign(s) resumed by hand."),
+            Notice::SpendReversed => "Spend reversed.".into(),
+            Notice::UserCreated => "User created.".into(),
+            Notice::UserSaved => "User saved.".into(),
+            Notice::TokenRevoked => "Token revoked.".into(),
         }
     }
 
@@ -173,6 +269,10 @@ impl Notice {
             Notice::ScheduleSaved,
             Notice::Paused,
             Notice::Resumed,
+            Notice::SpendReversed,
+            Notice::UserCreated,
+            Notice::UserSaved,
+            Notice::TokenRevoked,
         ]
         .into_iter()
         .find(|n| n.code() == code)
@@ -201,6 +301,8 @@ pub fn notice(path: &str, notice: Notice) -> HttpResponse {
 #[derive(Debug)]
 pub enum Refused {
     Login(String),
+    /// The user's role or brands do not allow this page or action.
+    Forbidden,
     /// The database did not answer whether the session's user is still enabled.
     Unavailable,
 }
@@ -209,6 +311,7 @@ impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refused::Login(_) => f.write_str("login required"),
+            Refused::Forbidden => f.write_str("your role does not allow this"),
             Refused::Unavailable => f.write_str("the database is unavailable"),
         }
     }
@@ -216,6 +319,20 @@ impl std::fmt::Display for Refused {
 
 impl actix_web::ResponseError for Refused {
     fn error_response(&self) -> HttpResponse {
+        if let Refused::Forbidden = self {
+            return HttpResponse::Forbidden()
+                .content_type("text/html; charset=utf-8")
+                .body(
+                    maud::html! {
+                        (maud::DOCTYPE)
+                        html { head { title { "Forbidden" } } body {
+                            h1 { "Forbidden" }
+                            p { "Your role does not allow this. " a href="/admin" { "Back to the dashboard" } }
+                        } }
+                    }
+                    .into_string(),
+                );
+        }
         let Refused::Login(next) = self else {
             return HttpResponse::ServiceUnavailable()
                 .insert_header(("retry-after", "1"))
@@ -233,12 +350,13 @@ impl actix_web::ResponseError for Refused {
     fn status_code(&self) -> actix_web::http::StatusCode {
         match self {
             Refused::Login(_) => actix_web::http::StatusCode::SEE_OTHER,
+            Refused::Forbidden => actix_web::http::StatusCode::FORBIDDEN,
             Refused::Unavailable => actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
 
-impl FromRequest for AdminUser {
+impl<P: Permission + 'static> FromRequest for AdminUser<P> {
     type Error = Refused;
     type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Refused>>>>;
 
@@ -255,31 +373,47 @@ impl FromRequest for AdminUser {
         let session = req
             .app_data::<actix_web::web::Data<AdminState>>()
             .and_then(|state| Session::from_request(req, &state.key))
-            .and_then(|session| {
-                let (id, username) = session.logged_in()?.clone();
-                Some(AdminUser {
-                    id,
-                    username,
-                    session,
-                    notice: req
-                        .cookie(NOTICE_COOKIE)
-                        .and_then(|c| Notice::from_code(c.value())),
-                })
-            });
+            .filter(|session| session.logged_in().is_some());
+        let notice = req
+            .cookie(NOTICE_COOKIE)
+            .and_then(|c| Notice::from_code(c.value()));
         let state = req
             .app_data::<actix_web::web::Data<crate::state::AppState>>()
             .cloned();
+        let request_id = crate::access::request_id(req);
+        let req = req.clone();
         Box::pin(async move {
-            let (Some(user), Some(state)) = (session, state) else {
+            let (Some(mut session), Some(state)) = (session, state) else {
+                return Err(refused);
+            };
+            let Some((id, username)) = session.user.clone() else {
                 return Err(refused);
             };
             // A signed cookie outlives whatever happens to its user: look the user up.
-            let id = user.id;
-            match state.db(move |conn| users::is_active(conn, id)).await {
-                Ok(true) => Ok(user),
-                Ok(false) => Err(refused),
-                Err(_) => Err(Refused::Unavailable),
+            let facts = match state.db(move |conn| users::session_facts(conn, id)).await {
+                Ok(Some(facts)) if facts.epoch == session.epoch => facts,
+                Ok(_) => return Err(refused),
+                Err(_) => return Err(Refused::Unavailable),
+            };
+            let principal = facts.principal(id);
+            if principal.authorize(P::ACTION, None).is_err() {
+                return Err(Refused::Forbidden);
             }
+            let now = chrono::Utc::now().timestamp();
+            if now - session.seen >= SEEN_GRANULARITY {
+                session.seen = now;
+                req.extensions_mut()
+                    .insert(RefreshedSession(session.clone()));
+            }
+            Ok(AdminUser {
+                id,
+                username,
+                principal,
+                request_id,
+                session,
+                notice,
+                permission: PhantomData,
+            })
         })
     }
 }

@@ -35,14 +35,27 @@ button.secondary{background:#52606d}button.danger{background:#dc2626}
 "#;
 
 /// The page around `body`, with the navigation (`active` marks the current section).
-pub fn page(title: &str, active: &str, user: Option<(&str, &str)>, body: Markup) -> Markup {
-    let nav = [
+/// A user's part of the page header: name, CSRF token (for the logout form), and whether the
+/// admin-only sections (users, tokens) are shown.
+pub struct Header<'a> {
+    pub username: &'a str,
+    pub csrf: &'a str,
+    pub administers: bool,
+}
+
+pub fn page(title: &str, active: &str, user: Option<Header<'_>>, body: Markup) -> Markup {
+    let mut nav = vec![
         ("Dashboard", "/admin"),
         ("Brands", "/admin/brands"),
         ("Campaigns", "/admin/campaigns"),
         ("Spend", "/admin/spend"),
+        ("Audit", "/admin/audit"),
         ("Jobs", "/jobs"),
     ];
+    if user.as_ref().is_some_and(|u| u.administers) {
+        nav.push(("Users", "/admin/users"));
+        nav.push(("Tokens", "/admin/tokens"));
+    }
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -55,9 +68,9 @@ pub fn page(title: &str, active: &str, user: Option<(&str, &str)>, body: Markup)
             body {
                 header {
                     span.brand { "adbudget" }
-                    @if let Some((username, csrf)) = user {
-                        @for (label, href) in nav {
-                            a href=(href) class=@if label == active { "on" } { (label) }
+                    @if let Some(Header { username, csrf, .. }) = user {
+                        @for (label, href) in &nav {
+                            a href=(href) class=@if *label == active { "on" } { (label) }
                         }
                         form.inline method="post" action="/admin/logout" {
                             input type="hidden" name="csrf" value=(csrf);
@@ -155,3 +168,21 @@ pub const CONFIRM_BRAND_DELETE: &str =
     "return confirm('Delete this brand, its campaigns and their spend?')";
 /// The same for a campaign.
 pub const CONFIRM_CAMPAIGN_DELETE: &str = "return confirm('Delete this campaign and its spend?')";
+
+/// A spend log's reversal cell: the reversal it is (with its reason) or has, or, when `csrf` is
+/// given (the user may reverse spend), a form to reverse it with a reason.
+pub fn reversal(log: &adbudget_core::views::SpendLog, csrf_token: Option<&str>) -> Markup {
+    html! {
+        @if let Some(of) = log.reverses_id {
+            span.muted.reversal { "reverses #" (of) ": " (log.reason.clone().unwrap_or_default()) }
+        } @else if let Some(by) = log.reversed_by {
+            span.muted.reversed { "reversed by #" (by) }
+        } @else if let Some(token) = csrf_token {
+            form.inline.reverse method="post" action={ "/admin/spend/" (log.id) "/reverse" } {
+                (csrf(token))
+                input type="text" name="reason" required placeholder="reason" aria-label={ "reason to reverse spend " (log.id) } size="16";
+                button.secondary type="submit" { "Reverse" }
+            }
+        }
+    }
+}

@@ -3,21 +3,23 @@ use adbudget_core::forms::{CreateBrand, UpdateBrand, now};
 use adbudget_core::views::{Brand, Page};
 use adbudget_db::repo::brands;
 
+use crate::access::{Caller, ToCreateBrand, ToManage, ToRead};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AdminToken, IngestToken, JsonBody, QueryParams};
+use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 
 #[utoipa::path(post, operation_id = "create_brand", path = "/api/v1/brands", tag = "brands", request_body = CreateBrand,
     responses((status = 201, body = Brand), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
-    _: AdminToken,
+    caller: Caller<ToCreateBrand>,
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<CreateBrand>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.validate()?;
+    let author = caller.author();
     let brand = state
-        .db(move |conn| brands::create(conn, &new, now()))
+        .db(move |conn| brands::create(conn, &new, now(), &author))
         .await?;
     Ok(HttpResponse::Created().json(brand))
 }
@@ -26,13 +28,14 @@ pub async fn create(
     params(("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<Brand>)), security(("bearer" = [])))]
 pub async fn list(
-    _: IngestToken,
+    caller: Caller<ToRead>,
     state: web::Data<AppState>,
     query: QueryParams,
 ) -> Result<HttpResponse, ApiError> {
     let page = query.page()?;
+    let visible = caller.brands().clone();
     let brands = state
-        .db(move |conn| brands::list(conn, page, now()))
+        .db(move |conn| brands::list(conn, &visible, page, now()))
         .await?;
     Ok(HttpResponse::Ok().json(brands))
 }
@@ -40,11 +43,12 @@ pub async fn list(
 #[utoipa::path(get, operation_id = "get_brand", path = "/api/v1/brands/{id}", tag = "brands", params(("id" = i64, Path)),
     responses((status = 200, body = Brand), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
-    _: IngestToken,
+    caller: Caller<ToRead>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    caller.brand(id)?;
     let brand = state.db(move |conn| brands::get(conn, id, now())).await?;
     Ok(HttpResponse::Ok().json(brand))
 }
@@ -53,15 +57,17 @@ pub async fn get(
     responses((status = 200, body = Brand), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
-    _: AdminToken,
+    caller: Caller<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     JsonBody(body): JsonBody<UpdateBrand>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    caller.brand(id)?;
     let changes = body.validate()?;
+    let author = caller.author();
     let brand = state
-        .db(move |conn| brands::update(conn, id, &changes, now()))
+        .db(move |conn| brands::update(conn, id, &changes, now(), &author))
         .await?;
     Ok(HttpResponse::Ok().json(brand))
 }
@@ -70,11 +76,15 @@ pub async fn update(
     responses((status = 204, description = "Deleted with its campaigns and their spend"), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
-    _: AdminToken,
+    caller: Caller<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    state.db(move |conn| brands::delete(conn, id)).await?;
+    caller.brand(id)?;
+    let author = caller.author();
+    state
+        .db(move |conn| brands::delete(conn, id, now(), &author))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,8 +5,9 @@ use adbudget_core::views::{Campaign, Page, StatusChange};
 use adbudget_db::repo::campaigns::{self, CampaignFilter};
 use adbudget_db::repo::enforce::Cause;
 
+use crate::access::{Caller, ToManage, ToRead};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{AdminToken, IngestToken, JsonBody, QueryParams};
+use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 
 #[utoipa::path(post, operation_id = "create_campaign", path = "/api/v1/campaigns", tag = "campaigns", request_body = CreateCampaign,
@@ -14,13 +15,17 @@ use crate::state::AppState;
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
-    _: AdminToken,
+    caller: Caller<ToManage>,
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<CreateCampaign>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.validate()?;
+    caller
+        .brand(new.brand_id)
+        .map_err(|e| e.on_field("brand_id"))?;
+    let author = caller.author();
     let campaign = state
-        .db(move |conn| campaigns::create(conn, &new, now()))
+        .db(move |conn| campaigns::create(conn, &new, now(), &author))
         .await?;
     Ok(HttpResponse::Created().json(campaign))
 }
@@ -30,7 +35,7 @@ pub async fn create(
         ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<Campaign>), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(
-    _: IngestToken,
+    caller: Caller<ToRead>,
     state: web::Data<AppState>,
     query: QueryParams,
 ) -> Result<HttpResponse, ApiError> {
@@ -38,6 +43,7 @@ pub async fn list(
     let filter = CampaignFilter {
         brand_id: query.id("brand_id")?,
         active: query.bool("active")?,
+        visible: caller.brands().clone(),
     };
     let list = state
         .db(move |conn| campaigns::list(conn, &filter, page, now()))
@@ -48,11 +54,12 @@ pub async fn list(
 #[utoipa::path(get, operation_id = "get_campaign", path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = i64, Path)),
     responses((status = 200, body = Campaign), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
-    _: IngestToken,
+    caller: Caller<ToRead>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    caller.campaign(&state, id).await?;
     let campaign = state
         .db(move |conn| campaigns::get(conn, id, now()))
         .await?;
@@ -63,15 +70,19 @@ pub async fn get(
     responses((status = 200, body = Campaign), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
-    _: AdminToken,
+    caller: Caller<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     JsonBody(body): JsonBody<UpdateCampaign>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    caller.campaign(&state, id).await?;
+    let author = caller.author();
     let changes = body.validate()?;
     let campaign = state
-        .db(move |conn| campaigns::update(conn, id, &changes, now(), Cause::CampaignUpdated))
+        .db(move |conn| {
+            campaigns::update(conn, id, &changes, now(), Cause::CampaignUpdated, &author)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(campaign))
 }
@@ -80,12 +91,16 @@ pub async fn update(
     responses((status = 204, description = "Deleted with its spend and history"), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn delete(
-    _: AdminToken,
+    caller: Caller<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    state.db(move |conn| campaigns::delete(conn, id)).await?;
+    caller.campaign(&state, id).await?;
+    let author = caller.author();
+    state
+        .db(move |conn| campaigns::delete(conn, id, now(), &author))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -96,15 +111,17 @@ pub async fn delete(
     responses((status = 200, body = Campaign), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put_dayparting(
-    _: AdminToken,
+    caller: Caller<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     JsonBody(body): JsonBody<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    caller.campaign(&state, id).await?;
+    let author = caller.author();
     let schedule = Schedule::from_json(&body, "dayparting")?;
     let campaign = state
-        .db(move |conn| campaigns::set_dayparting(conn, id, Some(schedule), now()))
+        .db(move |conn| campaigns::set_dayparting(conn, id, Some(schedule), now(), &author))
         .await?;
     Ok(HttpResponse::Ok().json(campaign))
 }
@@ -113,13 +130,15 @@ pub async fn put_dayparting(
 #[utoipa::path(delete, operation_id = "delete_dayparting", path = "/api/v1/campaigns/{id}/dayparting", tag = "campaigns", params(("id" = i64, Path)),
     responses((status = 200, body = Campaign), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete_dayparting(
-    _: AdminToken,
+    caller: Caller<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    caller.campaign(&state, id).await?;
+    let author = caller.author();
     let campaign = state
-        .db(move |conn| campaigns::set_dayparting(conn, id, None, now()))
+        .db(move |conn| campaigns::set_dayparting(conn, id, None, now(), &author))
         .await?;
     Ok(HttpResponse::Ok().json(campaign))
 }
@@ -128,13 +147,15 @@ pub async fn delete_dayparting(
 #[utoipa::path(post, operation_id = "pause_campaign", path = "/api/v1/campaigns/{id}/pause", tag = "campaigns", params(("id" = i64, Path)),
     responses((status = 200, body = Campaign), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn pause(
-    _: AdminToken,
+    caller: Caller<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    caller.campaign(&state, id).await?;
+    let author = caller.author();
     let campaign = state
-        .db(move |conn| campaigns::set_manual_pause(conn, id, true, now()))
+        .db(move |conn| campaigns::set_manual_pause(conn, id, true, now(), &author))
         .await?;
     Ok(HttpResponse::Ok().json(campaign))
 }
@@ -143,13 +164,15 @@ pub async fn pause(
 #[utoipa::path(post, operation_id = "resume_campaign", path = "/api/v1/campaigns/{id}/resume", tag = "campaigns", params(("id" = i64, Path)),
     responses((status = 200, body = Campaign), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn resume(
-    _: AdminToken,
+    caller: Caller<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    caller.campaign(&state, id).await?;
+    let author = caller.author();
     let campaign = state
-        .db(move |conn| campaigns::set_manual_pause(conn, id, false, now()))
+        .db(move |conn| campaigns::set_manual_pause(conn, id, false, now(), &author))
         .await?;
     Ok(HttpResponse::Ok().json(campaign))
 }
@@ -159,12 +182,13 @@ pub async fn resume(
     params(("id" = i64, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<StatusChange>), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn history(
-    _: IngestToken,
+    caller: Caller<ToRead>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     query: QueryParams,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    caller.campaign(&state, id).await?;
     let page = query.page()?;
     let history = state
         .db(move |conn| campaigns::history(conn, id, page))

@@ -1,8 +1,8 @@
 use actix_web::{HttpResponse, web};
 use adbudget_queue::stats::{self, QueuesOverview};
 
+use crate::access::{Caller, ToRead};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::IngestToken;
 use crate::state::AppState;
 
 /// Per job: pending, running, done, failed and dead; live workers and their last heartbeat; the
@@ -11,7 +11,10 @@ use crate::state::AppState;
     responses((status = 200, body = QueuesOverview), (status = 404, body = ErrorBody, description = "This process runs its jobs in process (standalone): there is no queue"),
         (status = 503, body = ErrorBody, description = "Redis is unreachable")),
     security(("bearer" = [])))]
-pub async fn queues(_: IngestToken, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn queues(
+    _: Caller<ToRead>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let Some(jobs) = &state.jobs else {
         // Standalone runs its jobs in process: there is no queue to show, now or later (a 503
         // would tell clients to retry).

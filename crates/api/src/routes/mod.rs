@@ -1,3 +1,4 @@
+pub mod audit;
 pub mod brands;
 pub mod campaigns;
 pub mod health;
@@ -51,5 +52,7 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
             .app_data(BodyLimit(SPEND_BATCH_LIMIT))
             .route(web::post().to(spend::record_batch)),
     )
+    .service(web::resource("/spend/{id}/reverse").route(web::post().to(spend::reverse)))
+    .service(web::resource("/audit").route(web::get().to(audit::list)))
     .service(web::resource("/jobs/queues").route(web::get().to(jobs::queues)));
 }

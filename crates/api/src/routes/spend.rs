@@ -5,8 +5,9 @@ use adbudget_db::repo::spend;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::access::{Caller, ToPostSpend, ToRead, ToReverse};
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{Bearer, IngestToken, QueryParams, read_json};
+use crate::extract::{Bearer, JsonBody, QueryParams, read_json};
 use crate::state::AppState;
 
 /// A recorded spend event and its campaign as it is after the event.
@@ -65,7 +66,15 @@ pub async fn record(
     // The token first (a verdict at most a second old), so that nothing is read for a caller
     // without a live token and nothing of theirs waits in the group-commit queue. The writer
     // checks it again with its batch, so a revocation is refused from the next commit on.
-    bearer.authenticate_cached(&state).await?;
+    let live = bearer.authenticate_cached(&state).await?;
+    if !live
+        .principal()
+        .may(adbudget_core::access::Action::PostSpend)
+    {
+        return Err(ApiError::forbidden(
+            "this token may not post spend (its scope is read)",
+        ));
+    }
     let at = now();
     let event = read_json::<SpendEvent>(&req, payload).await?.validate(at)?;
     let (outcome, campaign) = state.spend_writer.record(event, bearer.0).await?;
@@ -88,7 +97,7 @@ pub async fn record(
     security(("bearer" = [])))]
 pub async fn record_batch(
     req: HttpRequest,
-    IngestToken(token): IngestToken,
+    caller: Caller<ToPostSpend>,
     state: web::Data<AppState>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
@@ -97,8 +106,11 @@ pub async fn record_batch(
     let batch: SpendBatch = read_json(&req, payload).await?;
     let at = now();
     let mut events = batch.validate(at)?;
+    // A token bound to brands may post only to their campaigns: one event to another brand's
+    // refuses the whole batch (403), where the campaigns are looked up.
     for e in &mut events {
-        e.posted_by = Some(token.id);
+        e.posted_by = caller.principal.actor.id;
+        e.allowed = caller.brands().clone();
     }
     let recorded = state
         .db(move |conn| spend::record(conn, &events, at, spend::Mode::Batch))
@@ -126,16 +138,66 @@ pub async fn record_batch(
     responses((status = 200, body = Page<SpendLog>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
-    _: IngestToken,
+    caller: Caller<ToRead>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     query: QueryParams,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    caller.campaign(&state, id).await?;
     let page = query.page()?;
     let (from, to) = (query.time("from")?, query.time("to")?);
     let logs = state
         .db(move |conn| spend::list(conn, id, from, to, page))
         .await?;
     Ok(HttpResponse::Ok().json(logs))
+}
+
+/// Why a spend is reversed.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReverseSpend {
+    /// Why (1 to 1,000 characters): shown beside the reversal and in the audit trail.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        example = "duplicate event sent by the connector"
+    )]
+    pub reason: String,
+}
+
+/// A reversed spend log, the compensating entry that reverses it, and the campaign after the rule
+/// was re-applied.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReversalResult {
+    pub reversed: SpendLog,
+    pub reversal: SpendLog,
+    pub campaign: Campaign,
+}
+
+/// Reverses a recorded spend (admin tokens): a compensating spend log of the opposite amount is
+/// recorded, the day and month totals it counted toward go down, and the rule is re-applied to
+/// the brand's campaigns at once (some may resume). Nothing is edited or deleted. A spend is
+/// reversed once: a second reversal is a 409.
+#[utoipa::path(post, operation_id = "reverse_spend", path = "/api/v1/spend/{id}/reverse", tag = "spend",
+    params(("id" = i64, Path, description = "The spend log's id")), request_body = ReverseSpend,
+    responses((status = 200, body = ReversalResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "Already reversed, or a reversal itself"), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn reverse(
+    caller: Caller<ToReverse>,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    JsonBody(body): JsonBody<ReverseSpend>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let (visible, author) = (caller.brands().clone(), caller.author());
+    let reversed = state
+        .db(move |conn| spend::reverse(conn, id, &body.reason, &visible, now(), &author))
+        .await?;
+    Ok(HttpResponse::Ok().json(ReversalResult {
+        reversed: reversed.reversed,
+        reversal: reversed.reversal,
+        campaign: reversed.campaign,
+    }))
 }

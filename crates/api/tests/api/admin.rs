@@ -23,6 +23,7 @@ pub fn create_admin(app: &TestApp) {
         "ops",
         PASSWORD,
         adbudget_core::forms::now(),
+        &adbudget_core::access::Author::cli(),
     )
     .unwrap();
 }

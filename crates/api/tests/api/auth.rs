@@ -84,7 +84,13 @@ async fn tokens_and_scopes(backend: Backend) {
 
     // A revoked token stops working at once.
     let mut conn = db::get(&app.pool).unwrap();
-    tokens::revoke(&mut conn, "test-ingest", adbudget_core::forms::now()).unwrap();
+    tokens::revoke(
+        &mut conn,
+        "test-ingest",
+        adbudget_core::forms::now(),
+        &adbudget_core::access::Author::cli(),
+    )
+    .unwrap();
     let resp = app
         .request(Method::GET, "/api/v1/brands", ingest, None)
         .await;
@@ -100,8 +106,14 @@ async fn spend_needs_a_live_token(backend: Backend) {
     let revoked = {
         let mut conn = db::get(&app.pool).unwrap();
         let now = adbudget_core::forms::now();
-        let (_, secret) = tokens::create(&mut conn, "old", tokens::Scope::Ingest, now).unwrap();
-        tokens::revoke(&mut conn, "old", now).unwrap();
+        let (_, secret) = tokens::create(
+            &mut conn,
+            &tokens::NewToken::new("old", tokens::Scope::Ingest),
+            now,
+            &adbudget_core::access::Author::cli(),
+        )
+        .unwrap();
+        tokens::revoke(&mut conn, "old", now, &adbudget_core::access::Author::cli()).unwrap();
         secret
     };
     let unknown = "adb_0000000000000000000000000000000000000000".to_owned();
@@ -157,7 +169,13 @@ async fn spend_needs_a_live_token(backend: Backend) {
     // Revocation takes effect at the next request.
     {
         let mut conn = db::get(&app.pool).unwrap();
-        tokens::revoke(&mut conn, "test-ingest", adbudget_core::forms::now()).unwrap();
+        tokens::revoke(
+            &mut conn,
+            "test-ingest",
+            adbudget_core::forms::now(),
+            &adbudget_core::access::Author::cli(),
+        )
+        .unwrap();
     }
     let body = json!({"campaign_id": campaign["id"], "amount": "1"});
     let resp = post(Some(app.ingest_token.clone()), body).await.unwrap();

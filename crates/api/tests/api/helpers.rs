@@ -95,8 +95,20 @@ async fn spawn_customized(
     let (admin_token, ingest_token) = {
         let mut conn = db::get(&pool).unwrap();
         let now = adbudget_core::forms::now();
-        let (_, admin) = tokens::create(&mut conn, "test-admin", Scope::Admin, now).unwrap();
-        let (_, ingest) = tokens::create(&mut conn, "test-ingest", Scope::Ingest, now).unwrap();
+        let (_, admin) = tokens::create(
+            &mut conn,
+            &tokens::NewToken::new("test-admin", Scope::Admin),
+            now,
+            &adbudget_core::access::Author::cli(),
+        )
+        .unwrap();
+        let (_, ingest) = tokens::create(
+            &mut conn,
+            &tokens::NewToken::new("test-ingest", Scope::Ingest),
+            now,
+            &adbudget_core::access::Author::cli(),
+        )
+        .unwrap();
         (admin, ingest)
     };
     let prefix = format!("adbudget-test-{}", uuid::Uuid::new_v4().simple());

@@ -87,14 +87,31 @@ async fn a_session_ends_with_its_user(backend: Backend) {
     let (cookie, _) = login(&app, PASSWORD).await.1.expect("logged in");
     assert_eq!(admin_get(&app, "/admin", &cookie).await.status(), 200);
 
-    users::set_active(&mut db::get(&app.pool).unwrap(), "ops", false).unwrap();
+    users::set_active(
+        &mut db::get(&app.pool).unwrap(),
+        "ops",
+        false,
+        adbudget_core::forms::now(),
+        &adbudget_core::access::Author::cli(),
+    )
+    .unwrap();
     let resp = admin_get(&app, "/admin", &cookie).await;
     assert_eq!(resp.status(), 303, "a disabled user's session has ended");
     assert_to_login(&resp);
     let resp = try_login(&app.address, "ops", PASSWORD, None).await;
     assert_eq!(resp.status(), 401, "a disabled user cannot log in");
 
-    users::set_active(&mut db::get(&app.pool).unwrap(), "ops", true).unwrap();
+    users::set_active(
+        &mut db::get(&app.pool).unwrap(),
+        "ops",
+        true,
+        adbudget_core::forms::now(),
+        &adbudget_core::access::Author::cli(),
+    )
+    .unwrap();
+    // Disabling ended the session for good: enabling the user again does not bring it back.
+    assert_eq!(admin_get(&app, "/admin", &cookie).await.status(), 303);
+    let (cookie, _) = login(&app, PASSWORD).await.1.expect("logged in again");
     assert_eq!(admin_get(&app, "/admin", &cookie).await.status(), 200);
     {
         use adbudget_db::schema::users as u;
@@ -633,6 +650,7 @@ async fn a_revoked_token_posts_no_spend(backend: Backend) {
         &mut db::get(&app.pool).unwrap(),
         "test-ingest",
         adbudget_core::forms::now(),
+        &adbudget_core::access::Author::cli(),
     )
     .unwrap();
     // At once (the writer checks), and still after the cached verdict has expired.

@@ -10,6 +10,8 @@ use crate::DbConnection;
 use crate::error::DomainResult;
 use crate::schema::{brands, campaigns as campaigns_t, spend_logs};
 use crate::write_transaction;
+use adbudget_core::access::{Author, Brands};
+use adbudget_core::audit::{FieldChange, NewEntry};
 use adbudget_core::money::Money;
 use adbudget_core::rule::PauseReason;
 use adbudget_core::views::{Brand, Campaign, SpendLog};
@@ -54,11 +56,16 @@ pub fn brands(
     q: &str,
     sort: &str,
     page: i64,
+    visible: &Brands,
     now: DateTime<Utc>,
 ) -> DomainResult<Listing<Brand>> {
     let page = page.clamp(1, MAX_PAGE);
     let mut count = brands::table.select(brands::id).into_boxed();
     let mut rows = brands::table.select(BrandRow::as_select()).into_boxed();
+    if let Some(ids) = visible.ids() {
+        count = count.filter(brands::id.eq_any(ids.to_vec()));
+        rows = rows.filter(brands::id.eq_any(ids.to_vec()));
+    }
     if !q.trim().is_empty() {
         count = count.filter(lower(brands::name).like(like(q.trim())).escape('\\'));
         rows = rows.filter(lower(brands::name).like(like(q.trim())).escape('\\'));
@@ -98,6 +105,8 @@ pub struct CampaignQuery {
     /// `name`, `-name`, `id`, `-id`, `brand`, `-brand`.
     pub sort: String,
     pub page: i64,
+    /// The brands the user sees.
+    pub visible: Brands,
 }
 
 /// Campaigns with their brand's name.
@@ -118,6 +127,9 @@ pub fn campaigns(
         }
         if let Some(b) = query.brand_id {
             q = q.filter(campaigns_t::brand_id.eq(b));
+        }
+        if let Some(ids) = query.visible.ids() {
+            q = q.filter(campaigns_t::brand_id.eq_any(ids.to_vec()));
         }
         match query.active {
             Some(true) => q = q.filter(campaigns_t::pause_reasons.eq(0)),
@@ -174,6 +186,8 @@ pub struct SpendQuery {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub page: i64,
+    /// The brands the user sees.
+    pub visible: Brands,
 }
 
 /// A spend log with the names of its campaign and brand.
@@ -197,6 +211,9 @@ pub fn spend(
         if let Some(b) = query.brand_id {
             q = q.filter(campaigns_t::brand_id.eq(b));
         }
+        if let Some(ids) = query.visible.ids() {
+            q = q.filter(campaigns_t::brand_id.eq_any(ids.to_vec()));
+        }
         if let Some(c) = query.campaign_id {
             q = q.filter(spend_logs::campaign_id.eq(c));
         }
@@ -216,9 +233,9 @@ pub fn spend(
             ),
         ))
         .first(conn)?;
-    let rows: Vec<(super::spend::SpendRow, String, String)> = build()
+    let rows: Vec<(super::spend::ListedRow, String, String)> = build()
         .select((
-            super::spend::SpendRow::as_select(),
+            super::spend::ListedRow::as_select(),
             campaigns_t::name,
             brands::name,
         ))
@@ -226,12 +243,17 @@ pub fn spend(
         .limit(PER_PAGE)
         .offset((page - 1) * PER_PAGE)
         .load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|(r, _, _)| r.id()).collect();
+    let reversals = super::spend::reversals_of(conn, &ids)?;
     let items = rows
         .into_iter()
-        .map(|(row, campaign, brand)| SpendEntry {
-            log: SpendLog::from(row),
-            campaign,
-            brand,
+        .map(|(row, campaign, brand)| {
+            let by = reversals.get(&row.id()).copied();
+            SpendEntry {
+                log: row.into_view(by),
+                campaign,
+                brand,
+            }
         })
         .collect();
     Ok((
@@ -246,27 +268,63 @@ pub fn spend(
 }
 
 /// Every brand's id and name, for filter menus.
-pub fn brand_names(conn: &mut DbConnection) -> DomainResult<Vec<(i64, String)>> {
-    Ok(brands::table
+pub fn brand_names(conn: &mut DbConnection, visible: &Brands) -> DomainResult<Vec<(i64, String)>> {
+    let mut q = brands::table
         .select((brands::id, brands::name))
         .order(brands::name)
-        .load(conn)?)
+        .into_boxed();
+    if let Some(ids) = visible.ids() {
+        q = q.filter(brands::id.eq_any(ids.to_vec()));
+    }
+    Ok(q.load(conn)?)
 }
 
 /// Pauses or resumes several campaigns by hand in one transaction: their brands locked, one
 /// UPDATE, one reconcile (one history row per campaign whose state changes). Returns how many of
-/// `ids` exist.
+/// `ids` exist and are `visible`. Each campaign whose manual pause changes gets its audit entry.
 pub fn bulk_manual(
     conn: &mut DbConnection,
     ids: &[i64],
     paused: bool,
+    visible: &Brands,
     now: DateTime<Utc>,
+    author: &Author,
 ) -> DomainResult<usize> {
     write_transaction(conn, |conn| {
-        let owners: Vec<(i64, i64)> = campaigns_t::table
-            .select((campaigns_t::id, campaigns_t::brand_id))
+        let owners: Vec<(i64, i64, bool)> = campaigns_t::table
+            .select((
+                campaigns_t::id,
+                campaigns_t::brand_id,
+                campaigns_t::manually_paused,
+            ))
             .filter(campaigns_t::id.eq_any(ids))
             .load(conn)?;
+        let owners: Vec<(i64, i64, bool)> = owners
+            .into_iter()
+            .filter(|(_, brand, _)| visible.allows(*brand))
+            .collect();
+        for (id, brand, was) in &owners {
+            if *was == paused {
+                continue;
+            }
+            let entry = NewEntry {
+                object_type: "campaign",
+                object_id: *id,
+                brand_id: Some(*brand),
+                action: if paused { "pause" } else { "resume" },
+                changes: [(
+                    "manually_paused".to_owned(),
+                    FieldChange {
+                        old: serde_json::json!(was),
+                        new: serde_json::json!(paused),
+                    },
+                )]
+                .into_iter()
+                .collect(),
+            };
+            super::audit::record(conn, author, entry, now)?;
+        }
+        let owners: Vec<(i64, i64)> = owners.into_iter().map(|(c, b, _)| (c, b)).collect();
         let brand_ids: Vec<i64> = owners.iter().map(|(_, b)| *b).collect();
         enforce::lock_brands(conn, &brand_ids)?;
         let found: Vec<i64> = owners.iter().map(|(c, _)| *c).collect();

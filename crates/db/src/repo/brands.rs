@@ -8,6 +8,8 @@ use super::{PageRequest, into_page, naive, unique_violation, utc};
 use crate::error::{DomainError, DomainResult};
 use crate::schema::brands;
 use crate::{DbConnection, write_transaction};
+use adbudget_core::access::{Author, Brands};
+use adbudget_core::audit::{NewEntry, diff_of};
 use adbudget_core::forms::{BrandChanges, NewBrand};
 use adbudget_core::money::Money;
 use adbudget_core::views::{Brand, Page};
@@ -25,6 +27,38 @@ pub(crate) struct BrandRow {
 }
 
 const NAME_TAKEN: &str = "a brand with this name already exists";
+
+/// The fields of a brand the audit trail follows.
+const AUDITED: [&str; 4] = ["name", "daily_budget", "monthly_budget", "timezone"];
+
+fn audit(
+    conn: &mut DbConnection,
+    author: &Author,
+    action: &'static str,
+    old: Option<&Brand>,
+    new: Option<&Brand>,
+    now: DateTime<Utc>,
+) -> DomainResult<()> {
+    let Some(id) = old.or(new).map(|b| b.id) else {
+        return Ok(());
+    };
+    let changes = diff_of(old, new, &AUDITED);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    super::audit::record(
+        conn,
+        author,
+        NewEntry {
+            object_type: "brand",
+            object_id: id,
+            brand_id: Some(id),
+            action,
+            changes,
+        },
+        now,
+    )
+}
 
 /// Brand rows with the spend of their current day and month.
 pub(crate) fn to_views(
@@ -69,8 +103,10 @@ pub fn get(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> DomainResult
     Ok(to_views(conn, vec![row], now)?.remove(0))
 }
 
+/// The brands `visible` lets the caller see.
 pub fn list(
     conn: &mut DbConnection,
+    visible: &Brands,
     page: PageRequest,
     now: DateTime<Utc>,
 ) -> DomainResult<Page<Brand>> {
@@ -79,6 +115,9 @@ pub fn list(
         .order(brands::id)
         .limit(page.limit + 1)
         .into_boxed();
+    if let Some(ids) = visible.ids() {
+        q = q.filter(brands::id.eq_any(ids.to_vec()));
+    }
     if let Some(cursor) = page.cursor {
         q = q.filter(brands::id.gt(cursor));
     }
@@ -87,7 +126,12 @@ pub fn list(
     Ok(into_page(views, page.limit, |b| b.id))
 }
 
-pub fn create(conn: &mut DbConnection, new: &NewBrand, now: DateTime<Utc>) -> DomainResult<Brand> {
+pub fn create(
+    conn: &mut DbConnection,
+    new: &NewBrand,
+    now: DateTime<Utc>,
+    author: &Author,
+) -> DomainResult<Brand> {
     write_transaction(conn, |conn| {
         let at = naive(now);
         let id: i64 = diesel::insert_into(brands::table)
@@ -102,7 +146,9 @@ pub fn create(conn: &mut DbConnection, new: &NewBrand, now: DateTime<Utc>) -> Do
             .returning(brands::id)
             .get_result(conn)
             .map_err(|e| unique_violation(e, "name", NAME_TAKEN))?;
-        get(conn, id, now)
+        let brand = get(conn, id, now)?;
+        audit(conn, author, "create", None, Some(&brand), now)?;
+        Ok(brand)
     })
 }
 
@@ -112,6 +158,7 @@ pub fn update(
     id: i64,
     changes: &BrandChanges,
     now: DateTime<Utc>,
+    author: &Author,
 ) -> DomainResult<Brand> {
     write_transaction(conn, |conn| {
         enforce::lock_brands(conn, &[id])?;
@@ -121,6 +168,7 @@ pub fn update(
             .first(conn)
             .optional()?
             .ok_or(DomainError::not_found("brand"))?;
+        let before = to_views(conn, vec![current.clone()], now)?.remove(0);
         let tz_changed = changes
             .timezone
             .is_some_and(|tz| tz.name() != current.timezone);
@@ -144,17 +192,22 @@ pub fn update(
             super::spend::rebuild_brand_totals(conn, id, tz)?;
         }
         enforce::reconcile(conn, &ReconcileScope::brand(id), now, Cause::BrandUpdated)?;
-        get(conn, id, now)
+        let after = get(conn, id, now)?;
+        audit(conn, author, "update", Some(&before), Some(&after), now)?;
+        Ok(after)
     })
 }
 
-pub fn delete(conn: &mut DbConnection, id: i64) -> DomainResult<()> {
+pub fn delete(
+    conn: &mut DbConnection,
+    id: i64,
+    now: DateTime<Utc>,
+    author: &Author,
+) -> DomainResult<()> {
     write_transaction(conn, |conn| {
-        let n = diesel::delete(brands::table.find(id)).execute(conn)?;
-        if n == 0 {
-            return Err(DomainError::not_found("brand"));
-        }
-        Ok(())
+        let before = get(conn, id, now)?;
+        diesel::delete(brands::table.find(id)).execute(conn)?;
+        audit(conn, author, "delete", Some(&before), None, now)
     })
 }
 

@@ -1,6 +1,8 @@
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
+use adbudget_core::access::{Author, Brands};
+use adbudget_core::audit::{NewEntry, diff_of};
 use adbudget_core::dayparting::Schedule;
 use adbudget_core::forms::{CampaignChanges, NewCampaign};
 use adbudget_core::money::Money;
@@ -62,6 +64,46 @@ const NAME_TAKEN: &str = "this brand already has a campaign with this name";
 pub struct CampaignFilter {
     pub brand_id: Option<i64>,
     pub active: Option<bool>,
+    /// The brands the caller sees.
+    pub visible: Brands,
+}
+
+/// The fields of a campaign the audit trail follows.
+const AUDITED: [&str; 5] = [
+    "name",
+    "daily_cap",
+    "monthly_cap",
+    "manually_paused",
+    "dayparting",
+];
+
+fn audit(
+    conn: &mut DbConnection,
+    author: &Author,
+    action: &'static str,
+    old: Option<&Campaign>,
+    new: Option<&Campaign>,
+    now: DateTime<Utc>,
+) -> DomainResult<()> {
+    let Some((id, brand_id)) = old.or(new).map(|c| (c.id, c.brand_id)) else {
+        return Ok(());
+    };
+    let changes = diff_of(old, new, &AUDITED);
+    if changes.is_empty() {
+        return Ok(());
+    }
+    super::audit::record(
+        conn,
+        author,
+        NewEntry {
+            object_type: "campaign",
+            object_id: id,
+            brand_id: Some(brand_id),
+            action,
+            changes,
+        },
+        now,
+    )
 }
 
 fn to_views(
@@ -170,6 +212,9 @@ pub fn list(
     if let Some(brand_id) = filter.brand_id {
         q = q.filter(campaigns::brand_id.eq(brand_id));
     }
+    if let Some(ids) = filter.visible.ids() {
+        q = q.filter(campaigns::brand_id.eq_any(ids.to_vec()));
+    }
     match filter.active {
         Some(true) => q = q.filter(campaigns::pause_reasons.eq(0)),
         Some(false) => q = q.filter(campaigns::pause_reasons.ne(0)),
@@ -187,6 +232,7 @@ pub fn create(
     conn: &mut DbConnection,
     new: &NewCampaign,
     now: DateTime<Utc>,
+    author: &Author,
 ) -> DomainResult<Campaign> {
     write_transaction(conn, |conn| {
         enforce::lock_brands(conn, &[new.brand_id])?;
@@ -222,7 +268,9 @@ pub fn create(
             now,
             Cause::CampaignCreated,
         )?;
-        get(conn, id, now)
+        let campaign = get(conn, id, now)?;
+        audit(conn, author, "create", None, Some(&campaign), now)?;
+        Ok(campaign)
     })
 }
 
@@ -233,10 +281,12 @@ pub fn update(
     changes: &CampaignChanges,
     now: DateTime<Utc>,
     cause: Cause,
+    author: &Author,
 ) -> DomainResult<Campaign> {
     write_transaction(conn, |conn| {
         let brand_id = ensure_exists(conn, id)?;
         enforce::lock_brands(conn, &[brand_id])?;
+        let before = get(conn, id, now)?;
         let current: CampaignRow = campaigns::table
             .select(CampaignRow::as_select())
             .find(id)
@@ -263,7 +313,15 @@ pub fn update(
             .execute(conn)
             .map_err(|e| unique_violation(e, "name", NAME_TAKEN))?;
         enforce::reconcile(conn, &ReconcileScope::campaign(id), now, cause)?;
-        get(conn, id, now)
+        let after = get(conn, id, now)?;
+        let action = match cause {
+            Cause::ManualPause => "pause",
+            Cause::ManualResume => "resume",
+            Cause::DaypartingUpdated => "set_dayparting",
+            _ => "update",
+        };
+        audit(conn, author, action, Some(&before), Some(&after), now)?;
+        Ok(after)
     })
 }
 
@@ -272,6 +330,7 @@ pub fn set_manual_pause(
     id: i64,
     paused: bool,
     now: DateTime<Utc>,
+    author: &Author,
 ) -> DomainResult<Campaign> {
     let changes = CampaignChanges {
         manually_paused: Some(paused),
@@ -282,7 +341,7 @@ pub fn set_manual_pause(
     } else {
         Cause::ManualResume
     };
-    update(conn, id, &changes, now, cause)
+    update(conn, id, &changes, now, cause, author)
 }
 
 pub fn set_dayparting(
@@ -290,21 +349,25 @@ pub fn set_dayparting(
     id: i64,
     schedule: Option<Schedule>,
     now: DateTime<Utc>,
+    author: &Author,
 ) -> DomainResult<Campaign> {
     let changes = CampaignChanges {
         dayparting: Some(schedule),
         ..CampaignChanges::default()
     };
-    update(conn, id, &changes, now, Cause::DaypartingUpdated)
+    update(conn, id, &changes, now, Cause::DaypartingUpdated, author)
 }
 
-pub fn delete(conn: &mut DbConnection, id: i64) -> DomainResult<()> {
+pub fn delete(
+    conn: &mut DbConnection,
+    id: i64,
+    now: DateTime<Utc>,
+    author: &Author,
+) -> DomainResult<()> {
     write_transaction(conn, |conn| {
-        let n = diesel::delete(campaigns::table.find(id)).execute(conn)?;
-        if n == 0 {
-            return Err(DomainError::not_found("campaign"));
-        }
-        Ok(())
+        let before = get(conn, id, now)?;
+        diesel::delete(campaigns::table.find(id)).execute(conn)?;
+        audit(conn, author, "delete", Some(&before), None, now)
     })
 }
 
@@ -369,10 +432,22 @@ pub fn find_by_name(
 
 /// How many campaigns hold each stored reason set (for the metrics): one grouped query.
 pub fn count_by_reasons(conn: &mut DbConnection) -> QueryResult<Vec<(PauseReasons, i64)>> {
-    let rows: Vec<(i32, i64)> = campaigns::table
+    count_by_reasons_in(conn, &Brands::All)
+}
+
+/// The same, over the campaigns of the `visible` brands.
+pub fn count_by_reasons_in(
+    conn: &mut DbConnection,
+    visible: &Brands,
+) -> QueryResult<Vec<(PauseReasons, i64)>> {
+    let mut q = campaigns::table
         .group_by(campaigns::pause_reasons)
         .select((campaigns::pause_reasons, diesel::dsl::count_star()))
-        .load(conn)?;
+        .into_boxed();
+    if let Some(ids) = visible.ids() {
+        q = q.filter(campaigns::brand_id.eq_any(ids.to_vec()));
+    }
+    let rows: Vec<(i32, i64)> = q.load(conn)?;
     Ok(rows
         .into_iter()
         .map(|(bits, n)| (PauseReasons::from_bits(bits), n))

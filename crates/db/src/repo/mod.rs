@@ -10,6 +10,7 @@
 //! IMMEDIATE).
 
 pub mod admin;
+pub mod audit;
 pub mod brands;
 pub mod campaigns;
 pub mod enforce;

@@ -13,6 +13,8 @@ use super::{CHUNK, PageRequest, into_page, naive, utc};
 use crate::error::{DomainError, DomainResult, Failure};
 use crate::schema::{brand_spend, campaign_spend, campaigns, spend_logs};
 use crate::{DbConnection, write_transaction};
+use adbudget_core::access::{Author, Brands};
+use adbudget_core::audit::{FieldChange, NewEntry};
 use adbudget_core::forms::ValidSpend;
 use adbudget_core::money::{MAX_MICROS, Money};
 use adbudget_core::period::PeriodKeys;
@@ -43,8 +45,167 @@ impl From<SpendRow> for SpendLog {
             received_at: utc(r.received_at),
             event_id: r.event_id,
             token_id: r.token_id,
+            reverses_id: None,
+            reason: None,
+            reversed_by: None,
         }
     }
+}
+
+/// A spend log with its reversal columns (listings; the spend path's rows never have them).
+#[derive(Queryable, Selectable, Debug, Clone)]
+#[diesel(table_name = spend_logs)]
+pub(crate) struct ListedRow {
+    #[diesel(embed)]
+    row: SpendRow,
+    reverses_id: Option<i64>,
+    reason: Option<String>,
+}
+
+impl ListedRow {
+    pub(crate) fn id(&self) -> i64 {
+        self.row.id
+    }
+
+    pub(crate) fn into_view(self, reversed_by: Option<i64>) -> SpendLog {
+        SpendLog {
+            reverses_id: self.reverses_id,
+            reason: self.reason,
+            reversed_by,
+            ..self.row.into()
+        }
+    }
+}
+
+/// The reversals of `ids`, as (reversed id, reversal id).
+pub(crate) fn reversals_of(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<HashMap<i64, i64>> {
+    let found: Vec<(Option<i64>, i64)> = spend_logs::table
+        .select((spend_logs::reverses_id, spend_logs::id))
+        .filter(spend_logs::reverses_id.eq_any(ids))
+        .load(conn)?;
+    Ok(found
+        .into_iter()
+        .filter_map(|(of, id)| Some((of?, id)))
+        .collect())
+}
+
+/// A reversed spend log, its reversal, and the campaign after the rule was re-applied.
+#[derive(Debug, Clone)]
+pub struct Reversed {
+    pub reversed: SpendLog,
+    pub reversal: SpendLog,
+    pub campaign: Campaign,
+}
+
+/// Reverses spend log `id` with a compensating entry (SPEC §3): a spend log of the opposite
+/// amount, same campaign and `occurred_at`, naming it and the reason. The period totals it counted
+/// toward go down, and the rule is re-applied to the brand's campaigns at once (some may resume).
+/// A spend is reversed once (409 after that); a reversal cannot be reversed.
+pub fn reverse(
+    conn: &mut DbConnection,
+    id: i64,
+    reason: &str,
+    visible: &Brands,
+    now: DateTime<Utc>,
+    author: &Author,
+) -> DomainResult<Reversed> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(DomainError::invalid("reason", "must not be empty"));
+    }
+    if reason.chars().count() > 1000 {
+        return Err(DomainError::invalid(
+            "reason",
+            "must be at most 1000 characters",
+        ));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            "reason",
+            "must not contain control characters",
+        ));
+    }
+    write_transaction(conn, |conn| {
+        let original: ListedRow = spend_logs::table
+            .select(ListedRow::as_select())
+            .find(id)
+            .first(conn)
+            .optional()?
+            .filter(|r| visible.allows(r.row.brand_id))
+            .ok_or(DomainError::not_found("spend"))?;
+        if original.reverses_id.is_some() {
+            return Err(DomainError::conflict("id", "a reversal cannot be reversed"));
+        }
+        let brand_id = original.row.brand_id;
+        let facts = enforce::lock_brand_facts(conn, &[brand_id])?;
+        let tz = facts
+            .get(&brand_id)
+            .ok_or(DomainError::not_found("brand"))?
+            .tz;
+        let token_id = match author.actor.kind {
+            adbudget_core::access::ActorKind::Token => author.actor.id,
+            _ => None,
+        };
+        let inserted: Result<i64, _> = diesel::insert_into(spend_logs::table)
+            .values((
+                spend_logs::campaign_id.eq(original.row.campaign_id),
+                spend_logs::amount.eq(-original.row.amount),
+                spend_logs::occurred_at.eq(original.row.occurred_at),
+                spend_logs::received_at.eq(naive(now)),
+                spend_logs::brand_id.eq(brand_id),
+                spend_logs::token_id.eq(token_id),
+                spend_logs::reverses_id.eq(id),
+                spend_logs::reason.eq(reason),
+            ))
+            .returning(spend_logs::id)
+            .get_result(conn);
+        let reversal_id = inserted.map_err(|e| {
+            super::unique_violation(e, "id", "this spend has already been reversed")
+        })?;
+        let reversal: ListedRow = spend_logs::table
+            .select(ListedRow::as_select())
+            .find(reversal_id)
+            .first(conn)?;
+        let keys = PeriodKeys::at(utc(original.row.occurred_at), tz);
+        let mut brand_sub = BTreeMap::new();
+        let mut campaign_sub = BTreeMap::new();
+        for period in [keys.day, keys.month] {
+            brand_sub.insert((brand_id, period.clone()), -original.row.amount);
+            campaign_sub.insert((original.row.campaign_id, period), -original.row.amount);
+        }
+        add_totals(conn, Owner::Brand, &brand_sub)?;
+        add_totals(conn, Owner::Campaign, &campaign_sub)?;
+        enforce::reconcile(
+            conn,
+            &enforce::ReconcileScope::brand(brand_id),
+            now,
+            Cause::SpendReversed,
+        )?;
+        let entry = NewEntry {
+            object_type: "spend",
+            object_id: id,
+            brand_id: Some(brand_id),
+            action: "reverse",
+            changes: [
+                (
+                    "reversed_by",
+                    serde_json::Value::Null,
+                    serde_json::json!(reversal.row.id),
+                ),
+                ("reason", serde_json::Value::Null, serde_json::json!(reason)),
+            ]
+            .into_iter()
+            .map(|(f, old, new)| (f.to_owned(), FieldChange { old, new }))
+            .collect(),
+        };
+        super::audit::record(conn, author, entry, now)?;
+        let campaign = super::campaigns::get(conn, original.row.campaign_id, now)?;
+        Ok(Reversed {
+            reversed: original.into_view(Some(reversal_id)),
+            reversal: reversal.into_view(None),
+            campaign,
+        })
+    })
 }
 
 /// What became of one event.
@@ -319,9 +480,19 @@ impl<'a> Call<'a> {
             owners.extend(rows);
         }
         for (i, e) in self.events.iter().enumerate() {
-            if !owners.contains_key(&e.campaign_id) {
-                let field = self.field(i, "campaign_id");
-                self.reject(i, DomainError::not_found_field("campaign", field))?;
+            match owners.get(&e.campaign_id) {
+                None => {
+                    let field = self.field(i, "campaign_id");
+                    self.reject(i, DomainError::not_found_field("campaign", field))?;
+                }
+                // The poster's token is bound to other brands (SPEC §11): refused here, where the
+                // campaign's brand is known, before anything is written.
+                Some(brand) if !e.allowed.allows(*brand) => {
+                    let field = self.field(i, "campaign_id");
+                    let message = "this token may not post spend to this campaign's brand";
+                    self.reject(i, DomainError::forbidden(field, message))?;
+                }
+                Some(_) => {}
             }
         }
         Ok(owners)
@@ -374,6 +545,7 @@ impl<'a> Call<'a> {
                         occurred_at_given: true,
                         event_id: None,
                         posted_by: None,
+                        allowed: Default::default(),
                     };
                     if same(&prev_event, e) {
                         self.results[i] = Some(Ok(Outcome::Replayed(prev.clone())));
@@ -953,7 +1125,7 @@ pub fn list(
 ) -> DomainResult<Page<SpendLog>> {
     super::campaigns::ensure_exists(conn, campaign_id)?;
     let mut q = spend_logs::table
-        .select(SpendRow::as_select())
+        .select(ListedRow::as_select())
         .filter(spend_logs::campaign_id.eq(campaign_id))
         .order(spend_logs::id.desc())
         .limit(page.limit + 1)
@@ -967,10 +1139,15 @@ pub fn list(
     if let Some(cursor) = page.cursor {
         q = q.filter(spend_logs::id.lt(cursor));
     }
-    let rows: Vec<SpendLog> = q
-        .load::<SpendRow>(conn)?
+    let rows: Vec<ListedRow> = q.load(conn)?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.row.id).collect();
+    let reversals = reversals_of(conn, &ids)?;
+    let rows: Vec<SpendLog> = rows
         .into_iter()
-        .map(Into::into)
+        .map(|r| {
+            let by = reversals.get(&r.row.id).copied();
+            r.into_view(by)
+        })
         .collect();
     Ok(into_page(rows, page.limit, |l| l.id))
 }

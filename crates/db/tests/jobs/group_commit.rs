@@ -23,6 +23,7 @@ fn event(campaign_id: i64, units: i64, id: Option<&str>) -> ValidSpend {
         occurred_at_given: true,
         event_id: id.map(str::to_owned),
         posted_by: None,
+        allowed: Default::default(),
     }
 }
 

@@ -64,9 +64,14 @@ impl World {
             monthly_budget: money(monthly),
             timezone: Some(tz.into()),
         };
-        brands::create(&mut self.conn(), &form.validate().unwrap(), now)
-            .unwrap()
-            .id
+        brands::create(
+            &mut self.conn(),
+            &form.validate().unwrap(),
+            now,
+            &adbudget_core::access::Author::cli(),
+        )
+        .unwrap()
+        .id
     }
 
     pub fn campaign(
@@ -85,9 +90,14 @@ impl World {
             dayparting: get("dayparting"),
             manually_paused: get("manually_paused").and_then(|v| v.as_bool()),
         };
-        campaigns::create(&mut self.conn(), &form.validate().unwrap(), now)
-            .unwrap()
-            .id
+        campaigns::create(
+            &mut self.conn(),
+            &form.validate().unwrap(),
+            now,
+            &adbudget_core::access::Author::cli(),
+        )
+        .unwrap()
+        .id
     }
 
     /// Records spend that occurred at `at`, received at `now`.

@@ -8,12 +8,14 @@ use adbudget_db::repo::admin::{self};
 use adbudget_db::repo::brands;
 use maud::{Markup, html};
 
+use crate::access::{Permission, ToCreateBrand, ToManage};
 use crate::admin::session::{AdminUser, Notice, notice};
 use crate::admin::view::{self, bar, csrf, field, pager};
 use crate::admin::{Form, PageResult, check_csrf, field_errors};
 use crate::error::ApiError;
 use crate::extract::from_value;
 use crate::state::AppState;
+use adbudget_core::access::Action;
 
 use super::{Query, form_json, num, q, search_text, shell, sort_link};
 
@@ -23,9 +25,9 @@ pub async fn brand_list(user: AdminUser, state: web::Data<AppState>, query: Quer
         q(&query, "sort").to_owned(),
         num(&query, "page").unwrap_or(1),
     );
-    let (s2, so2) = (search.clone(), sort.clone());
+    let (s2, so2, visible) = (search.clone(), sort.clone(), user.principal.brands.clone());
     let listing = state
-        .db(move |conn| admin::brands(conn, &s2, &so2, page_no, now()))
+        .db(move |conn| admin::brands(conn, &s2, &so2, page_no, &visible, now()))
         .await?;
     let keep = [("q", search.clone())];
     Ok(shell(
@@ -38,7 +40,9 @@ pub async fn brand_list(user: AdminUser, state: web::Data<AppState>, query: Quer
                 div { label for="q" { "Search" } input #q name="q" value=(search) placeholder="name contains…"; }
                 input type="hidden" name="sort" value=(sort);
                 button type="submit" { "Search" }
-                a.button href="/admin/brands/new" style="margin-left:auto" { "New brand" }
+                @if user.may(Action::CreateBrand) {
+                    a.button href="/admin/brands/new" style="margin-left:auto" { "New brand" }
+                }
             }
             table #brands {
                 thead { tr {
@@ -63,8 +67,8 @@ pub async fn brand_list(user: AdminUser, state: web::Data<AppState>, query: Quer
     ))
 }
 
-fn brand_form(
-    user: &AdminUser,
+fn brand_form<P: Permission>(
+    user: &AdminUser<P>,
     action: &str,
     values: &HashMap<&str, String>,
     errors: &HashMap<String, String>,
@@ -74,18 +78,26 @@ fn brand_form(
     html! {
         h1 { (title) }
         @if !errors.is_empty() { div.flash.bad { "Please correct the fields marked below." } }
-        form.panel method="post" action=(action) style="max-width:520px" {
-            (csrf(&user.session.csrf))
-            (field("Name", "name", &v("name"), "text", errors))
-            (field("Daily budget", "daily_budget", &v("daily_budget"), "text", errors))
-            (field("Monthly budget", "monthly_budget", &v("monthly_budget"), "text", errors))
-            (field("Timezone (IANA name)", "timezone", &v("timezone"), "text", errors))
-            button type="submit" { "Save" }
+        @if user.may(Action::Manage) {
+            form.panel method="post" action=(action) style="max-width:520px" {
+                (csrf(&user.session.csrf))
+                (field("Name", "name", &v("name"), "text", errors))
+                (field("Daily budget", "daily_budget", &v("daily_budget"), "text", errors))
+                (field("Monthly budget", "monthly_budget", &v("monthly_budget"), "text", errors))
+                (field("Timezone (IANA name)", "timezone", &v("timezone"), "text", errors))
+                button type="submit" { "Save" }
+            }
+        } @else {
+            dl.panel #brand-details style="max-width:520px" {
+                dt { "Daily budget" } dd { (v("daily_budget")) }
+                dt { "Monthly budget" } dd { (v("monthly_budget")) }
+                dt { "Timezone" } dd { (v("timezone")) }
+            }
         }
     }
 }
 
-pub async fn brand_new(user: AdminUser) -> HttpResponse {
+pub async fn brand_new(user: AdminUser<ToCreateBrand>) -> HttpResponse {
     let values = HashMap::from([("timezone", "UTC".to_owned())]);
     shell(
         &user,
@@ -101,14 +113,19 @@ pub async fn brand_new(user: AdminUser) -> HttpResponse {
     )
 }
 
-pub async fn brand_create(user: AdminUser, state: web::Data<AppState>, form: Form) -> PageResult {
+pub async fn brand_create(
+    user: AdminUser<ToCreateBrand>,
+    state: web::Data<AppState>,
+    form: Form,
+) -> PageResult {
     check_csrf(&user, &form)?;
+    let author = user.author();
     let fields = ["name", "daily_budget", "monthly_budget", "timezone"];
     let attempt: Result<_, ApiError> = async {
         let body: CreateBrand = from_value(form_json(&form, &fields))?;
         let new = body.validate()?;
         state
-            .db(move |conn| brands::create(conn, &new, now()))
+            .db(move |conn| brands::create(conn, &new, now(), &author))
             .await
     }
     .await;
@@ -136,6 +153,7 @@ pub async fn brand_edit(
     id: web::Path<i64>,
 ) -> PageResult {
     let id = id.into_inner();
+    user.brand(id, "brand")?;
     let b = state.db(move |conn| brands::get(conn, id, now())).await?;
     let values = HashMap::from([
         ("name", b.name.clone()),
@@ -154,10 +172,18 @@ pub async fn brand_edit(
                     h2 { "Spend" }
                     label { "Today" } (bar(b.daily_spend, b.daily_budget))
                     label style="margin-top:8px" { "This month" } (bar(b.monthly_spend, b.monthly_budget))
-                    p { a href={ "/admin/campaigns?brand=" (id) } { "Campaigns of this brand" } " · " a href={ "/admin/campaigns/new?brand=" (id) } { "New campaign" } }
-                    form method="post" action={ "/admin/brands/" (id) "/delete" } onsubmit=(view::CONFIRM_BRAND_DELETE) {
-                        (csrf(&user.session.csrf))
-                        button.danger type="submit" { "Delete brand" }
+                    p {
+                        a href={ "/admin/campaigns?brand=" (id) } { "Campaigns of this brand" }
+                        " · " a href={ "/admin/brands/" (id) "/history" } { "History" }
+                        @if user.may(Action::Manage) {
+                            " · " a href={ "/admin/campaigns/new?brand=" (id) } { "New campaign" }
+                        }
+                    }
+                    @if user.may(Action::Manage) {
+                        form method="post" action={ "/admin/brands/" (id) "/delete" } onsubmit=(view::CONFIRM_BRAND_DELETE) {
+                            (csrf(&user.session.csrf))
+                            button.danger type="submit" { "Delete brand" }
+                        }
                     }
                 }
             }
@@ -166,19 +192,21 @@ pub async fn brand_edit(
 }
 
 pub async fn brand_update(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     form: Form,
 ) -> PageResult {
     check_csrf(&user, &form)?;
     let id = id.into_inner();
+    user.brand(id, "brand")?;
+    let author = user.author();
     let fields = ["name", "daily_budget", "monthly_budget", "timezone"];
     let attempt: Result<_, ApiError> = async {
         let body: UpdateBrand = from_value(form_json(&form, &fields))?;
         let changes = body.validate()?;
         state
-            .db(move |conn| brands::update(conn, id, &changes, now()))
+            .db(move |conn| brands::update(conn, id, &changes, now(), &author))
             .await
     }
     .await;
@@ -204,13 +232,17 @@ pub async fn brand_update(
 }
 
 pub async fn brand_delete(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     form: Form,
 ) -> PageResult {
     check_csrf(&user, &form)?;
     let id = id.into_inner();
-    state.db(move |conn| brands::delete(conn, id)).await?;
+    user.brand(id, "brand")?;
+    let author = user.author();
+    state
+        .db(move |conn| brands::delete(conn, id, now(), &author))
+        .await?;
     Ok(notice("/admin/brands", Notice::BrandDeleted))
 }

@@ -13,12 +13,14 @@ use adbudget_db::repo::{brands, campaigns, enforce::Cause};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 
+use crate::access::{Permission, ToManage};
 use crate::admin::session::{AdminUser, Notice, notice};
 use crate::admin::view::{self, bar, csrf, field, pager};
 use crate::admin::{AdminError, Form, PageResult, check_csrf, field_errors};
 use crate::error::ApiError;
 use crate::extract::from_value;
 use crate::state::AppState;
+use adbudget_core::access::Action;
 
 use super::{Query, num, optional, q, search_text, shell, sort_link};
 
@@ -38,16 +40,18 @@ pub async fn campaign_list(
         reason: PauseReason::from_name(q(&query, "reason")),
         sort: q(&query, "sort").to_owned(),
         page: num(&query, "page").unwrap_or(1),
+        visible: user.principal.brands.clone(),
     };
     let f2 = filter.clone();
     let (listing, brand_names) = state
         .db(move |conn| {
             Ok((
                 admin::campaigns(conn, &f2, now())?,
-                admin::brand_names(conn)?,
+                admin::brand_names(conn, &f2.visible)?,
             ))
         })
         .await?;
+    let manages = user.may(Action::Manage);
     let keep = [
         ("q", filter.q.clone()),
         ("brand", q(&query, "brand").to_owned()),
@@ -85,7 +89,9 @@ pub async fn campaign_list(
                 }
                 input type="hidden" name="sort" value=(filter.sort);
                 button type="submit" { "Filter" }
-                a.button href="/admin/campaigns/new" style="margin-left:auto" { "New campaign" }
+                @if manages {
+                    a.button href="/admin/campaigns/new" style="margin-left:auto" { "New campaign" }
+                }
             }
             form #bulk method="post" action="/admin/campaigns/bulk" {
                 (csrf(&user.session.csrf))
@@ -101,7 +107,7 @@ pub async fn campaign_list(
                     tbody {
                         @for (c, brand) in &listing.items {
                             tr data-campaign=(c.id) {
-                                td { input type="checkbox" name="ids" value=(c.id) aria-label={ "select " (c.name) }; }
+                                td { @if manages { input type="checkbox" name="ids" value=(c.id) aria-label={ "select " (c.name) }; } }
                                 td { a href={ "/admin/campaigns/" (c.id) } { (c.name) } }
                                 td { a href={ "/admin/brands/" (c.brand_id) } { (brand) } }
                                 td.state { (view::state(c.is_active, c.pause_reasons)) }
@@ -111,12 +117,14 @@ pub async fn campaign_list(
                         }
                     }
                 }
-                div.toolbar style="margin-top:10px" {
-                    select name="action" aria-label="bulk action" {
-                        option value="pause" { "Pause selected" }
-                        option value="resume" { "Resume selected" }
+                @if manages {
+                    div.toolbar style="margin-top:10px" {
+                        select name="action" aria-label="bulk action" {
+                            option value="pause" { "Pause selected" }
+                            option value="resume" { "Resume selected" }
+                        }
+                        button #apply-bulk type="submit" { "Apply" }
                     }
-                    button #apply-bulk type="submit" { "Apply" }
                 }
             }
             (pager("/admin/campaigns", &with_sort, listing.page, listing.pages(), listing.total))
@@ -127,7 +135,11 @@ pub async fn campaign_list(
 /// Campaigns one bulk action may change (a page lists 25).
 pub const MAX_BULK: usize = 1000;
 
-pub async fn campaign_bulk(user: AdminUser, state: web::Data<AppState>, form: Form) -> PageResult {
+pub async fn campaign_bulk(
+    user: AdminUser<ToManage>,
+    state: web::Data<AppState>,
+    form: Form,
+) -> PageResult {
     check_csrf(&user, &form)?;
     let ids: Vec<i64> = form
         .all("ids")
@@ -150,8 +162,9 @@ pub async fn campaign_bulk(user: AdminUser, state: web::Data<AppState>, form: Fo
             )));
         }
     };
+    let (visible, author) = (user.principal.brands.clone(), user.author());
     let n = state
-        .db(move |conn| admin::bulk_manual(conn, &ids, pause, now()))
+        .db(move |conn| admin::bulk_manual(conn, &ids, pause, &visible, now(), &author))
         .await?;
     let done = if pause {
         Notice::BulkPaused(n)
@@ -161,8 +174,8 @@ pub async fn campaign_bulk(user: AdminUser, state: web::Data<AppState>, form: Fo
     Ok(notice("/admin/campaigns", done))
 }
 
-fn campaign_form(
-    user: &AdminUser,
+fn campaign_form<P: Permission>(
+    user: &AdminUser<P>,
     brands: &[(i64, String)],
     values: &HashMap<&str, String>,
     errors: &HashMap<String, String>,
@@ -189,8 +202,15 @@ fn campaign_form(
     }
 }
 
-pub async fn campaign_new(user: AdminUser, state: web::Data<AppState>, query: Query) -> PageResult {
-    let brand_names = state.db(admin::brand_names).await?;
+pub async fn campaign_new(
+    user: AdminUser<ToManage>,
+    state: web::Data<AppState>,
+    query: Query,
+) -> PageResult {
+    let visible = user.principal.brands.clone();
+    let brand_names = state
+        .db(move |conn| admin::brand_names(conn, &visible))
+        .await?;
     let values = HashMap::from([("brand_id", q(&query, "brand").to_owned())]);
     Ok(shell(
         &user,
@@ -201,11 +221,12 @@ pub async fn campaign_new(user: AdminUser, state: web::Data<AppState>, query: Qu
 }
 
 pub async fn campaign_create(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     form: Form,
 ) -> PageResult {
     check_csrf(&user, &form)?;
+    let author = user.author();
     let brand_id: Value = form
         .text("brand_id")
         .parse::<i64>()
@@ -220,8 +241,10 @@ pub async fn campaign_create(
     });
     let attempt: Result<Campaign, ApiError> = async {
         let new = from_value::<CreateCampaign>(body)?.validate()?;
+        user.brand(new.brand_id, "brand")
+            .map_err(|e| e.on_field("brand_id"))?;
         state
-            .db(move |conn| campaigns::create(conn, &new, now()))
+            .db(move |conn| campaigns::create(conn, &new, now(), &author))
             .await
     }
     .await;
@@ -232,7 +255,10 @@ pub async fn campaign_create(
         )),
         Err(e) => {
             let errors = field_errors(e)?;
-            let brand_names = state.db(admin::brand_names).await?;
+            let visible = user.principal.brands.clone();
+            let brand_names = state
+                .db(move |conn| admin::brand_names(conn, &visible))
+                .await?;
             let values = [
                 "brand_id",
                 "name",
@@ -256,8 +282,8 @@ pub async fn campaign_create(
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// The dayparting editor: one row per window plus an empty one to add a window.
-fn dayparting_editor(
-    user: &AdminUser,
+fn dayparting_editor<P: Permission>(
+    user: &AdminUser<P>,
     c: &Campaign,
     rows: &[(Vec<String>, String, String)],
     errors: &HashMap<String, String>,
@@ -297,7 +323,7 @@ fn dayparting_editor(
                 }
             }
             input type="hidden" name="rows" value=(rows.len() + 1);
-            p { button type="submit" { "Save schedule" } }
+            @if user.may(Action::Manage) { p { button type="submit" { "Save schedule" } } }
         }
     }
 }
@@ -328,13 +354,16 @@ fn rows_of(schedule: Option<&Schedule>) -> Vec<(Vec<String>, String, String)> {
         .unwrap_or_default()
 }
 
-async fn render_campaign(
-    user: &AdminUser,
+async fn render_campaign<P: Permission>(
+    user: &AdminUser<P>,
     state: &AppState,
     id: i64,
     errors: HashMap<String, String>,
     rows: Option<Vec<(Vec<String>, String, String)>>,
 ) -> PageResult {
+    user.as_reader().campaign(state, id).await?;
+    let manages = user.may(Action::Manage);
+    let reverses = user.may(Action::ReverseSpend);
     let at = now();
     let (c, brand, spend, history) = state
         .db(move |conn| {
@@ -358,7 +387,7 @@ async fn render_campaign(
         "Campaigns",
         html! {
             h1 { (c.name) " " span #campaign-state { (view::state(c.is_active, c.pause_reasons)) } }
-            p.muted { "Brand " a href={ "/admin/brands/" (brand.id) } { (brand.name) } " · " (brand.timezone) " · campaign #" (c.id) }
+            p.muted { "Brand " a href={ "/admin/brands/" (brand.id) } { (brand.name) } " · " (brand.timezone) " · campaign #" (c.id) " · " a href={ "/admin/campaigns/" (c.id) "/history" } { "History" } }
             div.grid2 {
                 div {
                     div.panel {
@@ -366,7 +395,7 @@ async fn render_campaign(
                         label { "Today" @if let Some(cap) = c.daily_cap { " (cap " (cap) ")" } @else { " (no cap)" } } (c.daily_spend)
                         label style="margin-top:8px" { "Brand today" } (bar(brand.daily_spend, brand.daily_budget))
                         label style="margin-top:8px" { "Brand this month" } (bar(brand.monthly_spend, brand.monthly_budget))
-                        div style="margin-top:12px;display:flex;gap:8px" {
+                        @if manages { div style="margin-top:12px;display:flex;gap:8px" {
                             @if c.manually_paused {
                                 form method="post" action={ "/admin/campaigns/" (c.id) "/resume" } { (csrf(&user.session.csrf)) button #resume type="submit" { "Resume" } }
                             } @else {
@@ -375,15 +404,22 @@ async fn render_campaign(
                             form method="post" action={ "/admin/campaigns/" (c.id) "/delete" } onsubmit=(view::CONFIRM_CAMPAIGN_DELETE) {
                                 (csrf(&user.session.csrf)) button.danger type="submit" { "Delete" }
                             }
-                        }
+                        } }
                     }
-                    form.panel method="post" action={ "/admin/campaigns/" (c.id) } {
-                        (csrf(&user.session.csrf))
-                        h2 style="margin-top:0" { "Settings" }
-                        (field("Name", "name", &c.name, "text", &errors))
-                        (field("Daily cap (empty: none)", "daily_cap", &money(c.daily_cap), "text", &errors))
-                        (field("Monthly cap (empty: none)", "monthly_cap", &money(c.monthly_cap), "text", &errors))
-                        button type="submit" { "Save" }
+                    @if manages {
+                        form.panel method="post" action={ "/admin/campaigns/" (c.id) } {
+                            (csrf(&user.session.csrf))
+                            h2 style="margin-top:0" { "Settings" }
+                            (field("Name", "name", &c.name, "text", &errors))
+                            (field("Daily cap (empty: none)", "daily_cap", &money(c.daily_cap), "text", &errors))
+                            (field("Monthly cap (empty: none)", "monthly_cap", &money(c.monthly_cap), "text", &errors))
+                            button type="submit" { "Save" }
+                        }
+                    } @else {
+                        dl.panel #campaign-details {
+                            dt { "Daily cap" } dd { (money(c.daily_cap)) }
+                            dt { "Monthly cap" } dd { (money(c.monthly_cap)) }
+                        }
                     }
                 }
                 div { (dayparting_editor(user, &c, &rows, &errors)) }
@@ -395,8 +431,11 @@ async fn render_campaign(
             }
             h2 { "Recent spend " a.muted href={ "/admin/spend?campaign=" (c.id) } { "all" } }
             table #spend {
-                thead { tr { th { "Occurred" } th.num { "Amount" } th { "Event id" } } }
-                tbody { @for s in &spend { tr { td { (view::time(s.occurred_at)) } td.num { (s.amount) } td.muted { (s.event_id.clone().unwrap_or_default()) } } } }
+                thead { tr { th { "Occurred" } th.num { "Amount" } th { "Event id" } th {} } }
+                tbody { @for s in &spend { tr data-spend=(s.id) {
+                    td { (view::time(s.occurred_at)) } td.num { (s.amount) } td.muted { (s.event_id.clone().unwrap_or_default()) }
+                    td { (view::reversal(s, reverses.then_some(user.session.csrf.as_str()))) }
+                } } }
             }
         },
     ))
@@ -411,18 +450,22 @@ pub async fn campaign_page(
 }
 
 pub async fn campaign_update(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     form: Form,
 ) -> PageResult {
     check_csrf(&user, &form)?;
     let id = id.into_inner();
+    user.campaign(&state, id).await?;
+    let author = user.author();
     let body = json!({"name": form.text("name"), "daily_cap": optional(&form, "daily_cap"), "monthly_cap": optional(&form, "monthly_cap")});
     let attempt: Result<Campaign, ApiError> = async {
         let changes = from_value::<UpdateCampaign>(body)?.validate()?;
         state
-            .db(move |conn| campaigns::update(conn, id, &changes, now(), Cause::CampaignUpdated))
+            .db(move |conn| {
+                campaigns::update(conn, id, &changes, now(), Cause::CampaignUpdated, &author)
+            })
             .await
     }
     .await;
@@ -436,13 +479,15 @@ pub async fn campaign_update(
 }
 
 pub async fn campaign_dayparting(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     form: Form,
 ) -> PageResult {
     check_csrf(&user, &form)?;
     let id = id.into_inner();
+    user.campaign(&state, id).await?;
+    let author = user.author();
     let count: usize = form.text("rows").parse().unwrap_or(0).min(100);
     let mut rows = Vec::new();
     for i in 0..count {
@@ -473,7 +518,7 @@ pub async fn campaign_dayparting(
     match schedule {
         Ok(schedule) => {
             state
-                .db(move |conn| campaigns::set_dayparting(conn, id, schedule, now()))
+                .db(move |conn| campaigns::set_dayparting(conn, id, schedule, now(), &author))
                 .await?;
             Ok(notice(
                 &format!("/admin/campaigns/{id}"),
@@ -488,15 +533,17 @@ pub async fn campaign_dayparting(
 }
 
 async fn manual(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     id: i64,
     form: Form,
     paused: bool,
 ) -> PageResult {
     check_csrf(&user, &form)?;
+    user.campaign(&state, id).await?;
+    let author = user.author();
     state
-        .db(move |conn| campaigns::set_manual_pause(conn, id, paused, now()))
+        .db(move |conn| campaigns::set_manual_pause(conn, id, paused, now(), &author))
         .await?;
     let done = if paused {
         Notice::Paused
@@ -507,7 +554,7 @@ async fn manual(
 }
 
 pub async fn campaign_pause(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     form: Form,
@@ -516,7 +563,7 @@ pub async fn campaign_pause(
 }
 
 pub async fn campaign_resume(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     form: Form,
@@ -525,13 +572,17 @@ pub async fn campaign_resume(
 }
 
 pub async fn campaign_delete(
-    user: AdminUser,
+    user: AdminUser<ToManage>,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     form: Form,
 ) -> PageResult {
     check_csrf(&user, &form)?;
     let id = id.into_inner();
-    state.db(move |conn| campaigns::delete(conn, id)).await?;
+    user.campaign(&state, id).await?;
+    let author = user.author();
+    state
+        .db(move |conn| campaigns::delete(conn, id, now(), &author))
+        .await?;
     Ok(notice("/admin/campaigns", Notice::CampaignDeleted))
 }

@@ -15,17 +15,22 @@ use super::shell;
 
 pub async fn dashboard(user: AdminUser, state: web::Data<AppState>) -> PageResult {
     let at = now();
+    let visible = user.principal.brands.clone();
     let (brand_list, counts) = state
         .db(move |conn| {
             let brands = brands::list(
                 conn,
+                &visible,
                 adbudget_db::repo::PageRequest {
                     limit: 500,
                     cursor: None,
                 },
                 at,
             )?;
-            Ok((brands.items, campaigns::count_by_reasons(conn)?))
+            Ok((
+                brands.items,
+                campaigns::count_by_reasons_in(conn, &visible)?,
+            ))
         })
         .await?;
     let active: i64 = counts

@@ -75,7 +75,9 @@ pub async fn login(
         ));
     }
     if !session.csrf_matches(form.get("csrf")) {
-        return Err(AdminError(ApiError::Forbidden));
+        return Err(AdminError(ApiError::forbidden(
+            "the form is stale or forged (CSRF token mismatch); reload the page",
+        )));
     }
     let password = form.get("password").unwrap_or_default().to_owned();
     let ip = admin.client_ip(&req);
@@ -102,16 +104,16 @@ pub async fn login(
     }
     // The hash is checked without a database connection, a few at a time on threads of their
     // own (AdminState::passwords); an unknown user's check costs the same as a known one's.
-    let hash = found.as_ref().map(|(_, h)| h.clone());
+    let hash = found.as_ref().map(|(_, h, _)| h.clone());
     let matches = admin.passwords.check(hash, password).await?;
     match found.filter(|_| matches) {
-        Some((id, _)) => {
+        Some((id, _, epoch)) => {
             state
                 .db(move |conn| login_throttle::succeeded(conn, &keys[0], &keys[1..]))
                 .await?;
             tracing::info!(user.name = %username, "admin login");
             let mut resp = see_other(&next);
-            Session::login(id, username).store(&req, &admin.key, &mut resp);
+            Session::login(id, username, epoch).store(&req, &admin.key, &mut resp);
             Ok(resp)
         }
         None => {
@@ -128,10 +130,14 @@ pub async fn login(
 pub async fn logout(
     req: HttpRequest,
     admin: web::Data<AdminState>,
+    state: web::Data<AppState>,
     user: AdminUser,
     form: Form,
 ) -> PageResult {
     check_csrf(&user, &form)?;
+    // Every session of this user ends, on every replica: the epoch moves on.
+    let id = user.id;
+    state.db(move |conn| users::end_sessions(conn, id)).await?;
     let mut resp = see_other("/admin/login");
     Session::anonymous().store(&req, &admin.key, &mut resp);
     Ok(resp)

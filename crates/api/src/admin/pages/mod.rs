@@ -7,16 +7,20 @@ use actix_web::{HttpResponse, web};
 use maud::{Markup, html};
 use serde_json::Value;
 
+use crate::access::Permission;
 use crate::admin::session::{AdminUser, notice_cookie};
 use crate::admin::view::{self, page};
 use crate::admin::{Form, html_page};
+use adbudget_core::access::Action;
 
+mod access;
 mod brands;
 mod campaigns;
 mod dashboard;
 mod login;
 mod spend;
 
+pub use access::*;
 pub use brands::*;
 pub use campaigns::*;
 pub use dashboard::*;
@@ -39,7 +43,12 @@ fn num(query: &Query, key: &str) -> Option<i64> {
     query.get(key).and_then(|v| v.parse().ok())
 }
 
-fn shell(user: &AdminUser, title: &str, section: &str, body: Markup) -> HttpResponse {
+fn shell<P: Permission>(
+    user: &AdminUser<P>,
+    title: &str,
+    section: &str,
+    body: Markup,
+) -> HttpResponse {
     let body = html! {
         @if let Some(n) = &user.notice { div.flash role="status" { (n.message()) } }
         (body)
@@ -47,7 +56,11 @@ fn shell(user: &AdminUser, title: &str, section: &str, body: Markup) -> HttpResp
     let mut resp = html_page(page(
         title,
         section,
-        Some((&user.username, &user.session.csrf)),
+        Some(view::Header {
+            username: &user.username,
+            csrf: &user.session.csrf,
+            administers: user.may(Action::Administer),
+        }),
         body,
     ));
     if user.notice.is_some() {
