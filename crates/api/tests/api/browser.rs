@@ -9,6 +9,9 @@ use adbudget_testing::process::{Process, free_port};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+use adbudget_core::access::{Author, Role};
+use adbudget_db::repo::users;
+
 use crate::admin::{PASSWORD, create_admin};
 use crate::helpers::{TestApp, on_both_databases, reasons, spawn_app};
 
@@ -145,10 +148,58 @@ impl Browser {
     }
 
     async fn login(&self, app: &TestApp, password: &str) {
+        self.login_as(app, "ops", password).await;
+    }
+
+    async fn login_as(&self, app: &TestApp, username: &str, password: &str) {
         self.goto(app, "/admin/login").await;
-        self.fill("#username", "ops").await;
+        self.fill("#username", username).await;
         self.fill("#password", password).await;
         self.click("form button[type=submit]").await;
+    }
+
+    /// How many elements `css` finds on the page.
+    async fn count(&self, css: &str) -> usize {
+        self.client.find_all(Locator::Css(css)).await.unwrap().len()
+    }
+
+    /// Submits a form made by hand in the page (the page's CSRF token, its session cookie) to
+    /// `path`, as a user editing the page's HTML could, and waits for the answer's page.
+    async fn forged_post(&self, path: &str) {
+        self.client
+            .execute("window.__before_click = true;", vec![])
+            .await
+            .unwrap();
+        self.client
+            .execute(
+                "const csrf = document.querySelector('input[name=csrf]').value;
+                 const form = document.createElement('form');
+                 form.method = 'post';
+                 form.action = arguments[0];
+                 const field = document.createElement('input');
+                 field.name = 'csrf';
+                 field.value = csrf;
+                 form.appendChild(field);
+                 document.body.appendChild(form);
+                 form.submit();",
+                vec![json!(path)],
+            )
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self
+            .client
+            .execute(
+                "return window.__before_click === undefined && document.readyState === 'complete';",
+                vec![],
+            )
+            .await
+            .unwrap()
+            != json!(true)
+        {
+            assert!(Instant::now() < deadline, "the forged form loaded no page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Saves a screenshot: into docs/ (shown in the README) with ADBUDGET_UPDATE_SCREENSHOTS=1,
@@ -175,8 +226,159 @@ on_both_databases!(
     logging_in_and_out,
     running_a_brand_from_the_browser,
     bulk_pause_from_the_list,
-    the_job_monitor_lists_the_schedules
+    the_job_monitor_lists_the_schedules,
+    a_viewer_sees_no_edit_buttons,
+    an_operator_bound_to_one_brand,
+    an_admin_manages_users_and_tokens
 );
+
+fn create_user(app: &TestApp, name: &str, role: Role, brands: Option<Vec<i64>>) {
+    let new = users::NewUser {
+        username: name.to_owned(),
+        password: PASSWORD.to_owned(),
+        role,
+        brands,
+    };
+    users::create(
+        &mut adbudget_db::get(&app.pool).unwrap(),
+        &new,
+        adbudget_core::forms::now(),
+        &Author::cli(),
+    )
+    .unwrap();
+}
+
+/// A viewer reads every page but finds no button that changes anything, and a form forged by
+/// hand is refused.
+async fn a_viewer_sees_no_edit_buttons(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let brand = app.create_brand("Acme", "100", "1000").await;
+    let c = app.create_campaign(&brand["id"], "Winter", json!({})).await;
+    app.spend(&c["id"], "1").await;
+    create_user(&app, "vera", Role::Viewer, None);
+    let b = Browser::start().await;
+    b.login_as(&app, "vera", PASSWORD).await;
+    assert_eq!(b.path().await, "/admin");
+
+    b.goto(&app, "/admin/brands").await;
+    assert_eq!(b.count("a[href='/admin/brands/new']").await, 0);
+    b.goto(&app, &format!("/admin/brands/{}", brand["id"]))
+        .await;
+    assert!(b.text("#brand-details").await.contains("100.00"));
+    assert_eq!(
+        b.count("main form[method=post]").await,
+        0,
+        "no form on the brand page"
+    );
+    b.goto(&app, &format!("/admin/campaigns/{}", c["id"])).await;
+    assert_eq!(
+        b.count("main form[method=post]").await,
+        0,
+        "no form on the campaign page"
+    );
+    assert_eq!(b.count("#pause, #resume").await, 0);
+    b.goto(&app, "/admin/campaigns").await;
+    assert_eq!(b.count("#apply-bulk, input[name=ids]").await, 0);
+    b.goto(&app, "/admin/spend").await;
+    assert_eq!(b.count("form.reverse").await, 0);
+    assert_eq!(b.count("header a[href='/admin/users']").await, 0);
+
+    // What the page does not offer, a hand-made form cannot do either.
+    let path = format!("/admin/campaigns/{}/pause", c["id"]);
+    b.forged_post(&path).await;
+    assert!(b.text("h1").await.contains("Forbidden"));
+    assert_eq!(app.campaign(&c["id"]).await["is_active"], true);
+    b.goto(&app, "/admin/users").await;
+    assert!(b.text("h1").await.contains("Forbidden"));
+    b.close().await;
+}
+
+/// An operator bound to one brand sees only it, cannot open another brand's pages, and reverses
+/// a spend of theirs from the spend page.
+async fn an_operator_bound_to_one_brand(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let ours = app.create_brand("Ours", "10", "1000").await;
+    let theirs = app.create_brand("Theirs", "100", "1000").await;
+    let c = app.create_campaign(&ours["id"], "Ours c", json!({})).await;
+    app.create_campaign(&theirs["id"], "Theirs c", json!({}))
+        .await;
+    app.spend(&c["id"], "10").await;
+    assert_eq!(app.campaign(&c["id"]).await["is_active"], false);
+    create_user(
+        &app,
+        "olga",
+        Role::Operator,
+        Some(vec![ours["id"].as_i64().unwrap()]),
+    );
+    let b = Browser::start().await;
+    b.login_as(&app, "olga", PASSWORD).await;
+
+    b.goto(&app, "/admin/brands").await;
+    assert_eq!(b.count("#brands tbody tr").await, 1);
+    assert!(b.text("#brands").await.contains("Ours"));
+    b.goto(&app, &format!("/admin/brands/{}", theirs["id"]))
+        .await;
+    assert!(
+        b.text("h1").await.contains("404"),
+        "another brand's page is not found"
+    );
+    b.goto(&app, "/admin/campaigns").await;
+    assert!(!b.text("#campaigns").await.contains("Theirs c"));
+
+    // The spend that paused the campaign, reversed with a reason: the campaign runs again.
+    b.goto(&app, "/admin/spend").await;
+    b.fill(
+        "form.reverse input[name=reason]",
+        "sent twice by the connector",
+    )
+    .await;
+    b.click("form.reverse button").await;
+    assert!(b.text("[role=status]").await.contains("Spend reversed"));
+    assert!(
+        b.text("#spend-logs")
+            .await
+            .contains("sent twice by the connector")
+    );
+    assert_eq!(app.campaign(&c["id"]).await["is_active"], true);
+    b.goto(&app, &format!("/admin/brands/{}/history", ours["id"]))
+        .await;
+    assert!(b.text("#audit").await.contains("reverse"));
+    assert!(b.text("#audit").await.contains("user:olga"));
+    b.close().await;
+}
+
+/// An admin creates a user and a token (its secret shown once), and revokes the token.
+async fn an_admin_manages_users_and_tokens(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_admin(&app);
+    let b = Browser::start().await;
+    b.login(&app, PASSWORD).await;
+    b.click("header a[href='/admin/users']").await;
+    b.fill("#username", "vic").await;
+    b.fill("#password", "a long enough password").await;
+    b.click("#new-user button").await;
+    assert!(b.text("[role=status]").await.contains("User created"));
+    assert!(b.text("#users").await.contains("vic"));
+
+    b.click("header a[href='/admin/tokens']").await;
+    b.fill("#name", "meta-connector").await;
+    b.click("#new-token-form button").await;
+    let secret = b.text("#token-secret").await;
+    assert!(secret.starts_with("adb_"), "{secret}");
+    let resp = app
+        .request(reqwest::Method::GET, "/api/v1/brands", Some(&secret), None)
+        .await;
+    assert_eq!(resp.status, 200, "the new token works");
+    b.goto(&app, "/admin/tokens").await;
+    assert_eq!(b.count("#token-secret").await, 0, "shown once");
+    b.click("tr[data-token='meta-connector'] button").await;
+    assert!(b.text("[role=status]").await.contains("Token revoked"));
+    let resp = app
+        .request(reqwest::Method::GET, "/api/v1/brands", Some(&secret), None)
+        .await;
+    assert_eq!(resp.status, 401);
+    b.close().await;
+}
 
 async fn logging_in_and_out(backend: Backend) {
     let app = spawn_app(backend).await;

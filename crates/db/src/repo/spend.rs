@@ -166,15 +166,26 @@ pub fn reverse(
             .select(ListedRow::as_select())
             .find(reversal_id)
             .first(conn)?;
+        // The totals it counted toward (in the brand's timezone, as `rebuild_brand_totals` keeps
+        // them) go down. Plain updates: an upsert's row would be checked against `amount >= 0`
+        // before it met the existing one.
         let keys = PeriodKeys::at(utc(original.row.occurred_at), tz);
-        let mut brand_sub = BTreeMap::new();
-        let mut campaign_sub = BTreeMap::new();
-        for period in [keys.day, keys.month] {
-            brand_sub.insert((brand_id, period.clone()), -original.row.amount);
-            campaign_sub.insert((original.row.campaign_id, period), -original.row.amount);
-        }
-        add_totals(conn, Owner::Brand, &brand_sub)?;
-        add_totals(conn, Owner::Campaign, &campaign_sub)?;
+        let amount = original.row.amount;
+        let periods = [keys.day.as_str(), keys.month.as_str()];
+        diesel::update(
+            brand_spend::table
+                .filter(brand_spend::brand_id.eq(brand_id))
+                .filter(brand_spend::period.eq_any(periods)),
+        )
+        .set(brand_spend::amount.eq(brand_spend::amount - amount))
+        .execute(conn)?;
+        diesel::update(
+            campaign_spend::table
+                .filter(campaign_spend::campaign_id.eq(original.row.campaign_id))
+                .filter(campaign_spend::period.eq_any(periods)),
+        )
+        .set(campaign_spend::amount.eq(campaign_spend::amount - amount))
+        .execute(conn)?;
         enforce::reconcile(
             conn,
             &enforce::ReconcileScope::brand(brand_id),

@@ -323,7 +323,7 @@ fn dayparting_editor<P: Permission>(
                 }
             }
             input type="hidden" name="rows" value=(rows.len() + 1);
-            @if user.may(Action::Manage) { p { button type="submit" { "Save schedule" } } }
+            p { button type="submit" { "Save schedule" } }
         }
     }
 }
@@ -422,7 +422,17 @@ async fn render_campaign<P: Permission>(
                         }
                     }
                 }
-                div { (dayparting_editor(user, &c, &rows, &errors)) }
+                div {
+                    @if manages {
+                        (dayparting_editor(user, &c, &rows, &errors))
+                    } @else {
+                        div.panel #dayparting-view {
+                            h2 style="margin-top:0" { "Dayparting" }
+                            @if rows.is_empty() { p { "No windows: runs at all hours." } }
+                            ul { @for (days, start, end) in &rows { li { (days.join(", ")) " " (start) "–" (end) } } }
+                        }
+                    }
+                }
             }
             h2 { "Status history" }
             table #history {
