@@ -19,6 +19,7 @@ pub async fn monitor(
     query: web::Query<std::collections::HashMap<String, String>>,
 ) -> PageResult {
     let now = chrono::Utc::now();
+    let manages = user.may(adbudget_core::access::Action::Manage);
     let Some(jobs) = &state.jobs else {
         return Ok(html_page(page(
             "Jobs",
@@ -105,10 +106,10 @@ pub async fn monitor(
                             td.num { (j.duration_ms.map(|d| d.to_string()).unwrap_or_default()) }
                             td.muted { (j.result.clone().unwrap_or_default()) }
                             td {
-                                @if j.state == "dead" {
+                                @if j.state == "dead" && manages {
                                     form.inline method="post" action={ "/jobs/" (j.job) "/" (j.id) "/retry" } { (csrf(&user.session.csrf)) button type="submit" { "Retry" } }
                                 }
-                                @if j.state != "done" {
+                                @if j.state != "done" && manages {
                                     form.inline method="post" action={ "/jobs/" (j.job) "/" (j.id) "/discard" } { (csrf(&user.session.csrf)) button.danger type="submit" { "Discard" } }
                                 }
                             }

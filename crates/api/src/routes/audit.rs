@@ -47,8 +47,11 @@ impl QueryParams {
         let Some(v) = self.raw("actor") else {
             return Ok((None, None));
         };
-        if v.is_empty() {
-            return Err(ApiError::invalid("actor", "must not be empty"));
+        if v.is_empty() || v.chars().count() > 300 || v.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "actor",
+                "must be a name of 1 to 300 characters without control characters",
+            ));
         }
         Ok(match v.split_once(':') {
             Some((kind, name)) => match ActorKind::parse(kind) {

@@ -457,7 +457,11 @@ fn parse_time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 /// The global audit page, filtered by actor, object type and time.
 pub async fn audit_list(user: AdminUser, state: web::Data<AppState>, query: Query) -> PageResult {
     let object = q(&query, "object").to_owned();
-    let actor = q(&query, "actor").to_owned();
+    // Without control characters: PostgreSQL text cannot hold a NUL, and no name has one.
+    let actor: String = q(&query, "actor")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
     let (actor_kind, actor_name) = match actor.split_once(':') {
         Some((k, n)) if ActorKind::parse(k).is_some() => (ActorKind::parse(k), Some(n.to_owned())),
         _ if actor.trim().is_empty() => (None, None),
