@@ -7,8 +7,36 @@ on_both_databases!(
     log_spend_happy_path,
     log_spend_rejects_bad_amounts,
     tokens,
-    createsuperuser
+    bound_and_expiring_tokens,
+    createsuperuser,
+    users_and_roles,
+    reverse_spend
 );
+
+/// `adbudget` with `stdin` as its standard input.
+fn adbudget_with_stdin(db: &TestDatabase, args: &[&str], stdin: &str) -> crate::helpers::Run {
+    use std::io::Write;
+    let mut child = command("adbudget", &db.url)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    crate::helpers::Run {
+        ok: out.status.success(),
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
 
 fn seeded(backend: Backend) -> TestDatabase {
     let db = TestDatabase::create(backend).unwrap();
@@ -113,6 +141,168 @@ async fn tokens(backend: Backend) {
     assert!(
         !adbudget(&db, &["token", "revoke", "ingest-bot"]).ok,
         "already revoked"
+    );
+}
+
+async fn bound_and_expiring_tokens(backend: Backend) {
+    let db = seeded(backend);
+    let r = adbudget(
+        &db,
+        &[
+            "token",
+            "create",
+            "--name",
+            "acme-meta",
+            "--scope",
+            "ingest",
+            "--brand",
+            "1",
+            "--brand",
+            "2",
+            "--expires-in",
+            "90d",
+        ],
+    );
+    assert!(r.ok, "{}", r.stderr);
+    assert!(r.stderr.contains("brands 1,2"), "{}", r.stderr);
+    let read = adbudget(
+        &db,
+        &["token", "create", "--name", "viewer", "--scope", "read"],
+    );
+    assert!(read.ok, "{}", read.stderr);
+    let list = adbudget(&db, &["token", "list"]).stdout;
+    let row = list.lines().find(|l| l.contains("acme-meta")).unwrap();
+    assert!(row.contains("brands 1,2") && row.contains("never"), "{row}");
+    let expires = (chrono::Utc::now() + chrono::Duration::days(90))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert!(row.contains(&expires), "expires in 90 days: {row}");
+    let viewer = list.lines().find(|l| l.contains("viewer")).unwrap();
+    assert!(
+        viewer.contains("read") && viewer.contains("all brands"),
+        "{viewer}"
+    );
+    for bad in [
+        vec!["--brand", "999"],
+        vec!["--expires-in", "soon"],
+        vec!["--expires-in", "0d"],
+    ] {
+        let mut args = vec!["token", "create", "--name", "bad", "--scope", "read"];
+        args.extend(bad.iter());
+        let r = adbudget(&db, &args);
+        assert!(!r.ok && r.stdout.is_empty(), "{args:?}: {}", r.stderr);
+    }
+}
+
+async fn users_and_roles(backend: Backend) {
+    let db = seeded(backend);
+    let r = adbudget_with_stdin(
+        &db,
+        &[
+            "user",
+            "create",
+            "--username",
+            "olga",
+            "--role",
+            "operator",
+            "--brand",
+            "1",
+            "--password-stdin",
+        ],
+        "a long enough password\n",
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let bad_role = adbudget_with_stdin(
+        &db,
+        &[
+            "user",
+            "create",
+            "--username",
+            "x",
+            "--role",
+            "root",
+            "--password-stdin",
+        ],
+        "a long enough password\n",
+    );
+    assert!(!bad_role.ok);
+    let list = adbudget(&db, &["user", "list"]).stdout;
+    let row = list.lines().find(|l| l.contains("olga")).unwrap();
+    assert!(
+        row.contains("operator") && row.contains("brands 1") && row.contains("enabled"),
+        "{row}"
+    );
+    let pool = adbudget_db::connect(&db.url, 1).unwrap();
+    let epoch = || {
+        let mut conn = adbudget_db::get(&pool).unwrap();
+        let id = adbudget_db::repo::users::credentials(&mut conn, "olga")
+            .unwrap()
+            .map(|(id, _, epoch)| (id, epoch));
+        id.map(|(_, e)| e)
+    };
+    let before = epoch().unwrap();
+    let set = adbudget_with_stdin(
+        &db,
+        &["user", "set-password", "olga", "--password-stdin"],
+        "another long password\n",
+    );
+    assert!(set.ok, "{}", set.stderr);
+    assert!(epoch().unwrap() > before, "her sessions ended");
+    {
+        let mut conn = adbudget_db::get(&pool).unwrap();
+        let ok =
+            adbudget_db::repo::users::verify_password(&mut conn, "olga", "another long password")
+                .unwrap();
+        assert!(ok.is_some());
+    }
+    assert!(adbudget(&db, &["user", "disable", "olga"]).ok);
+    assert_eq!(epoch(), None, "a disabled user has no credentials");
+    assert!(adbudget(&db, &["user", "list"]).stdout.contains("disabled"));
+    assert!(!adbudget(&db, &["user", "disable", "nobody"]).ok);
+    // Each change is in the audit trail, by the CLI.
+    let mut conn = adbudget_db::get(&pool).unwrap();
+    let audit = adbudget_db::repo::audit::list(
+        &mut conn,
+        &adbudget_db::repo::audit::AuditFilter {
+            object_type: Some("user".into()),
+            ..Default::default()
+        },
+        Default::default(),
+    )
+    .unwrap();
+    let actions: Vec<&str> = audit.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["disable", "set_password", "create"]);
+    assert!(
+        audit
+            .items
+            .iter()
+            .all(|e| e.actor.kind == adbudget_core::access::ActorKind::Cli)
+    );
+}
+
+async fn reverse_spend(backend: Backend) {
+    let db = seeded(backend);
+    let spent = adbudget(&db, &["log-spend", "1", "5"]);
+    assert!(spent.ok, "{}", spent.stderr);
+    let out: Value = serde_json::from_str(&spent.stdout).unwrap();
+    let id = out["spend"]["id"].to_string();
+    let before = out["campaign"]["daily_spend"].as_str().unwrap().to_owned();
+    let r = adbudget(&db, &["reverse-spend", &id, "--reason", "test event"]);
+    assert!(r.ok, "{}", r.stderr);
+    let reversed: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(reversed["reversal"]["amount"], "-5.00");
+    assert_eq!(reversed["reversal"]["reason"], "test event");
+    let after = adbudget_core::money::Money::parse_non_negative(
+        reversed["campaign"]["daily_spend"].as_str().unwrap(),
+    )
+    .unwrap();
+    let before = adbudget_core::money::Money::parse_non_negative(&before).unwrap();
+    assert_eq!(before.micros() - after.micros(), 5_000_000);
+    let again = adbudget(&db, &["reverse-spend", &id, "--reason", "again"]);
+    assert!(!again.ok, "a second reversal is refused");
+    assert!(
+        adbudget(&db, &["verify"]).ok,
+        "the totals agree with the logs"
     );
 }
 
