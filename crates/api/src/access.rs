@@ -46,6 +46,8 @@ permissions! {
     ToReverse => ReverseSpend, "reverse spend";
     /// Create a brand.
     ToCreateBrand => CreateBrand, "create brands";
+    /// Retry or discard scheduled jobs.
+    ToRunJobs => RunJobs, "act on the scheduled jobs";
     /// Users, tokens, webhooks.
     ToAdminister => Administer, "administer users and tokens";
 }

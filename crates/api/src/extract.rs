@@ -242,7 +242,10 @@ fn check(
     let now = adbudget_core::forms::now();
     let live = tokens::authenticate(conn, token, now)?;
     if let Some(live) = live.as_ref().filter(|l| l.use_unrecorded) {
-        tokens::touch(conn, &[live.id], now)?;
+        // Best effort: a busy database must not fail the request over a time of last use.
+        if let Err(e) = tokens::touch(conn, &[live.id], now) {
+            tracing::warn!(error = %e, token.id = live.id, "could not record the token's last use");
+        }
     }
     Ok(live)
 }

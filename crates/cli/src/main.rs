@@ -135,15 +135,16 @@ enum UserCommand {
 /// `90d`, `12h`, `30m`: a positive duration of whole days, hours or minutes.
 fn parse_duration(text: &str) -> anyhow::Result<chrono::Duration> {
     let bad = || anyhow!("--expires-in must be like 90d, 12h or 30m (got {text:?})");
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let unit = text.chars().last().ok_or_else(bad)?;
+    let number = &text[..text.len() - unit.len_utf8()];
     let n: i64 = number.parse().map_err(|_| bad())?;
     if !(1..=100_000).contains(&n) {
         return Err(bad());
     }
     match unit {
-        "d" => Ok(chrono::Duration::days(n)),
-        "h" => Ok(chrono::Duration::hours(n)),
-        "m" => Ok(chrono::Duration::minutes(n)),
+        'd' => Ok(chrono::Duration::days(n)),
+        'h' => Ok(chrono::Duration::hours(n)),
+        'm' => Ok(chrono::Duration::minutes(n)),
         _ => Err(bad()),
     }
 }
@@ -324,7 +325,12 @@ fn token(command: TokenCommand, conn: &mut db::DbConnection) -> anyhow::Result<(
             }
         }
         TokenCommand::Revoke { name } => {
-            let t = tokens::revoke(conn, &name, now(), &Author::cli())?;
+            let t = tokens::revoke(
+                conn,
+                tokens::TokenRef::NameOrId(&name),
+                now(),
+                &Author::cli(),
+            )?;
             eprintln!("revoked token {:?} ({})", t.name, t.id);
         }
     }

@@ -7,12 +7,14 @@
 //! | [`Action::PostSpend`] | – | ✓ | ✓ | – | – | ✓ |
 //! | [`Action::Manage`] | – | – | ✓ | – | ✓ | ✓ |
 //! | [`Action::ReverseSpend`] | – | – | ✓ | – | ✓ | ✓ |
+//! | [`Action::RunJobs`] | – | – | ✓ unbound | – | ✓ unbound | ✓ unbound |
 //! | [`Action::CreateBrand`] | – | – | ✓ unbound | – | ✓ unbound | ✓ unbound |
 //! | [`Action::Administer`] | – | – | ✓ unbound | – | – | ✓ unbound |
 //!
 //! A principal bound to brands sees and touches only those: another brand's objects are "not
-//! found" to it (SPEC §6), and it can neither create a brand (which would not be its own) nor
-//! administer users and tokens (which could mint it an unbound one).
+//! found" to it (SPEC §6), and it can neither create a brand (which would not be its own), act on
+//! the scheduled jobs (which run over every brand) nor administer users and tokens (which could
+//! mint it an unbound one).
 
 use std::sync::Arc;
 
@@ -88,6 +90,8 @@ pub enum Action {
     ReverseSpend,
     /// Create a brand.
     CreateBrand,
+    /// Retry or discard a scheduled job (they run over every brand).
+    RunJobs,
     /// Users, tokens, webhook endpoints.
     Administer,
 }
@@ -95,7 +99,10 @@ pub enum Action {
 impl Action {
     /// Whether only a principal that is not bound to brands may do it.
     const fn needs_every_brand(self) -> bool {
-        matches!(self, Action::CreateBrand | Action::Administer)
+        matches!(
+            self,
+            Action::CreateBrand | Action::RunJobs | Action::Administer
+        )
     }
 }
 
@@ -115,7 +122,7 @@ impl Grant {
             Grant::Token(Scope::Ingest) => matches!(action, Read | PostSpend),
             Grant::Token(Scope::Read) | Grant::User(Role::Viewer) => matches!(action, Read),
             Grant::User(Role::Operator) => {
-                matches!(action, Read | Manage | ReverseSpend | CreateBrand)
+                matches!(action, Read | Manage | ReverseSpend | CreateBrand | RunJobs)
             }
         }
     }
@@ -300,12 +307,13 @@ mod tests {
             Grant::User(Role::Admin),
         ];
         #[rustfmt::skip]
-        let expected: [(Action, [bool; 6]); 6] = [
+        let expected: [(Action, [bool; 6]); 7] = [
             (Read,         [true,  true,  true,  true,  true,  true]),
             (PostSpend,    [false, true,  true,  false, false, true]),
             (Manage,       [false, false, true,  false, true,  true]),
             (ReverseSpend, [false, false, true,  false, true,  true]),
             (CreateBrand,  [false, false, true,  false, true,  true]),
+            (RunJobs,      [false, false, true,  false, true,  true]),
             (Administer,   [false, false, true,  false, false, true]),
         ];
         for (action, row) in expected {
@@ -331,6 +339,10 @@ mod tests {
         );
         assert_eq!(
             admin.authorize(Action::CreateBrand, None),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            admin.authorize(Action::RunJobs, None),
             Err(Denied::Forbidden)
         );
         // Bound to brands that are all gone: bound to none, never to all.

@@ -66,7 +66,8 @@ DROP TABLE spend_logs;
 ALTER TABLE spend_logs_new RENAME TO spend_logs;
 CREATE INDEX spend_logs_campaign_occurred ON spend_logs (campaign_id, occurred_at);
 CREATE UNIQUE INDEX spend_logs_brand_event ON spend_logs (brand_id, event_id);
-CREATE UNIQUE INDEX spend_logs_reverses ON spend_logs (reverses_id);
+-- Partial: the spend path's inserts (never reversals) write no entry into it.
+CREATE UNIQUE INDEX spend_logs_reverses ON spend_logs (reverses_id) WHERE reverses_id IS NOT NULL;
 
 -- The audit trail, append-only.
 CREATE TABLE audit_entries (

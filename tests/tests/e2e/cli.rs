@@ -186,6 +186,7 @@ async fn bound_and_expiring_tokens(backend: Backend) {
         vec!["--brand", "999"],
         vec!["--expires-in", "soon"],
         vec!["--expires-in", "0d"],
+        vec!["--expires-in", "9é"],
     ] {
         let mut args = vec!["token", "create", "--name", "bad", "--scope", "read"];
         args.extend(bad.iter());

@@ -9,7 +9,7 @@ use maud::html;
 use super::session::AdminUser;
 use super::view::{csrf, page, time};
 use super::{AdminError, Form, PageResult, check_csrf, html_page, see_other};
-use crate::access::ToManage;
+use crate::access::ToRunJobs;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -19,7 +19,7 @@ pub async fn monitor(
     query: web::Query<std::collections::HashMap<String, String>>,
 ) -> PageResult {
     let now = chrono::Utc::now();
-    let manages = user.may(adbudget_core::access::Action::Manage);
+    let manages = user.may(adbudget_core::access::Action::RunJobs);
     let Some(jobs) = &state.jobs else {
         return Ok(html_page(page(
             "Jobs",
@@ -122,7 +122,7 @@ pub async fn monitor(
 }
 
 async fn act(
-    user: AdminUser<ToManage>,
+    user: AdminUser<ToRunJobs>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     form: Form,
@@ -169,7 +169,7 @@ async fn act(
 }
 
 pub async fn retry(
-    user: AdminUser<ToManage>,
+    user: AdminUser<ToRunJobs>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     form: Form,
@@ -178,7 +178,7 @@ pub async fn retry(
 }
 
 pub async fn discard(
-    user: AdminUser<ToManage>,
+    user: AdminUser<ToRunJobs>,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     form: Form,

@@ -86,7 +86,7 @@ async fn tokens_and_scopes(backend: Backend) {
     let mut conn = db::get(&app.pool).unwrap();
     tokens::revoke(
         &mut conn,
-        "test-ingest",
+        tokens::TokenRef::NameOrId("test-ingest"),
         adbudget_core::forms::now(),
         &adbudget_core::access::Author::cli(),
     )
@@ -113,7 +113,13 @@ async fn spend_needs_a_live_token(backend: Backend) {
             &adbudget_core::access::Author::cli(),
         )
         .unwrap();
-        tokens::revoke(&mut conn, "old", now, &adbudget_core::access::Author::cli()).unwrap();
+        tokens::revoke(
+            &mut conn,
+            tokens::TokenRef::NameOrId("old"),
+            now,
+            &adbudget_core::access::Author::cli(),
+        )
+        .unwrap();
         secret
     };
     let unknown = "adb_0000000000000000000000000000000000000000".to_owned();
@@ -171,7 +177,7 @@ async fn spend_needs_a_live_token(backend: Backend) {
         let mut conn = db::get(&app.pool).unwrap();
         tokens::revoke(
             &mut conn,
-            "test-ingest",
+            tokens::TokenRef::NameOrId("test-ingest"),
             adbudget_core::forms::now(),
             &adbudget_core::access::Author::cli(),
         )

@@ -648,7 +648,7 @@ async fn a_revoked_token_posts_no_spend(backend: Backend) {
     app.spend(&c["id"], "1").await;
     tokens::revoke(
         &mut db::get(&app.pool).unwrap(),
-        "test-ingest",
+        tokens::TokenRef::NameOrId("test-ingest"),
         adbudget_core::forms::now(),
         &adbudget_core::access::Author::cli(),
     )

@@ -291,26 +291,34 @@ pub fn bulk_manual(
     author: &Author,
 ) -> DomainResult<usize> {
     write_transaction(conn, |conn| {
-        let owners: Vec<(i64, i64, bool)> = campaigns_t::table
+        // A campaign never changes brand: its brand is known before the locks; its manual
+        // pause is read after them, so that the audit entries say what this change changed.
+        let owners: Vec<(i64, i64)> = campaigns_t::table
+            .select((campaigns_t::id, campaigns_t::brand_id))
+            .filter(campaigns_t::id.eq_any(ids))
+            .load::<(i64, i64)>(conn)?
+            .into_iter()
+            .filter(|(_, brand)| visible.allows(*brand))
+            .collect();
+        let brand_ids: Vec<i64> = owners.iter().map(|(_, b)| *b).collect();
+        enforce::lock_brands(conn, &brand_ids)?;
+        let found: Vec<i64> = owners.iter().map(|(c, _)| *c).collect();
+        let before: Vec<(i64, i64, bool)> = campaigns_t::table
             .select((
                 campaigns_t::id,
                 campaigns_t::brand_id,
                 campaigns_t::manually_paused,
             ))
-            .filter(campaigns_t::id.eq_any(ids))
+            .filter(campaigns_t::id.eq_any(&found))
             .load(conn)?;
-        let owners: Vec<(i64, i64, bool)> = owners
-            .into_iter()
-            .filter(|(_, brand, _)| visible.allows(*brand))
-            .collect();
-        for (id, brand, was) in &owners {
-            if *was == paused {
+        for (id, brand, was) in before {
+            if was == paused {
                 continue;
             }
             let entry = NewEntry {
                 object_type: "campaign",
-                object_id: *id,
-                brand_id: Some(*brand),
+                object_id: id,
+                brand_id: Some(brand),
                 action: if paused { "pause" } else { "resume" },
                 changes: [(
                     "manually_paused".to_owned(),
@@ -324,10 +332,6 @@ pub fn bulk_manual(
             };
             super::audit::record(conn, author, entry, now)?;
         }
-        let owners: Vec<(i64, i64)> = owners.into_iter().map(|(c, b, _)| (c, b)).collect();
-        let brand_ids: Vec<i64> = owners.iter().map(|(_, b)| *b).collect();
-        enforce::lock_brands(conn, &brand_ids)?;
-        let found: Vec<i64> = owners.iter().map(|(c, _)| *c).collect();
         diesel::update(campaigns_t::table.filter(campaigns_t::id.eq_any(&found)))
             .set((
                 campaigns_t::manually_paused.eq(paused),

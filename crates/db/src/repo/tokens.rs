@@ -356,25 +356,43 @@ pub fn list(conn: &mut DbConnection) -> DomainResult<Vec<ApiToken>> {
         .collect())
 }
 
-/// Revokes the live token named `name` (or with id `name`); it stops working at once.
+/// Which token to revoke.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenRef<'a> {
+    /// The live token of this name, else the token of this id (the CLI's argument).
+    NameOrId(&'a str),
+    /// This token (the admin page's button).
+    Id(i64),
+}
+
+/// Revokes a live token; it stops working at once.
 pub fn revoke(
     conn: &mut DbConnection,
-    name: &str,
+    which: TokenRef<'_>,
     now: DateTime<Utc>,
     author: &Author,
 ) -> DomainResult<ApiToken> {
     write_transaction(conn, |conn| {
-        let by_id = name.parse::<i64>().ok();
-        let row: Option<TokenRow> = api_tokens::table
+        let live = api_tokens::table
             .select(TokenRow::as_select())
-            .filter(api_tokens::revoked_at.is_null())
-            .filter(
-                api_tokens::name
-                    .eq(name)
-                    .or(api_tokens::id.nullable().eq(by_id)),
-            )
-            .first(conn)
-            .optional()?;
+            .filter(api_tokens::revoked_at.is_null());
+        let row: Option<TokenRow> = match which {
+            TokenRef::Id(id) => live.filter(api_tokens::id.eq(id)).first(conn).optional()?,
+            TokenRef::NameOrId(name) => {
+                // A name first: a token named "5" is never mistaken for token 5.
+                match live
+                    .filter(api_tokens::name.eq(name))
+                    .first(conn)
+                    .optional()?
+                {
+                    Some(row) => Some(row),
+                    None => match name.parse::<i64>() {
+                        Ok(id) => live.filter(api_tokens::id.eq(id)).first(conn).optional()?,
+                        Err(_) => None,
+                    },
+                }
+            }
+        };
         let row = row.ok_or(DomainError::not_found("token"))?;
         diesel::update(api_tokens::table.find(row.id))
             .set(api_tokens::revoked_at.eq(naive(now)))

@@ -370,9 +370,9 @@ pub async fn token_revoke(
     form: Form,
 ) -> PageResult {
     check_csrf(&user, &form)?;
-    let (id, author) = (id.into_inner().to_string(), user.author());
+    let (id, author) = (id.into_inner(), user.author());
     state
-        .db(move |conn| tokens::revoke(conn, &id, now(), &author))
+        .db(move |conn| tokens::revoke(conn, tokens::TokenRef::Id(id), now(), &author))
         .await?;
     Ok(notice("/admin/tokens", Notice::TokenRevoked))
 }
@@ -456,7 +456,11 @@ fn parse_time(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 
 /// The global audit page, filtered by actor, object type and time.
 pub async fn audit_list(user: AdminUser, state: web::Data<AppState>, query: Query) -> PageResult {
-    let object = q(&query, "object").to_owned();
+    // Only the known types (anything else, a NUL included, reads as all).
+    let object = Some(q(&query, "object"))
+        .filter(|o| crate::routes::audit::OBJECT_TYPES.contains(o))
+        .unwrap_or_default()
+        .to_owned();
     // Without control characters: PostgreSQL text cannot hold a NUL, and no name has one.
     let actor: String = q(&query, "actor")
         .chars()
