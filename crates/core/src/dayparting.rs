@@ -36,6 +36,16 @@ pub struct Schedule {
 }
 
 impl Window {
+    /// Minutes after local midnight at which the window starts (inclusive).
+    pub fn start_minute(&self) -> u16 {
+        self.start
+    }
+
+    /// Minutes after local midnight at which the window ends (exclusive; 1440 is midnight).
+    pub fn end_minute(&self) -> u16 {
+        self.end
+    }
+
     fn starts_on(&self, day: Weekday) -> bool {
         self.days & (1 << day.num_days_from_monday()) != 0
     }

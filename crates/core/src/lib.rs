@@ -12,6 +12,7 @@ pub mod error;
 pub mod forms;
 pub mod jobs;
 pub mod money;
+pub mod pacing;
 pub mod period;
 pub mod rule;
 pub mod telemetry;
