@@ -14,9 +14,10 @@ use crate::access::Actor;
 /// create, every old value; on delete, every new one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct FieldChange {
-    #[schema(value_type = Object)]
+    /// Any JSON value (`null` when the field did not exist).
+    #[schema(value_type = Value)]
     pub old: Value,
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub new: Value,
 }
 
@@ -39,6 +40,8 @@ pub struct AuditEntry {
     /// `create`, `update`, `delete`, `pause`, `resume`, `reverse`, `revoke`, `disable`,
     /// `set_password`, …
     pub action: String,
+    /// Each changed field by name.
+    #[schema(value_type = std::collections::HashMap<String, FieldChange>)]
     pub changes: Changes,
 }
 

@@ -195,7 +195,10 @@ impl<'de> Deserialize<'de> for NonNegativeMoney {
 
 impl utoipa::PartialSchema for Money {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        money_schema("An exact amount: a decimal string with at most 6 decimal places.")
+        money_schema_with(
+            "An exact amount: a decimal string with at most 6 decimal places; negative only for a spend reversal.",
+            r"^-?[0-9]{0,10}(\.[0-9]*)?$",
+        )
     }
 }
 impl utoipa::ToSchema for Money {}
@@ -219,10 +222,17 @@ impl utoipa::PartialSchema for NonNegativeMoney {
 impl utoipa::ToSchema for NonNegativeMoney {}
 
 fn money_schema(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    money_schema_with(description, r"^\+?[0-9]{0,10}(\.[0-9]*)?$")
+}
+
+fn money_schema_with(
+    description: &str,
+    pattern: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
     ObjectBuilder::new()
         .schema_type(Type::String)
-        .pattern(Some(r"^\+?[0-9]{0,10}(\.[0-9]*)?$"))
+        .pattern(Some(pattern))
         .description(Some(description))
         .examples([serde_json::json!("12.34")])
         .into()

@@ -20,6 +20,9 @@ pub fn record(
     entry: NewEntry,
     now: DateTime<Utc>,
 ) -> DomainResult<()> {
+    if entry.changes.is_empty() {
+        return Ok(());
+    }
     let changes = serde_json::to_string(&entry.changes).map_err(anyhow::Error::from)?;
     diesel::insert_into(audit_entries::table)
         .values((

@@ -31,6 +31,7 @@ const NAME_TAKEN: &str = "a brand with this name already exists";
 /// The fields of a brand the audit trail follows.
 const AUDITED: [&str; 4] = ["name", "daily_budget", "monthly_budget", "timezone"];
 
+/// Records the change of a brand from `old` to `new` (as the API shows it), if any.
 fn audit(
     conn: &mut DbConnection,
     author: &Author,
@@ -43,21 +44,14 @@ fn audit(
         return Ok(());
     };
     let changes = diff_of(old, new, &AUDITED);
-    if changes.is_empty() {
-        return Ok(());
-    }
-    super::audit::record(
-        conn,
-        author,
-        NewEntry {
-            object_type: "brand",
-            object_id: id,
-            brand_id: Some(id),
-            action,
-            changes,
-        },
-        now,
-    )
+    let entry = NewEntry {
+        object_type: "brand",
+        object_id: id,
+        brand_id: Some(id),
+        action,
+        changes,
+    };
+    super::audit::record(conn, author, entry, now)
 }
 
 /// Brand rows with the spend of their current day and month.

@@ -77,6 +77,7 @@ const AUDITED: [&str; 5] = [
     "dayparting",
 ];
 
+/// Records the change of a campaign from `old` to `new` (as the API shows it), if any.
 fn audit(
     conn: &mut DbConnection,
     author: &Author,
@@ -89,21 +90,14 @@ fn audit(
         return Ok(());
     };
     let changes = diff_of(old, new, &AUDITED);
-    if changes.is_empty() {
-        return Ok(());
-    }
-    super::audit::record(
-        conn,
-        author,
-        NewEntry {
-            object_type: "campaign",
-            object_id: id,
-            brand_id: Some(brand_id),
-            action,
-            changes,
-        },
-        now,
-    )
+    let entry = NewEntry {
+        object_type: "campaign",
+        object_id: id,
+        brand_id: Some(brand_id),
+        action,
+        changes,
+    };
+    super::audit::record(conn, author, entry, now)
 }
 
 fn to_views(
