@@ -192,6 +192,11 @@ async fn bound_and_expiring_tokens(backend: Backend) {
         args.extend(bad.iter());
         let r = adbudget(&db, &args);
         assert!(!r.ok && r.stdout.is_empty(), "{args:?}: {}", r.stderr);
+        assert!(
+            !r.stderr.contains("panicked") && r.stderr.starts_with("Error:"),
+            "a clear error, not a crash: {}",
+            r.stderr
+        );
     }
 }
 

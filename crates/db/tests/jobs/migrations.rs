@@ -10,7 +10,78 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 
 use crate::{on_both_databases, utc};
 
-on_both_databases!(spend_logs_get_their_brand_and_event_ids_become_per_brand);
+on_both_databases!(
+    spend_logs_get_their_brand_and_event_ids_become_per_brand,
+    users_become_admins_and_tokens_stay_unbound
+);
+
+/// Migration 000007: every user was a superuser and becomes an admin of every brand; tokens keep
+/// their scope and stay bound to no brand; spend logs are kept (SQLite rebuilds the table) and no
+/// id of a deleted one is handed out again.
+fn users_become_admins_and_tokens_stay_unbound(backend: Backend) {
+    use adbudget_core::access::{Brands, Role};
+    let database = TestDatabase::create_empty(backend).unwrap();
+    let mut conn = adbudget_db::connect_one(&database.url).unwrap();
+    adbudget_db::migrate_through(&mut conn, "2026-11-30-000006").unwrap();
+    for sql in [
+        "INSERT INTO users (username, password_hash, is_superuser, created_at) \
+         VALUES ('ops', 'x', TRUE, '2026-11-30 00:00:00')",
+        "INSERT INTO api_tokens (name, scope, prefix, token_hash, created_at) \
+         VALUES ('meta', 'ingest', 'adb_aaaaaaaa', 'h1', '2026-11-30 00:00:00'), \
+                ('ci', 'admin', 'adb_bbbbbbbb', 'h2', '2026-11-30 00:00:00')",
+        "INSERT INTO brands (id, name, daily_budget, monthly_budget, timezone, created_at, updated_at) \
+         VALUES (1, 'Acme', 100000000, 1000000000, 'UTC', '2026-11-30 00:00:00', '2026-11-30 00:00:00')",
+        "INSERT INTO campaigns (id, brand_id, name, manually_paused, pause_reasons, created_at, updated_at) \
+         VALUES (10, 1, 'a', FALSE, 0, '2026-11-30 00:00:00', '2026-11-30 00:00:00')",
+        "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id, brand_id) \
+         VALUES (10, 5000000, '2026-11-30 10:00:00', '2026-11-30 10:00:00', 'e1', 1), \
+                (10, 7000000, '2026-11-30 10:00:00', '2026-11-30 10:00:00', 'e2', 1)",
+        "DELETE FROM spend_logs WHERE event_id = 'e2'",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+    adbudget_db::migrate(&mut conn).unwrap();
+    let users = adbudget_db::repo::users::list(&mut conn).unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(
+        (users[0].role, users[0].brands.clone()),
+        (Role::Admin, None)
+    );
+    let facts = adbudget_db::repo::users::session_facts(&mut conn, users[0].id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(facts.brands, Brands::All);
+    let tokens = adbudget_db::repo::tokens::list(&mut conn).unwrap();
+    let scopes: Vec<(&str, &str, Option<Vec<i64>>)> = tokens
+        .iter()
+        .map(|t| (t.name.as_str(), t.scope.as_str(), t.brands.clone()))
+        .collect();
+    assert_eq!(scopes, [("meta", "ingest", None), ("ci", "admin", None)]);
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.expires_at.is_none() && t.revoked_at.is_none())
+    );
+    let logs = spend::list(&mut conn, 10, None, None, Default::default()).unwrap();
+    assert_eq!(logs.items.len(), 1);
+    assert_eq!(logs.items[0].event_id.as_deref(), Some("e1"));
+    assert_eq!(
+        (logs.items[0].reverses_id, logs.items[0].reversed_by),
+        (None, None)
+    );
+    // The next spend log's id is past the deleted one's (2).
+    let now = utc("2026-11-30T12:00:00Z");
+    let event = SpendEvent {
+        campaign_id: 10,
+        amount: PositiveMoney(Money::parse_positive("1").unwrap()),
+        occurred_at: None,
+        event_id: None,
+    }
+    .validate(now)
+    .unwrap();
+    let recorded = spend::record(&mut conn, &[event], now, spend::Mode::Single).unwrap();
+    assert_eq!(recorded.outcomes[0].log().id, 3);
+}
 
 #[derive(QueryableByName, Debug, PartialEq)]
 struct Log {
