@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{audit, brands, campaigns, health, jobs, spend};
+use crate::routes::{audit, brands, campaigns, health, jobs, pacing, spend};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,12 +12,13 @@ use crate::routes::{audit, brands, campaigns, health, jobs, spend};
         brands::create, brands::list, brands::get, brands::update, brands::delete,
         campaigns::create, campaigns::list, campaigns::get, campaigns::update, campaigns::delete,
         campaigns::put_dayparting, campaigns::delete_dayparting, campaigns::pause, campaigns::resume,
-        campaigns::history, spend::list, spend::record, spend::record_batch, spend::reverse, audit::list,
+        campaigns::history, spend::list, spend::record, spend::record_batch, spend::reverse, pacing::brand, pacing::campaign,
+        pacing::series, audit::list,
         jobs::queues, health::healthz, health::readyz,
     ),
     components(schemas(adbudget_core::views::WindowView)),
     modifiers(&BearerAuth, &CommonResponses),
-    tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "audit"), (name = "jobs"), (name = "health"))
+    tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "pacing"), (name = "audit"), (name = "jobs"), (name = "health"))
 )]
 pub struct ApiDoc;
 

@@ -4,6 +4,7 @@
 //!   connections and unique event ids; prints throughput, p50/p95/p99 latency and the server's
 //!   peak RSS, then checks that the spend logs, period totals and campaign states agree.
 //!   Points at a running API (`--url`, `--token`) or starts `adbudget-api` on `--database-url`.
+//! - `pacing`: the pacing and series routes' latency over a history of N spend events.
 //! - `jobs`: creates N campaigns on a throwaway database (or `--database-url`) and times each job.
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 
+mod pacing;
 mod soak;
 mod worker_rss;
 
@@ -49,6 +51,9 @@ enum Command {
     /// mixed load while processes are killed and restarted; then every acknowledged event is
     /// checked and `adbudget verify` must be clean.
     Soak(soak::SoakArgs),
+    /// The pacing routes' latency over a spend history of a given size (their cost must not grow
+    /// with it: SPEC §10).
+    Pacing(pacing::PacingArgs),
     /// Job runtimes over a data set.
     Jobs {
         #[arg(long, value_enum, default_value = "postgres")]
@@ -148,6 +153,12 @@ fn seed_history(pool: &DbPool, per_campaign: u32) -> anyhow::Result<u64> {
            JOIN campaigns c ON c.id = s.campaign_id
            CROSS JOIN (VALUES ('2026-01-15'), ('2026-01')) AS p(period)
            WHERE s.event_id LIKE 'history-%' GROUP BY c.brand_id, p.period;
+         INSERT INTO campaign_spend_buckets (campaign_id, bucket, amount)
+           SELECT campaign_id, TIMESTAMP '2026-01-15 12:00:00', SUM(amount) FROM spend_logs
+           WHERE event_id LIKE 'history-%' GROUP BY campaign_id;
+         INSERT INTO brand_spend_buckets (brand_id, bucket, amount)
+           SELECT brand_id, TIMESTAMP '2026-01-15 12:00:00', SUM(amount) FROM spend_logs
+           WHERE event_id LIKE 'history-%' GROUP BY brand_id;
          ANALYZE;"
     ))?;
     eprintln!(
@@ -173,6 +184,7 @@ fn main() -> anyhow::Result<()> {
         } => bench_jobs(db, database_url, campaigns, worker_seconds),
         Command::Soak(args) => tokio::runtime::Runtime::new()?.block_on(soak::run(args)),
         Command::Ingest(args) => tokio::runtime::Runtime::new()?.block_on(bench_ingest(args)),
+        Command::Pacing(args) => tokio::runtime::Runtime::new()?.block_on(pacing::run(args)),
     }
 }
 
@@ -258,6 +270,39 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// Starts `adbudget-api` on `url` and waits until it is ready; returns it and its base URL.
+async fn start_api(url: &str) -> anyhow::Result<(Process, String)> {
+    let port = free_port()?;
+    let exe = binary("adbudget-api")?;
+    let child = Process::spawn(
+        std::process::Command::new(&exe)
+            .env("DATABASE_URL", url)
+            .env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "ADBUDGET_DB_POOL_SIZE",
+                std::env::var("ADBUDGET_DB_POOL_SIZE").unwrap_or_else(|_| "16".into()),
+            )
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null()),
+    )?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        if Instant::now() > deadline {
+            bail!("the API did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok((child, base))
+}
+
 async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
     let mut _guard = None;
     let mut history = 0;
@@ -286,36 +331,9 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
                 adbudget_core::forms::now(),
                 &adbudget_core::access::Author::cli(),
             )?;
-            let port = free_port()?;
-            let exe = binary("adbudget-api")?;
-            let child = Process::spawn(
-                std::process::Command::new(&exe)
-                    .env("DATABASE_URL", &url)
-                    .env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
-                    .env(
-                        "ADBUDGET_DB_POOL_SIZE",
-                        std::env::var("ADBUDGET_DB_POOL_SIZE").unwrap_or_else(|_| "16".into()),
-                    )
-                    .env("RUST_LOG", "warn")
-                    .stdout(std::process::Stdio::null()),
-            )?;
+            let (child, base) = start_api(&url).await?;
             server = Some(child);
             pool = Some(p);
-            let base = format!("http://127.0.0.1:{port}");
-            let client = reqwest::Client::new();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while client
-                .get(format!("{base}/readyz"))
-                .send()
-                .await
-                .map(|r| r.status() != 200)
-                .unwrap_or(true)
-            {
-                if Instant::now() > deadline {
-                    bail!("the API did not become ready");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
             (base, token, ids)
         }
     };

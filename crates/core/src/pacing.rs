@@ -312,6 +312,290 @@ pub fn pace(input: PaceInput<'_>) -> Pace {
     }
 }
 
+/// The local calendar month of `day` in `tz` as instants, from its first local midnight to the
+/// next month's.
+pub fn month_bounds(day: NaiveDate, tz: Tz) -> Span {
+    use chrono::Datelike;
+    let first = day.with_day(1).unwrap_or(day);
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(first);
+    Span {
+        start: start_of_day(first, tz),
+        end: start_of_day(next, tz),
+    }
+}
+
+/// The window of the current rate (`spend_rate_per_hour`): the last twelve 5-minute buckets, the
+/// current one included (55 to 60 minutes of spend).
+pub fn last_hour(now: DateTime<Utc>) -> Span {
+    let start = crate::period::bucket_start(now) - Duration::minutes(55);
+    Span {
+        start,
+        end: crate::period::bucket_start(now) + crate::period::BUCKET,
+    }
+}
+
+/// Which period a budget is paced over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PacedPeriod {
+    /// The brand-local day.
+    Today,
+    /// The brand-local calendar month.
+    Month,
+    /// A campaign's flight (its lifetime cap).
+    Flight,
+}
+
+/// Pacing of one budget over one period, as the API and the admin show it (SPEC §10).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct PeriodPace {
+    pub period: PacedPeriod,
+    /// When the period starts and ends (brand-local midnights, as instants).
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// The period's eligible time (the union of the campaigns' dayparting windows), in seconds.
+    pub eligible_seconds: i64,
+    /// How much of it has passed.
+    pub elapsed_eligible_seconds: i64,
+    pub budget: Money,
+    pub spend: Money,
+    /// Even pacing: the budget times the elapsed share of the eligible time.
+    pub expected_spend: Money,
+    /// Spend ÷ expected spend, as a decimal string; null while nothing is expected.
+    #[schema(value_type = Option<String>, example = "0.9444")]
+    pub pace: Option<Decimal>,
+    pub status: PaceStatus,
+    /// Spend over the last hour (the last twelve 5-minute buckets).
+    pub spend_rate_per_hour: Money,
+    /// Spend at the end of the period at that rate over the remaining eligible time, capped by
+    /// the budget.
+    pub projected_spend: Money,
+    /// When the budget would be reached at that rate; null when the rate is zero or the budget
+    /// is out of reach within the period.
+    pub projected_exhaustion_at: Option<DateTime<Utc>>,
+}
+
+/// Paces `budget` over `period`: the eligible time of `span` under `schedules`, and the rest of
+/// [`PaceInput`].
+pub struct Pacing<'a> {
+    pub period: PacedPeriod,
+    pub span: Span,
+    pub tz: Tz,
+    pub schedules: &'a [Option<&'a Schedule>],
+    pub budget: Money,
+    pub spend: Money,
+    pub spend_last_hour: Money,
+    pub exhausted: bool,
+    pub now: DateTime<Utc>,
+}
+
+impl Pacing<'_> {
+    pub fn run(&self) -> PeriodPace {
+        let eligible = eligible(self.span, self.tz, self.schedules);
+        let p = pace(PaceInput {
+            budget: self.budget,
+            spend: self.spend,
+            spend_last_hour: self.spend_last_hour,
+            eligible: &eligible,
+            exhausted: self.exhausted,
+            now: self.now,
+        });
+        PeriodPace {
+            period: self.period,
+            starts_at: self.span.start,
+            ends_at: self.span.end,
+            eligible_seconds: total(&eligible).num_seconds(),
+            elapsed_eligible_seconds: elapsed(&eligible, self.now).num_seconds(),
+            budget: p.budget,
+            spend: p.spend,
+            expected_spend: p.expected_spend,
+            pace: p.pace,
+            status: p.status,
+            spend_rate_per_hour: p.spend_rate_per_hour,
+            projected_spend: p.projected_spend,
+            projected_exhaustion_at: p.projected_exhaustion_at,
+        }
+    }
+}
+
+/// A line that rises only during eligible time: from `value` at `from`, by `amount` per `per`
+/// of eligible time, capped at `cap`, to `to`; its points are where the slope changes (the
+/// eligible spans' boundaries), so drawn straight between them it is exact. The even-pace line
+/// (`0` at the period's start, the budget per the period's eligible time) and the projection
+/// (the spend now, the last hour's rate per hour) are such lines.
+pub fn eligible_line(
+    eligible: &[Span],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    value: Money,
+    amount: Money,
+    per: Duration,
+    cap: Money,
+) -> Vec<(DateTime<Utc>, Money)> {
+    let per = per.num_seconds().max(1);
+    let at = |t: DateTime<Utc>| {
+        let passed = elapsed(eligible, t) - elapsed(eligible, from);
+        let grown = mul_div(amount.micros(), passed.num_seconds().max(0), per);
+        Money::from_micros(
+            value
+                .micros()
+                .saturating_add(grown)
+                .min(cap.micros().max(value.micros())),
+        )
+    };
+    let mut times = vec![from];
+    for s in eligible {
+        for t in [s.start, s.end] {
+            if from < t && t < to {
+                times.push(t);
+            }
+        }
+    }
+    times.push(to);
+    times.sort_unstable();
+    times.dedup();
+    times.into_iter().map(|t| (t, at(t))).collect()
+}
+
+/// A brand's pacing: its daily and monthly budgets over today and this month (SPEC §10).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BrandPacing {
+    pub brand_id: i64,
+    #[schema(example = "Europe/Berlin")]
+    pub timezone: String,
+    /// The instant the figures are computed for.
+    pub at: DateTime<Utc>,
+    pub today: PeriodPace,
+    pub month: PeriodPace,
+}
+
+/// A campaign's pacing: its daily and monthly caps over today and this month, and its lifetime
+/// cap over its flight; null where the campaign has no such cap (or, for the lifetime cap, no
+/// flight).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct CampaignPacing {
+    pub campaign_id: i64,
+    pub brand_id: i64,
+    #[schema(example = "Europe/Berlin")]
+    pub timezone: String,
+    pub at: DateTime<Utc>,
+    pub today: Option<PeriodPace>,
+    pub month: Option<PeriodPace>,
+    pub flight: Option<PeriodPace>,
+}
+
+/// The width of the buckets of a spend series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub enum SeriesBucket {
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    #[serde(rename = "15m")]
+    FifteenMinutes,
+    #[serde(rename = "1h")]
+    Hour,
+    #[serde(rename = "1d")]
+    Day,
+}
+
+impl SeriesBucket {
+    pub const NAMES: [&str; 4] = ["5m", "15m", "1h", "1d"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "5m" => SeriesBucket::FiveMinutes,
+            "15m" => SeriesBucket::FifteenMinutes,
+            "1h" => SeriesBucket::Hour,
+            "1d" => SeriesBucket::Day,
+            _ => return None,
+        })
+    }
+
+    /// Its nominal length (a local day may be 23 or 25 hours).
+    pub fn nominal(self) -> Duration {
+        match self {
+            SeriesBucket::FiveMinutes => Duration::minutes(5),
+            SeriesBucket::FifteenMinutes => Duration::minutes(15),
+            SeriesBucket::Hour => Duration::hours(1),
+            SeriesBucket::Day => Duration::days(1),
+        }
+    }
+
+    /// The start of the bucket `instant` falls in, in `tz`: the last 5-minute mark at or before
+    /// it where the local clock shows a quarter hour (an hour) for `15m` (`1h`); local midnight
+    /// for days. Never decreasing as `instant` grows, also where a DST change turns the clock
+    /// back by half an hour (Lord Howe).
+    pub fn start_of(self, instant: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+        use chrono::Timelike;
+        let five = crate::period::bucket_start(instant);
+        let every = match self {
+            SeriesBucket::FiveMinutes => return five,
+            SeriesBucket::FifteenMinutes => 15,
+            SeriesBucket::Hour => 60,
+            SeriesBucket::Day => return start_of_day(instant.with_timezone(&tz).date_naive(), tz),
+        };
+        let mut mark = five;
+        for _ in 0..every / 5 {
+            if mark.with_timezone(&tz).minute().is_multiple_of(every) {
+                return mark;
+            }
+            mark -= crate::period::BUCKET;
+        }
+        five
+    }
+
+    /// The buckets that `[from, to)` touches, by their starts.
+    pub fn starts(self, from: DateTime<Utc>, to: DateTime<Utc>, tz: Tz) -> Vec<DateTime<Utc>> {
+        // Days are probed an hour at a time, shorter buckets at each 5-minute mark.
+        let stride = match self {
+            SeriesBucket::Day => Duration::hours(1),
+            _ => crate::period::BUCKET,
+        };
+        let mut starts = Vec::new();
+        let mut at = self.start_of(from, tz);
+        while at < to {
+            starts.push(at);
+            let mut next = at + stride;
+            loop {
+                let start = self.start_of(next, tz);
+                if start > at {
+                    at = start;
+                    break;
+                }
+                next += stride;
+            }
+        }
+        starts
+    }
+}
+
+/// One bucket of a spend series.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct SeriesPoint {
+    /// The bucket's start, in the brand's local offset.
+    #[schema(value_type = String, format = DateTime, example = "2026-12-01T09:00:00+01:00")]
+    pub start: DateTime<chrono::FixedOffset>,
+    pub spend: Money,
+}
+
+/// Spend per bucket, in the brand's timezone (SPEC §6), every bucket of the range listed (zero
+/// where nothing was spent).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SpendSeries {
+    pub brand_id: i64,
+    #[schema(example = "Europe/Berlin")]
+    pub timezone: String,
+    pub bucket: SeriesBucket,
+    /// The start of the first bucket.
+    pub from: DateTime<Utc>,
+    /// The end of the range (exclusive).
+    pub to: DateTime<Utc>,
+    pub points: Vec<SeriesPoint>,
+    /// The sum of the points.
+    pub total: Money,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,6 +826,80 @@ mod tests {
             p.projected_exhaustion_at,
             Some(Utc.with_ymd_and_hms(2026, 6, 10, 11, 30, 0).unwrap()),
             "17:00 local"
+        );
+    }
+
+    #[test]
+    fn series_buckets_follow_the_local_clock() {
+        let utc = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        // New York's 25-hour day: 25 hours, the repeated 01:00 twice, as two instants.
+        let ny = chrono_tz::America::New_York;
+        let day = day_bounds(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(), ny);
+        let hours = SeriesBucket::Hour.starts(day.start, day.end, ny);
+        assert_eq!(hours.len(), 25);
+        assert_eq!(hours[1], utc("2026-11-01T05:00:00Z"));
+        assert_eq!(hours[2], utc("2026-11-01T06:00:00Z"));
+        assert_eq!(
+            SeriesBucket::FiveMinutes
+                .starts(day.start, day.end, ny)
+                .len(),
+            300
+        );
+        // Kolkata's hours start at :30 UTC, its quarter hours on UTC quarter hours.
+        let kolkata = chrono_tz::Asia::Kolkata;
+        let t = utc("2026-06-10T07:44:00Z"); // 13:14 local
+        assert_eq!(
+            SeriesBucket::Hour.start_of(t, kolkata),
+            utc("2026-06-10T07:30:00Z")
+        );
+        assert_eq!(
+            SeriesBucket::FifteenMinutes.start_of(t, kolkata),
+            utc("2026-06-10T07:30:00Z")
+        );
+        // Lord Howe's half-hour DST change (02:00 → 01:30 on 2026-04-05): 24.5 local hours.
+        let lord_howe = chrono_tz::Australia::Lord_Howe;
+        let day = day_bounds(NaiveDate::from_ymd_opt(2026, 4, 5).unwrap(), lord_howe);
+        assert_eq!(day.duration(), Duration::minutes(24 * 60 + 30));
+        let hours = SeriesBucket::Hour.starts(day.start, day.end, lord_howe);
+        for pair in hours.windows(2) {
+            assert!(pair[1] - pair[0] <= Duration::hours(1) && pair[1] > pair[0]);
+        }
+        // Days: a month of local midnights.
+        let march = month_bounds(
+            NaiveDate::from_ymd_opt(2026, 3, 14).unwrap(),
+            chrono_tz::Europe::Berlin,
+        );
+        let days = SeriesBucket::Day.starts(march.start, march.end, chrono_tz::Europe::Berlin);
+        assert_eq!(days.len(), 31);
+        assert_eq!(days[0], utc("2026-02-28T23:00:00Z"));
+        assert_eq!(days[30], utc("2026-03-30T22:00:00Z"));
+        // A range starting mid-bucket starts at that bucket.
+        let starts = SeriesBucket::FifteenMinutes.starts(
+            utc("2026-06-10T10:07:00Z"),
+            utc("2026-06-10T10:31:00Z"),
+            Tz::UTC,
+        );
+        assert_eq!(
+            starts,
+            vec![
+                utc("2026-06-10T10:00:00Z"),
+                utc("2026-06-10T10:15:00Z"),
+                utc("2026-06-10T10:30:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_last_hour_is_the_last_twelve_buckets() {
+        let now = Utc.with_ymd_and_hms(2026, 6, 10, 13, 2, 0).unwrap();
+        let hour = last_hour(now);
+        assert_eq!(
+            hour.start,
+            Utc.with_ymd_and_hms(2026, 6, 10, 12, 5, 0).unwrap()
+        );
+        assert_eq!(
+            hour.end,
+            Utc.with_ymd_and_hms(2026, 6, 10, 13, 5, 0).unwrap()
         );
     }
 

@@ -4,8 +4,20 @@
 //! late, missed or run twice therefore cannot wipe new spend or count old spend in a new period:
 //! "today's spend" is simply the total stored under today's key.
 
-use chrono::{DateTime, Datelike, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use chrono_tz::Tz;
+
+/// The length of a spend bucket (SPEC §10: pacing and the spend series read per-bucket totals).
+pub const BUCKET: TimeDelta = TimeDelta::minutes(5);
+
+/// The start of the 5-minute bucket `instant` falls in. Buckets are aligned in UTC: every
+/// timezone in use today is offset from UTC by a multiple of 5 minutes, so each one is also a
+/// brand-local bucket, and the two passes of a repeated DST hour stay apart.
+pub fn bucket_start(instant: DateTime<Utc>) -> DateTime<Utc> {
+    let seconds = BUCKET.num_seconds();
+    let start = instant.timestamp().div_euclid(seconds) * seconds;
+    DateTime::from_timestamp(start, 0).unwrap_or(instant)
+}
 
 /// The pair of period keys an instant falls into, read in a brand's timezone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,6 +70,28 @@ mod tests {
                 month: "2026-12".into()
             }
         );
+    }
+
+    #[test]
+    fn buckets_start_on_five_minute_marks_before_and_after_1970() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 14, 23, 34, 59).unwrap();
+        let start = Utc.with_ymd_and_hms(2026, 3, 14, 23, 30, 0).unwrap();
+        assert_eq!(bucket_start(at), start);
+        assert_eq!(bucket_start(start), start);
+        let early = Utc.with_ymd_and_hms(1969, 12, 31, 23, 58, 0).unwrap();
+        let early_start = Utc.with_ymd_and_hms(1969, 12, 31, 23, 55, 0).unwrap();
+        assert_eq!(bucket_start(early), early_start);
+    }
+
+    #[test]
+    fn a_utc_bucket_is_a_local_bucket_in_kolkata_and_kathmandu() {
+        // +05:30 and +05:45: local bucket boundaries fall on UTC ones.
+        let at = Utc.with_ymd_and_hms(2026, 6, 1, 10, 7, 0).unwrap();
+        for tz in [chrono_tz::Asia::Kolkata, chrono_tz::Asia::Kathmandu] {
+            let local = bucket_start(at).with_timezone(&tz);
+            assert_eq!(chrono::Timelike::minute(&local) % 5, 0);
+            assert_eq!(chrono::Timelike::second(&local), 0);
+        }
     }
 
     #[test]

@@ -51,6 +51,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    brand_spend_buckets (brand_id, bucket) {
+        brand_id -> Int8,
+        bucket -> Timestamp,
+        amount -> Int8,
+    }
+}
+
+diesel::table! {
     brands (id) {
         id -> Int8,
         name -> Text,
@@ -66,6 +74,14 @@ diesel::table! {
     campaign_spend (campaign_id, period) {
         campaign_id -> Int8,
         period -> Text,
+        amount -> Int8,
+    }
+}
+
+diesel::table! {
+    campaign_spend_buckets (campaign_id, bucket) {
+        campaign_id -> Int8,
+        bucket -> Timestamp,
         amount -> Int8,
     }
 }
@@ -143,7 +159,9 @@ diesel::table! {
 diesel::joinable!(api_token_brands -> api_tokens (token_id));
 diesel::joinable!(api_token_brands -> brands (brand_id));
 diesel::joinable!(brand_spend -> brands (brand_id));
+diesel::joinable!(brand_spend_buckets -> brands (brand_id));
 diesel::joinable!(campaign_spend -> campaigns (campaign_id));
+diesel::joinable!(campaign_spend_buckets -> campaigns (campaign_id));
 diesel::joinable!(campaign_status_history -> campaigns (campaign_id));
 diesel::joinable!(campaigns -> brands (brand_id));
 diesel::joinable!(spend_logs -> campaigns (campaign_id));
@@ -155,8 +173,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
     audit_entries,
     brand_spend,
+    brand_spend_buckets,
     brands,
     campaign_spend,
+    campaign_spend_buckets,
     campaign_status_history,
     campaigns,
     login_failures,

@@ -2,6 +2,7 @@
 //! the successors of the Django admin and Flower. Forms go through the same request types and
 //! validation as the API.
 
+pub mod chart;
 pub mod jobs;
 pub mod pages;
 pub mod session;

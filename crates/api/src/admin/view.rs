@@ -31,7 +31,9 @@ button.secondary{background:#52606d}button.danger{background:#dc2626}
 .panel{background:#fff;border:1px solid #e4e7eb;border-radius:6px;padding:16px 20px;margin-bottom:16px}
 .flash{background:#dbeafe;border:1px solid #93c5fd;padding:8px 12px;border-radius:4px;margin-bottom:12px}
 .flash.bad{background:#fee2e2;border-color:#fca5a5}.pager{margin-top:10px;display:flex;gap:6px;align-items:center}
-.grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}.days label{display:inline-block;white-space:nowrap;margin-right:8px;color:#1f2933}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}
+.pace-behind{background:#fef3c7;color:#92400e}.pace-on_track{background:#d1fae5;color:#065f46}.pace-ahead{background:#dbeafe;color:#1e40af}.pace-exhausted{background:#fee2e2;color:#991b1b}
+figure.chart{margin:0 0 16px;background:#fff;border:1px solid #e4e7eb;border-radius:6px;padding:12px 16px}figure.chart svg{display:block;max-width:760px}.legend span{margin-right:10px}.days label{display:inline-block;white-space:nowrap;margin-right:8px;color:#1f2933}
 "#;
 
 /// The page around `body`, with the navigation (`active` marks the current section).

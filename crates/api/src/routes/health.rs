@@ -36,7 +36,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(handle.render())
 }
 
-/// Publishes the campaign state gauges every `every`, for as long as the server runs.
+/// Publishes the campaign state and brand pace gauges every `every`, for as long as the server runs.
 pub async fn refresh_gauges(state: web::Data<AppState>, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -45,9 +45,8 @@ pub async fn refresh_gauges(state: web::Data<AppState>, every: std::time::Durati
         let pool = state.pool.clone();
         let refreshed = web::block(move || -> adbudget_db::error::DomainResult<()> {
             let mut conn = adbudget_db::get(&pool)?;
-            Ok(adbudget_db::repo::campaigns::publish_state_gauges(
-                &mut conn,
-            )?)
+            adbudget_db::repo::campaigns::publish_state_gauges(&mut conn)?;
+            adbudget_db::repo::pacing::publish_pace_gauges(&mut conn, adbudget_core::forms::now())
         })
         .await;
         if !matches!(refreshed, Ok(Ok(()))) {

@@ -3,6 +3,7 @@ pub mod brands;
 pub mod campaigns;
 pub mod health;
 pub mod jobs;
+pub mod pacing;
 pub mod spend;
 
 use actix_web::web;
@@ -41,6 +42,9 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/campaigns/{id}/pause").route(web::post().to(campaigns::pause)))
     .service(web::resource("/campaigns/{id}/resume").route(web::post().to(campaigns::resume)))
     .service(web::resource("/campaigns/{id}/history").route(web::get().to(campaigns::history)))
+    .service(web::resource("/campaigns/{id}/pacing").route(web::get().to(pacing::campaign)))
+    .service(web::resource("/brands/{id}/pacing").route(web::get().to(pacing::brand)))
+    .service(web::resource("/brands/{id}/spend/series").route(web::get().to(pacing::series)))
     .service(web::resource("/campaigns/{id}/spend").route(web::get().to(spend::list)))
     .service(
         web::resource("/spend")

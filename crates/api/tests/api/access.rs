@@ -208,6 +208,12 @@ async fn the_api_permissions_table(backend: Backend) {
         ("POST",   "/api/v1/spend/batch",           batch_ab,  [403, 201, 201, 403, 403, 403]),
         ("POST",   "/api/v1/spend/{sa*}/reverse",     reason,  [403, 403, 200, 403, 403, 200]),
         ("POST",   "/api/v1/spend/{sb*}/reverse",     reason,  [403, 403, 200, 403, 403, 404]),
+        ("GET",    "/api/v1/brands/{A}/pacing",           "",  [200, 200, 200, 200, 200, 200]),
+        ("GET",    "/api/v1/brands/{B}/pacing",           "",  [200, 200, 200, 404, 404, 404]),
+        ("GET",    "/api/v1/campaigns/{a}/pacing",        "",  [200, 200, 200, 200, 200, 200]),
+        ("GET",    "/api/v1/campaigns/{b}/pacing",        "",  [200, 200, 200, 404, 404, 404]),
+        ("GET",    "/api/v1/brands/{A}/spend/series",     "",  [200, 200, 200, 200, 200, 200]),
+        ("GET",    "/api/v1/brands/{B}/spend/series",     "",  [200, 200, 200, 404, 404, 404]),
         ("GET",    "/api/v1/audit",                       "",  [200, 200, 200, 200, 200, 200]),
         ("GET",    "/api/v1/jobs/queues",                 "",  [200, 200, 200, 200, 200, 200]),
     ];

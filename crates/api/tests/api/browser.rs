@@ -225,6 +225,7 @@ impl Browser {
 on_both_databases!(
     logging_in_and_out,
     running_a_brand_from_the_browser,
+    the_brand_page_charts_its_pace,
     bulk_pause_from_the_list,
     the_job_monitor_lists_the_schedules,
     a_viewer_sees_no_edit_buttons,
@@ -523,6 +524,82 @@ async fn running_a_brand_from_the_browser(backend: Backend) {
     assert_eq!(
         app.campaign(&campaign["id"]).await["dayparting"][0]["end"],
         "24:00"
+    );
+    b.close().await;
+}
+
+/// The brand page draws today's and this month's cumulative spend (its last point is the brand's
+/// spend), the budget, the even-pace line and the projection; the dashboard shows the pace status
+/// the API reports, as a badge.
+async fn the_brand_page_charts_its_pace(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_admin(&app);
+    let brand = app.create_brand("Acme", "400", "9000").await;
+    let c = app.create_campaign(&brand["id"], "c", json!({})).await;
+    let now = chrono::Utc::now();
+    for (minutes_ago, amount) in [(0, "12.5"), (20, "30"), (150, "7.25")] {
+        let at = now - chrono::Duration::minutes(minutes_ago);
+        app.post_spend(json!({"campaign_id": c["id"], "amount": amount, "occurred_at": at}))
+            .await
+            .expect(201);
+    }
+    let api = app.brand(&brand["id"]).await;
+    let pacing = app
+        .get(&format!("/api/v1/brands/{}/pacing", brand["id"]))
+        .await
+        .expect(200);
+    let b = Browser::start().await;
+    b.login(&app, PASSWORD).await;
+    b.goto(&app, &format!("/admin/brands/{}", brand["id"]))
+        .await;
+    for (chart, spend) in [
+        ("#chart-today", &api["daily_spend"]),
+        ("#chart-month", &api["monthly_spend"]),
+    ] {
+        let last = b
+            .client
+            .find(Locator::Css(&format!("{chart} svg circle.last")))
+            .await
+            .unwrap_or_else(|e| panic!("{chart}: {e}"));
+        assert_eq!(
+            last.attr("data-value").await.unwrap().as_deref(),
+            spend.as_str(),
+            "{chart}"
+        );
+        for line in ["polyline.spend", "polyline.even", "line.budget"] {
+            b.client
+                .find(Locator::Css(&format!("{chart} svg {line}")))
+                .await
+                .unwrap_or_else(|e| panic!("{chart} {line}: {e}"));
+        }
+    }
+    b.client
+        .find(Locator::Css("#chart-today svg polyline.projection"))
+        .await
+        .expect("the projection to the end of the day");
+    let caption = b.text("#chart-today figcaption").await;
+    assert!(
+        caption.contains(&format!(
+            "spent {} of 400.00",
+            api["daily_spend"].as_str().unwrap()
+        )),
+        "{caption}"
+    );
+    if backend == Backend::Sqlite {
+        b.screenshot("admin-brand-pacing.png").await;
+    }
+    b.goto(&app, "/admin").await;
+    let badge = b
+        .client
+        .find(Locator::Css(&format!(
+            "#brand-spend tr[data-brand='{}'] td.pace-today .badge",
+            brand["id"]
+        )))
+        .await
+        .unwrap();
+    assert_eq!(
+        badge.attr("data-status").await.unwrap().as_deref(),
+        pacing["today"]["status"].as_str()
     );
     b.close().await;
 }

@@ -15,6 +15,7 @@ mod dayparting;
 mod jobs;
 mod metrics;
 mod outage;
+mod pacing;
 mod robustness;
 mod security;
 mod spend;

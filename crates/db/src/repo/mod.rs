@@ -15,6 +15,7 @@ pub mod brands;
 pub mod campaigns;
 pub mod enforce;
 pub mod login_throttle;
+pub mod pacing;
 pub mod spend;
 pub mod tokens;
 pub mod users;

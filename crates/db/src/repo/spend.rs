@@ -11,13 +11,15 @@ use super::campaigns::CampaignRow;
 use super::enforce::{self, Cause};
 use super::{CHUNK, PageRequest, into_page, naive, utc};
 use crate::error::{DomainError, DomainResult, Failure};
-use crate::schema::{brand_spend, campaign_spend, campaigns, spend_logs};
+use crate::schema::{
+    brand_spend, brand_spend_buckets, campaign_spend, campaign_spend_buckets, campaigns, spend_logs,
+};
 use crate::{DbConnection, write_transaction};
 use adbudget_core::access::{Author, Brands};
 use adbudget_core::audit::{FieldChange, NewEntry};
 use adbudget_core::forms::ValidSpend;
 use adbudget_core::money::{MAX_MICROS, Money};
-use adbudget_core::period::PeriodKeys;
+use adbudget_core::period::{PeriodKeys, bucket_start};
 use adbudget_core::rule::PauseReasons;
 use adbudget_core::views::{Campaign, Page, SpendLog};
 
@@ -167,7 +169,7 @@ pub fn reverse(
             .find(reversal_id)
             .first(conn)?;
         // The totals it counted toward (in the brand's timezone, as `rebuild_brand_totals` keeps
-        // them) go down. Plain updates: an upsert's row would be checked against `amount >= 0`
+        // them) and its 5-minute buckets go down. Plain updates: an upsert's row would be checked against `amount >= 0`
         // before it met the existing one.
         let keys = PeriodKeys::at(utc(original.row.occurred_at), tz);
         let amount = original.row.amount;
@@ -186,6 +188,13 @@ pub fn reverse(
         )
         .set(campaign_spend::amount.eq(campaign_spend::amount - amount))
         .execute(conn)?;
+        let bucket = naive(bucket_start(utc(original.row.occurred_at)));
+        diesel::update(brand_spend_buckets::table.find((brand_id, bucket)))
+            .set(brand_spend_buckets::amount.eq(brand_spend_buckets::amount - amount))
+            .execute(conn)?;
+        diesel::update(campaign_spend_buckets::table.find((original.row.campaign_id, bucket)))
+            .set(campaign_spend_buckets::amount.eq(campaign_spend_buckets::amount - amount))
+            .execute(conn)?;
         enforce::reconcile(
             conn,
             &enforce::ReconcileScope::brand(brand_id),
@@ -662,8 +671,8 @@ impl<'a> Call<'a> {
         owners: &HashMap<i64, i64>,
         facts: &HashMap<i64, BrandFacts>,
     ) -> Result<SpendTotals, Attempt> {
-        let mut brand_add: BTreeMap<PeriodTotal, i64> = BTreeMap::new();
-        let mut campaign_add: BTreeMap<PeriodTotal, i64> = BTreeMap::new();
+        let mut brand_add = Additions::default();
+        let mut campaign_add = Additions::default();
         let mut event_keys = Vec::with_capacity(fresh.len());
         for (_, e) in fresh {
             let brand_id = owners[&e.campaign_id];
@@ -672,19 +681,12 @@ impl<'a> Call<'a> {
                 .ok_or_else(|| DomainError::not_found("brand"))?
                 .tz;
             let keys = PeriodKeys::at(e.occurred_at, tz);
-            for period in [&keys.day, &keys.month] {
-                // Saturating: a sum past the limit is refused below whatever its exact value.
-                let b = brand_add.entry((brand_id, period.clone())).or_default();
-                *b = b.saturating_add(e.amount.micros());
-                let c = campaign_add
-                    .entry((e.campaign_id, period.clone()))
-                    .or_default();
-                *c = c.saturating_add(e.amount.micros());
-            }
+            let bucket = naive(bucket_start(e.occurred_at));
+            brand_add.add(brand_id, &keys, bucket, e.amount.micros());
+            campaign_add.add(e.campaign_id, &keys, bucket, e.amount.micros());
             event_keys.push((brand_id, keys));
         }
-        let within = |add: &BTreeMap<PeriodTotal, i64>| add.values().all(|a| *a <= MAX_MICROS);
-        let totals = if within(&brand_add) && within(&campaign_add) {
+        let totals = if brand_add.within_limit() && campaign_add.within_limit() {
             SpendTotals {
                 brands: add_totals(conn, Owner::Brand, &brand_add)?,
                 campaigns: add_totals(conn, Owner::Campaign, &campaign_add)?,
@@ -702,8 +704,8 @@ impl<'a> Call<'a> {
                 .collect::<Vec<_>>()
         };
         let over = OverLimit {
-            brands: refused(&brand_add, &totals.brands),
-            campaigns: refused(&campaign_add, &totals.campaigns),
+            brands: refused(&brand_add.periods, &totals.brands),
+            campaigns: refused(&campaign_add.periods, &totals.campaigns),
         };
         if over.brands.is_empty() && over.campaigns.is_empty() {
             return Ok(totals);
@@ -1048,12 +1050,45 @@ enum Owner {
 }
 
 impl Owner {
-    /// The totals table and its owner column (constants, never input).
-    const fn table(self) -> (&'static str, &'static str) {
+    /// The totals table, its owner column and the 5-minute buckets' table (constants, never
+    /// input).
+    const fn table(self) -> (&'static str, &'static str, &'static str) {
         match self {
-            Owner::Brand => ("brand_spend", "brand_id"),
-            Owner::Campaign => ("campaign_spend", "campaign_id"),
+            Owner::Brand => ("brand_spend", "brand_id", "brand_spend_buckets"),
+            Owner::Campaign => ("campaign_spend", "campaign_id", "campaign_spend_buckets"),
         }
+    }
+}
+
+/// What a call adds to one kind of owner's totals: per (owner, period key) and per (owner,
+/// 5-minute bucket start in UTC).
+#[derive(Debug, Default)]
+struct Additions {
+    periods: BTreeMap<PeriodTotal, i64>,
+    buckets: BTreeMap<(i64, chrono::NaiveDateTime), i64>,
+}
+
+impl Additions {
+    /// Adds one event's amount to its day, month and bucket. Saturating: a sum past the limit is
+    /// refused whatever its exact value.
+    fn add(&mut self, owner: i64, keys: &PeriodKeys, bucket: chrono::NaiveDateTime, micros: i64) {
+        self.add_to_periods(owner, keys, micros);
+        let sum = self.buckets.entry((owner, bucket)).or_default();
+        *sum = sum.saturating_add(micros);
+    }
+
+    /// Adds one event's amount to its day and month only.
+    fn add_to_periods(&mut self, owner: i64, keys: &PeriodKeys, micros: i64) {
+        for period in [&keys.day, &keys.month] {
+            let sum = self.periods.entry((owner, period.clone())).or_default();
+            *sum = sum.saturating_add(micros);
+        }
+    }
+
+    /// Whether every addition is within the limit on its own (a bucket is part of a day, so the
+    /// periods decide).
+    fn within_limit(&self) -> bool {
+        self.periods.values().all(|a| *a <= MAX_MICROS)
     }
 }
 
@@ -1068,23 +1103,21 @@ struct TotalRow {
     amount: i64,
 }
 
-/// Adds `add` to the owners' period totals, atomically, in key order (the order concurrent
-/// upserts of the same rows lock them in); returns the new totals of the periods added to. A total
-/// that would exceed [`MAX_MICROS`] is left as it was and not returned (each amount of `add` must
-/// be within the limit itself: the tables' CHECK constraints refuse a new row past it).
-/// PostgreSQL gets the rows as three arrays (`unnest`, see [`insert_logs`]); SQLite as a
-/// multi-row VALUES list, in chunks under its parameter limit.
-fn add_totals(
-    conn: &mut DbConnection,
-    owner: Owner,
-    add: &BTreeMap<(i64, String), i64>,
-) -> QueryResult<Totals> {
-    use diesel::sql_types::{Array, BigInt, Text};
+/// Adds `add` to the owners' period totals and 5-minute buckets, atomically, in key order (the
+/// order concurrent upserts of the same rows lock them in); returns the new totals of the periods
+/// added to. A total that would exceed [`MAX_MICROS`] is left as it was and not returned (each
+/// amount of `add` must be within the limit itself: the tables' CHECK constraints refuse a new row
+/// past it); a bucket past it is left too, and the caller refuses the transaction for its day.
+/// PostgreSQL gets the rows as arrays (`unnest`, see [`insert_logs`]), buckets and periods in one
+/// statement (the buckets' upsert is a data-modifying CTE): one round trip per kind of owner.
+/// SQLite gets multi-row VALUES lists, in chunks under its parameter limit.
+fn add_totals(conn: &mut DbConnection, owner: Owner, add: &Additions) -> QueryResult<Totals> {
+    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
     let mut totals = Totals::default();
-    if add.is_empty() {
+    if add.periods.is_empty() {
         return Ok(totals);
     }
-    let (table, column) = owner.table();
+    let (table, column, buckets) = owner.table();
     let upsert = |rows: &str| {
         format!(
             "INSERT INTO {table} ({column}, period, amount) {rows} \
@@ -1093,18 +1126,67 @@ fn add_totals(
              RETURNING {column} AS owner, period, amount"
         )
     };
+    let bucket_upsert = |rows: &str| {
+        format!(
+            "INSERT INTO {buckets} ({column}, bucket, amount) {rows} \
+             ON CONFLICT ({column}, bucket) DO UPDATE SET amount = {buckets}.amount + excluded.amount \
+             WHERE {buckets}.amount + excluded.amount <= {MAX_MICROS}"
+        )
+    };
     let returned: Vec<TotalRow> = match conn {
-        DbConnection::Postgresql(c) => diesel::sql_query(upsert(
-            "SELECT t.owner, t.period, t.amount FROM unnest($1, $2, $3) WITH ORDINALITY \
-                 AS t (owner, period, amount, n) ORDER BY t.n",
-        ))
-        .bind::<Array<BigInt>, _>(add.keys().map(|(id, _)| *id).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(add.keys().map(|(_, p)| p.as_str()).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(add.values().copied().collect::<Vec<_>>())
-        .load(c)?,
+        DbConnection::Postgresql(c) => {
+            let periods = upsert(
+                "SELECT t.owner, t.period, t.amount FROM unnest($1, $2, $3) WITH ORDINALITY \
+                     AS t (owner, period, amount, n) ORDER BY t.n",
+            );
+            let sql = if add.buckets.is_empty() {
+                periods
+            } else {
+                let buckets = bucket_upsert(
+                    "SELECT b.owner, b.bucket, b.amount FROM unnest($4, $5, $6) WITH ORDINALITY \
+                         AS b (owner, bucket, amount, n) ORDER BY b.n",
+                );
+                format!("WITH buckets AS ({buckets}) {periods}")
+            };
+            let q = diesel::sql_query(sql)
+                .into_boxed::<diesel::pg::Pg>()
+                .bind::<Array<BigInt>, _>(add.periods.keys().map(|(id, _)| *id).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(
+                    add.periods
+                        .keys()
+                        .map(|(_, p)| p.clone())
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Array<BigInt>, _>(add.periods.values().copied().collect::<Vec<_>>());
+            let q = if add.buckets.is_empty() {
+                q
+            } else {
+                q.bind::<Array<BigInt>, _>(
+                    add.buckets.keys().map(|(id, _)| *id).collect::<Vec<_>>(),
+                )
+                .bind::<Array<Timestamp>, _>(
+                    add.buckets.keys().map(|(_, b)| *b).collect::<Vec<_>>(),
+                )
+                .bind::<Array<BigInt>, _>(add.buckets.values().copied().collect::<Vec<_>>())
+            };
+            q.load(c)?
+        }
         DbConnection::Sqlite(c) => {
-            let mut returned = Vec::with_capacity(add.len());
-            let rows: Vec<_> = add.iter().collect();
+            let buckets: Vec<_> = add.buckets.iter().collect();
+            for chunk in buckets.chunks(CHUNK) {
+                let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
+                let mut q = diesel::sql_query(bucket_upsert(&format!("VALUES {values}")))
+                    .into_boxed::<diesel::sqlite::Sqlite>();
+                for ((id, bucket), amount) in chunk {
+                    q = q
+                        .bind::<BigInt, _>(*id)
+                        .bind::<Timestamp, _>(*bucket)
+                        .bind::<BigInt, _>(**amount);
+                }
+                q.execute(c)?;
+            }
+            let mut returned = Vec::with_capacity(add.periods.len());
+            let rows: Vec<_> = add.periods.iter().collect();
             for chunk in rows.chunks(CHUNK) {
                 let values = vec!["(?, ?, ?)"; chunk.len()].join(", ");
                 let mut q = diesel::sql_query(upsert(&format!("VALUES {values}")))
@@ -1179,23 +1261,16 @@ pub fn rebuild_brand_totals(
             spend_logs::occurred_at,
         ))
         .load(conn)?;
-    let mut brand_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
-    let mut campaign_add: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    let mut brand_add = Additions::default();
+    let mut campaign_add = Additions::default();
     for (campaign_id, amount, at) in logs {
+        // The 5-minute buckets are aligned in UTC: a timezone change leaves them as they are.
         let keys = PeriodKeys::at(utc(at), tz);
-        for period in [keys.day, keys.month] {
-            let b = brand_add.entry((brand_id, period.clone())).or_default();
-            *b = b.saturating_add(amount);
-            let c = campaign_add.entry((campaign_id, period)).or_default();
-            *c = c.saturating_add(amount);
-        }
+        brand_add.add_to_periods(brand_id, &keys, amount);
+        campaign_add.add_to_periods(campaign_id, &keys, amount);
     }
     // Read in another timezone, one local day may gather more spend than the limit allows.
-    if brand_add
-        .values()
-        .chain(campaign_add.values())
-        .any(|a| *a > MAX_MICROS)
-    {
+    if !brand_add.within_limit() || !campaign_add.within_limit() {
         return Err(DomainError::invalid(
             "timezone",
             format!(

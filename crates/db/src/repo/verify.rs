@@ -1,6 +1,7 @@
 //! Checks that the stored numbers and states are what the spend logs and the rule say: every
-//! period total equals the sum of its spend logs read in the brand's timezone, and every
-//! campaign's pause reasons equal the rule's verdict at `now`.
+//! period total equals the sum of its spend logs read in the brand's timezone, every 5-minute
+//! bucket the sum of the spend logs in it, and every campaign's pause reasons equal the rule's
+//! verdict at `now`.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +12,11 @@ use super::enforce::{self, ReconcileScope};
 use super::utc;
 use crate::DbConnection;
 use crate::error::DomainResult;
-use crate::schema::{brand_spend, brands, campaign_spend, campaigns, spend_logs};
-use adbudget_core::period::PeriodKeys;
+use crate::schema::{
+    brand_spend, brand_spend_buckets, brands, campaign_spend, campaign_spend_buckets, campaigns,
+    spend_logs,
+};
+use adbudget_core::period::{PeriodKeys, bucket_start};
 use adbudget_core::rule::parse_tz;
 
 /// One disagreement, in words an operator can act on.
@@ -107,7 +111,8 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
         let mut campaign_expected: BTreeMap<(i64, String), i64> = BTreeMap::new();
         for (campaign_id, brand_id, amount, at, tz) in &logs {
             let keys = PeriodKeys::at(utc(*at), parse_tz(tz));
-            for period in [keys.day, keys.month] {
+            let bucket = bucket_label(bucket_start(utc(*at)).naive_utc());
+            for period in [keys.day, keys.month, bucket] {
                 // Saturating: a total past the limit is a disagreement to report, not a panic.
                 let b = brand_expected
                     .entry((*brand_id, period.clone()))
@@ -117,26 +122,50 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
                 *c = c.saturating_add(*amount);
             }
         }
-        let brand_stored: BTreeMap<(i64, String), i64> = brand_spend::table
-            .select((
-                brand_spend::brand_id,
-                brand_spend::period,
-                brand_spend::amount,
-            ))
-            .load::<(i64, String, i64)>(conn)?
-            .into_iter()
-            .map(|(id, p, a)| ((id, p), a))
-            .collect();
-        let campaign_stored: BTreeMap<(i64, String), i64> = campaign_spend::table
-            .select((
-                campaign_spend::campaign_id,
-                campaign_spend::period,
-                campaign_spend::amount,
-            ))
-            .load::<(i64, String, i64)>(conn)?
-            .into_iter()
-            .map(|(id, p, a)| ((id, p), a))
-            .collect();
+        let as_keys =
+            |rows: Vec<(i64, String, i64)>| rows.into_iter().map(|(id, p, a)| ((id, p), a));
+        let as_bucket_keys = |rows: Vec<(i64, NaiveDateTime, i64)>| {
+            rows.into_iter()
+                .map(|(id, b, a)| ((id, bucket_label(b)), a))
+        };
+        let mut brand_stored: BTreeMap<(i64, String), i64> = as_keys(
+            brand_spend::table
+                .select((
+                    brand_spend::brand_id,
+                    brand_spend::period,
+                    brand_spend::amount,
+                ))
+                .load(conn)?,
+        )
+        .collect();
+        brand_stored.extend(as_bucket_keys(
+            brand_spend_buckets::table
+                .select((
+                    brand_spend_buckets::brand_id,
+                    brand_spend_buckets::bucket,
+                    brand_spend_buckets::amount,
+                ))
+                .load(conn)?,
+        ));
+        let mut campaign_stored: BTreeMap<(i64, String), i64> = as_keys(
+            campaign_spend::table
+                .select((
+                    campaign_spend::campaign_id,
+                    campaign_spend::period,
+                    campaign_spend::amount,
+                ))
+                .load(conn)?,
+        )
+        .collect();
+        campaign_stored.extend(as_bucket_keys(
+            campaign_spend_buckets::table
+                .select((
+                    campaign_spend_buckets::campaign_id,
+                    campaign_spend_buckets::bucket,
+                    campaign_spend_buckets::amount,
+                ))
+                .load(conn)?,
+        ));
         let mut findings = Vec::new();
         for (key, stored, from_logs) in disagreements(&brand_stored, &brand_expected) {
             findings.push(Finding::BrandTotal {
@@ -168,6 +197,11 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
             findings,
         })
     })
+}
+
+/// How a 5-minute bucket is named in a finding (beside the period keys `YYYY-MM-DD`, `YYYY-MM`).
+fn bucket_label(start: NaiveDateTime) -> String {
+    start.format("5 minutes from %Y-%m-%dT%H:%MZ").to_string()
 }
 
 /// Keys whose amounts differ (a missing row counts as zero).

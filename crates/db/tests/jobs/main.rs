@@ -15,6 +15,7 @@ use serde_json::json;
 
 mod group_commit;
 mod migrations;
+mod pacing;
 mod race;
 mod rollover;
 

@@ -11,9 +11,56 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use crate::{on_both_databases, utc};
 
 on_both_databases!(
+    spend_before_the_buckets_is_bucketed,
     spend_logs_get_their_brand_and_event_ids_become_per_brand,
     users_become_admins_and_tokens_stay_unbound
 );
+
+/// Migration 000008: spend recorded before it (a reversal included) gets its 5-minute buckets, so
+/// the series of an upgraded brand sums to its totals and `verify` is clean.
+fn spend_before_the_buckets_is_bucketed(backend: Backend) {
+    use adbudget_core::pacing::SeriesBucket;
+    let database = TestDatabase::create_empty(backend).unwrap();
+    let mut conn = adbudget_db::connect_one(&database.url).unwrap();
+    adbudget_db::migrate_through(&mut conn, "2026-11-30-000007").unwrap();
+    for sql in [
+        "INSERT INTO brands (id, name, daily_budget, monthly_budget, timezone, created_at, updated_at) \
+         VALUES (1, 'Acme', 100000000, 1000000000, 'Europe/Berlin', '2026-11-30 00:00:00', '2026-11-30 00:00:00')",
+        "INSERT INTO campaigns (id, brand_id, name, manually_paused, pause_reasons, created_at, updated_at) \
+         VALUES (10, 1, 'a', FALSE, 0, '2026-11-30 00:00:00', '2026-11-30 00:00:00'), \
+                (11, 1, 'b', FALSE, 0, '2026-11-30 00:00:00', '2026-11-30 00:00:00')",
+        "INSERT INTO spend_logs (id, campaign_id, amount, occurred_at, received_at, event_id, brand_id) \
+         VALUES (1, 10, 5000000, '2026-11-30 10:01:00', '2026-11-30 10:01:00', 'e1', 1), \
+                (2, 11, 7000000, '2026-11-30 10:04:59.999999', '2026-11-30 10:05:00', 'e2', 1), \
+                (3, 10, 2000000, '2026-11-30 10:05:00', '2026-11-30 10:05:00', 'e3', 1)",
+        "INSERT INTO spend_logs (id, campaign_id, amount, occurred_at, received_at, brand_id, reverses_id, reason) \
+         VALUES (4, 10, -2000000, '2026-11-30 10:05:00', '2026-11-30 10:06:00', 1, 3, 'dup')",
+        "INSERT INTO brand_spend (brand_id, period, amount) VALUES (1, '2026-11-30', 12000000), (1, '2026-11', 12000000)",
+        "INSERT INTO campaign_spend (campaign_id, period, amount) \
+         VALUES (10, '2026-11-30', 5000000), (10, '2026-11', 5000000), (11, '2026-11-30', 7000000), (11, '2026-11', 7000000)",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+    adbudget_db::migrate(&mut conn).unwrap();
+    let now = utc("2026-11-30T12:00:00Z");
+    let series = adbudget_db::repo::pacing::series(
+        &mut conn,
+        1,
+        Some(utc("2026-11-30T10:00:00Z")),
+        Some(utc("2026-11-30T10:10:00Z")),
+        SeriesBucket::FiveMinutes,
+        now,
+    )
+    .unwrap();
+    let spend: Vec<String> = series.points.iter().map(|p| p.spend.to_string()).collect();
+    assert_eq!(
+        spend,
+        ["12.00", "0.00"],
+        "10:00 holds both, 10:05 nets to zero"
+    );
+    let report = adbudget_db::repo::verify::check(&mut conn, now).unwrap();
+    assert!(report.is_clean(), "{:#?}", report.findings);
+}
 
 /// Migration 000007: every user was a superuser and becomes an admin of every brand; tokens keep
 /// their scope and stay bound to no brand; spend logs are kept (SQLite rebuilds the table) and no

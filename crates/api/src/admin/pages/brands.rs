@@ -9,6 +9,7 @@ use adbudget_db::repo::brands;
 use maud::{Markup, html};
 
 use crate::access::{Permission, ToCreateBrand, ToManage};
+use crate::admin::chart;
 use crate::admin::session::{AdminUser, Notice, notice};
 use crate::admin::view::{self, bar, csrf, field, pager};
 use crate::admin::{Form, PageResult, check_csrf, field_errors};
@@ -154,7 +155,15 @@ pub async fn brand_edit(
 ) -> PageResult {
     let id = id.into_inner();
     user.brand(id, "brand")?;
-    let b = state.db(move |conn| brands::get(conn, id, now())).await?;
+    let at = now();
+    let (b, charts) = state
+        .db(move |conn| {
+            Ok((
+                brands::get(conn, id, at)?,
+                adbudget_db::repo::pacing::brand_charts(conn, id, at)?,
+            ))
+        })
+        .await?;
     let values = HashMap::from([
         ("name", b.name.clone()),
         ("daily_budget", b.daily_budget.to_string()),
@@ -187,6 +196,9 @@ pub async fn brand_edit(
                     }
                 }
             }
+            h2 { "Pacing" }
+            (chart::period_chart("chart-today", "Today", &charts.today, charts.tz, chart::Period::Day))
+            (chart::period_chart("chart-month", "This month", &charts.month, charts.tz, chart::Period::Month))
         },
     ))
 }

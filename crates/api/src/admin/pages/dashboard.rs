@@ -3,10 +3,11 @@
 use actix_web::web;
 use adbudget_core::forms::now;
 use adbudget_core::rule::PauseReason;
-use adbudget_db::repo::{brands, campaigns};
+use adbudget_db::repo::{brands, campaigns, pacing};
 use maud::html;
 
 use crate::admin::PageResult;
+use crate::admin::chart::status_badge;
 use crate::admin::session::AdminUser;
 use crate::admin::view::bar;
 use crate::state::AppState;
@@ -16,7 +17,7 @@ use super::shell;
 pub async fn dashboard(user: AdminUser, state: web::Data<AppState>) -> PageResult {
     let at = now();
     let visible = user.principal.brands.clone();
-    let (brand_list, counts) = state
+    let (brand_list, paces, counts) = state
         .db(move |conn| {
             let brands = brands::list(
                 conn,
@@ -27,8 +28,10 @@ pub async fn dashboard(user: AdminUser, state: web::Data<AppState>) -> PageResul
                 },
                 at,
             )?;
+            let paces = pacing::of_brands(conn, &brands.items, at)?;
             Ok((
                 brands.items,
+                paces,
                 campaigns::count_by_reasons_in(conn, &visible)?,
             ))
         })
@@ -70,14 +73,16 @@ pub async fn dashboard(user: AdminUser, state: web::Data<AppState>) -> PageResul
                 p { "No brands yet. " a href="/admin/brands/new" { "Create the first one" } "." }
             } @else {
                 table #brand-spend {
-                    thead { tr { th { "Brand" } th { "Timezone" } th { "Today" } th { "This month" } } }
+                    thead { tr { th { "Brand" } th { "Timezone" } th { "Today" } th { "Pace today" } th { "This month" } th { "Pace this month" } } }
                     tbody {
-                        @for b in &brand_list {
+                        @for (b, p) in brand_list.iter().zip(&paces) {
                             tr data-brand=(b.id) {
                                 td { a href={ "/admin/brands/" (b.id) } { (b.name) } }
                                 td.muted { (b.timezone) }
                                 td.daily { (bar(b.daily_spend, b.daily_budget)) }
+                                td.pace-today { (status_badge(p.today.status)) }
                                 td.monthly { (bar(b.monthly_spend, b.monthly_budget)) }
+                                td.pace-month { (status_badge(p.month.status)) }
                             }
                         }
                     }

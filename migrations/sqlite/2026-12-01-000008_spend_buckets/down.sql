@@ -1,0 +1,2 @@
+DROP TABLE campaign_spend_buckets;
+DROP TABLE brand_spend_buckets;

@@ -1,0 +1,30 @@
+-- Spend per 5-minute bucket (SPEC §10: pacing and the spend series are computed from these, never
+-- by scanning spend logs). A bucket is keyed by its start in UTC: every timezone in use today is
+-- offset from UTC by a multiple of 5 minutes, so a UTC bucket is exactly a brand-local one, a
+-- repeated DST hour keeps its two hours apart, and a brand's timezone change moves nothing.
+-- Kept by the spend path's upserts in the same transaction as the period totals (SQLite's
+-- statements are function calls, not round trips), lowered by reversals; the
+-- sweeps never read them (their own tables keep the period totals' index as small as it was).
+CREATE TABLE brand_spend_buckets (
+    brand_id BIGINT    NOT NULL REFERENCES brands (id) ON DELETE CASCADE,
+    bucket   TIMESTAMP NOT NULL,
+    amount   BIGINT    NOT NULL CHECK (amount >= 0 AND amount <= 1000000000000000),
+    PRIMARY KEY (brand_id, bucket)
+);
+
+CREATE TABLE campaign_spend_buckets (
+    campaign_id BIGINT    NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+    bucket      TIMESTAMP NOT NULL,
+    amount      BIGINT    NOT NULL CHECK (amount >= 0 AND amount <= 1000000000000000),
+    PRIMARY KEY (campaign_id, bucket)
+);
+
+-- The spend recorded before this migration, bucketed (reversals included: they carry the
+-- original's occurred_at).
+INSERT INTO brand_spend_buckets (brand_id, bucket, amount)
+SELECT brand_id, datetime(CAST(strftime('%s', occurred_at) AS INTEGER) / 300 * 300, 'unixepoch'), sum(amount)
+FROM spend_logs GROUP BY 1, 2;
+
+INSERT INTO campaign_spend_buckets (campaign_id, bucket, amount)
+SELECT campaign_id, datetime(CAST(strftime('%s', occurred_at) AS INTEGER) / 300 * 300, 'unixepoch'), sum(amount)
+FROM spend_logs GROUP BY 1, 2;
