@@ -526,6 +526,9 @@ fn seed_demo(conn: &mut db::DbConnection) -> anyhow::Result<()> {
                 monthly_cap: None,
                 dayparting: demo.dayparting.map(serde_json::from_str).transpose()?,
                 manually_paused: None,
+                lifetime_cap: None,
+                flight_start: None,
+                flight_end: None,
             };
             let c = campaigns::create(conn, &form.validate()?, now(), &Author::cli())?;
             let state = if c.is_active {

@@ -1,7 +1,7 @@
 //! Requests that change data, and their validation: one implementation for the API, the CLI and
 //! the admin panel.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
 use utoipa::ToSchema;
@@ -61,6 +61,18 @@ pub struct CreateCampaign {
     pub dayparting: Option<serde_json::Value>,
     #[serde(default)]
     pub manually_paused: Option<bool>,
+    /// A total budget over all time (SPEC §4: `campaign_lifetime_cap`).
+    #[serde(default)]
+    pub lifetime_cap: Option<NonNegativeMoney>,
+    /// The first brand-local date of the flight (inclusive); before it the campaign is paused
+    /// (`flight`).
+    #[serde(default)]
+    #[schema(example = "2026-12-01")]
+    pub flight_start: Option<NaiveDate>,
+    /// The last brand-local date of the flight (inclusive); on or after `flight_start`.
+    #[serde(default)]
+    #[schema(example = "2026-12-24")]
+    pub flight_end: Option<NaiveDate>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -80,6 +92,18 @@ pub struct UpdateCampaign {
     #[schema(value_type = Option<Object>)]
     pub dayparting: Option<Option<serde_json::Value>>,
     pub manually_paused: Option<bool>,
+    /// `null` removes the cap.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<NonNegativeMoney>)]
+    pub lifetime_cap: Option<Option<NonNegativeMoney>>,
+    /// `null` removes the start: the flight has run since ever.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<NaiveDate>)]
+    pub flight_start: Option<Option<NaiveDate>>,
+    /// `null` removes the end: the flight runs on.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<NaiveDate>)]
+    pub flight_end: Option<Option<NaiveDate>>,
 }
 
 /// One spend event as reported by an ad platform.
@@ -131,6 +155,33 @@ pub struct NewCampaign {
     pub monthly_cap: Option<Money>,
     pub dayparting: Option<Schedule>,
     pub manually_paused: bool,
+    pub lifetime_cap: Option<Money>,
+    pub flight: Flight,
+}
+
+/// A campaign's flight: brand-local dates, both inclusive, each optional; `end` ≥ `start`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flight {
+    pub start: Option<NaiveDate>,
+    pub end: Option<NaiveDate>,
+}
+
+impl Flight {
+    /// Checks the order of the two dates.
+    pub fn validate(self) -> Result<Self, ValidationError> {
+        match (self.start, self.end) {
+            (Some(start), Some(end)) if end < start => Err(ValidationError::new(
+                "flight_end",
+                "must be on or after flight_start",
+            )),
+            _ => Ok(self),
+        }
+    }
+
+    /// Whether `date` lies within the flight.
+    pub fn contains(self, date: NaiveDate) -> bool {
+        self.start.is_none_or(|s| s <= date) && self.end.is_none_or(|e| date <= e)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -140,6 +191,9 @@ pub struct CampaignChanges {
     pub monthly_cap: Option<Option<Money>>,
     pub dayparting: Option<Option<Schedule>>,
     pub manually_paused: Option<bool>,
+    pub lifetime_cap: Option<Option<Money>>,
+    pub flight_start: Option<Option<NaiveDate>>,
+    pub flight_end: Option<Option<NaiveDate>>,
 }
 
 /// A spend event that passed validation, its times truncated to the microseconds both databases keep.
@@ -242,6 +296,12 @@ impl CreateCampaign {
                 Some(v) => validate_schedule(v)?,
             },
             manually_paused: self.manually_paused.unwrap_or(false),
+            lifetime_cap: self.lifetime_cap.map(|m| m.0),
+            flight: Flight {
+                start: self.flight_start,
+                end: self.flight_end,
+            }
+            .validate()?,
         })
     }
 }
@@ -258,6 +318,9 @@ impl UpdateCampaign {
                 Some(Some(v)) => Some(validate_schedule(v)?),
             },
             manually_paused: self.manually_paused,
+            lifetime_cap: self.lifetime_cap.map(|c| c.map(|m| m.0)),
+            flight_start: self.flight_start,
+            flight_end: self.flight_end,
         })
     }
 }

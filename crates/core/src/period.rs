@@ -7,6 +7,10 @@
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use chrono_tz::Tz;
 
+/// The period key of a campaign's spend over all time (its lifetime cap's total), kept beside
+/// the day and month totals.
+pub const LIFETIME: &str = "lifetime";
+
 /// The length of a spend bucket (SPEC §10: pacing and the spend series read per-bucket totals).
 pub const BUCKET: TimeDelta = TimeDelta::minutes(5);
 

@@ -48,8 +48,16 @@ pub struct Campaign {
     pub manually_paused: bool,
     pub daily_spend: Money,
     pub monthly_spend: Money,
+    /// Spend over all time (what the lifetime cap counts).
+    pub lifetime_spend: Money,
     pub daily_cap: Option<Money>,
     pub monthly_cap: Option<Money>,
+    pub lifetime_cap: Option<Money>,
+    /// The flight's first and last brand-local dates (inclusive); null: open on that side.
+    #[schema(value_type = Option<String>, format = Date, example = "2026-12-01")]
+    pub flight_start: Option<chrono::NaiveDate>,
+    #[schema(value_type = Option<String>, format = Date, example = "2026-12-24")]
+    pub flight_end: Option<chrono::NaiveDate>,
     /// The windows in which the campaign may run; null = at all hours.
     #[schema(value_type = Option<Vec<WindowView>>)]
     pub dayparting: Option<Schedule>,

@@ -24,9 +24,12 @@ const fn selection(kind: JobKind) -> Selection {
     match kind {
         JobKind::EnforceBudgets => Selection::Every,
         JobKind::ApplyDayparting => Selection::WithSchedule,
-        JobKind::ResetDaily => {
-            Selection::Holding(&[PauseReason::BrandDailyBudget, PauseReason::CampaignDailyCap])
-        }
+        // A flight starts and ends at brand-local midnight, so the daily reset applies it too.
+        JobKind::ResetDaily => Selection::HoldingOrFlightEnds(&[
+            PauseReason::BrandDailyBudget,
+            PauseReason::CampaignDailyCap,
+            PauseReason::Flight,
+        ]),
         JobKind::ResetMonthly => Selection::Holding(&[
             PauseReason::BrandMonthlyBudget,
             PauseReason::CampaignMonthlyCap,

@@ -109,6 +109,9 @@ diesel::table! {
         pause_reasons -> Int4,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        lifetime_cap -> Nullable<Int8>,
+        flight_start -> Nullable<Date>,
+        flight_end -> Nullable<Date>,
     }
 }
 

@@ -62,6 +62,9 @@ impl Scenario {
             monthly_cap: None,
             dayparting: None,
             manually_paused: None,
+            lifetime_cap: None,
+            flight_start: None,
+            flight_end: None,
         };
         let campaign = campaigns::create(
             &mut conn,

@@ -249,6 +249,9 @@ async fn standalone_runs_the_jobs_in_process() {
         monthly_cap: None,
         dayparting: None,
         manually_paused: None,
+        lifetime_cap: None,
+        flight_start: None,
+        flight_end: None,
     };
     let campaign = adbudget_db::repo::campaigns::create(
         &mut conn,

@@ -70,6 +70,9 @@ impl World {
             monthly_cap: None,
             dayparting: None,
             manually_paused: None,
+            lifetime_cap: None,
+            flight_start: None,
+            flight_end: None,
         };
         let mut conn = db::get(&app.pool).unwrap();
         adbudget_db::repo::campaigns::create(&mut conn, &form.validate().unwrap(), now(), &author())

@@ -5,6 +5,7 @@ use crate::helpers::{on_both_databases, reasons, spawn_app};
 
 on_both_databases!(
     campaign_lifecycle,
+    flights_and_lifetime_caps,
     campaign_validation,
     manual_pause_survives_budget_changes,
     resume_clears_manual_only,
@@ -282,4 +283,64 @@ async fn timezone_change_moves_the_periods(backend: Backend) {
             "in {tz}"
         );
     }
+}
+
+/// Flights and lifetime caps over the API: shown on the campaign, validated with the field named
+/// (the end against the start the campaign keeps, too), cleared with `null`.
+async fn flights_and_lifetime_caps(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let brand = app.create_brand("Acme", "1000", "10000").await;
+    let c = app
+        .create_campaign(
+            &brand["id"],
+            "c",
+            json!({"lifetime_cap": "50", "flight_start": "2020-01-01", "flight_end": "2999-12-31"}),
+        )
+        .await;
+    assert_eq!(c["lifetime_cap"], "50.00");
+    assert_eq!(c["lifetime_spend"], "0.00");
+    assert_eq!(
+        (c["flight_start"].as_str(), c["flight_end"].as_str()),
+        (Some("2020-01-01"), Some("2999-12-31"))
+    );
+    let spent = app.spend(&c["id"], "50").await;
+    assert_eq!(spent["campaign"]["lifetime_spend"], "50.00");
+    assert_eq!(reasons(&spent["campaign"]), ["campaign_lifetime_cap"]);
+    let path = format!("/api/v1/campaigns/{}", c["id"]);
+    for (body, field) in [
+        (json!({"flight_end": "2019-12-31"}), "flight_end"),
+        (json!({"flight_start": "3000-01-01"}), "flight_end"),
+        (json!({"flight_start": "tomorrow"}), "flight_start"),
+        (json!({"flight_end": "2026-02-30"}), "flight_end"),
+        (json!({"lifetime_cap": "1000000000.000001"}), "lifetime_cap"),
+        (json!({"lifetime_cap": "-1"}), "lifetime_cap"),
+    ] {
+        let resp = app.patch(&path, body.clone()).await;
+        assert_eq!(resp.status.as_u16(), 422, "{body}: {}", resp.body);
+        assert_eq!(resp.error_field(), field, "{body}");
+    }
+    let bad = app
+        .post(
+            "/api/v1/campaigns",
+            json!({"brand_id": brand["id"], "name": "d", "flight_start": "2026-06-02", "flight_end": "2026-06-01"}),
+        )
+        .await;
+    assert_eq!(bad.status.as_u16(), 422);
+    assert_eq!(bad.error_field(), "flight_end");
+    // Ended yesterday: paused for the flight too; clearing the end and raising the cap: active.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(2))
+        .date_naive()
+        .to_string();
+    let ended = app
+        .patch(&path, json!({"flight_end": yesterday}))
+        .await
+        .expect(200);
+    assert_eq!(reasons(&ended), ["campaign_lifetime_cap", "flight"]);
+    let cleared = app
+        .patch(&path, json!({"flight_end": null, "lifetime_cap": "80"}))
+        .await
+        .expect(200);
+    assert!(reasons(&cleared).is_empty(), "{cleared}");
+    assert_eq!(cleared["flight_end"], serde_json::Value::Null);
+    assert_eq!(cleared["flight_start"], "2020-01-01", "kept");
 }

@@ -106,6 +106,7 @@ impl PeriodsAt {
             .by_tz
             .values()
             .flat_map(|k| [k.day.clone(), k.month.clone()])
+            .chain([crate::period::LIFETIME.to_owned()])
             .collect();
         v.sort();
         v.dedup();
@@ -122,6 +123,8 @@ pub struct Subject<'a> {
     pub monthly_cap: Option<i64>,
     pub dayparting: Option<&'a str>,
     pub pause_reasons: i32,
+    pub lifetime_cap: Option<i64>,
+    pub flight: crate::forms::Flight,
     pub brand: BrandFacts,
 }
 
@@ -158,6 +161,11 @@ pub fn judge<'a>(
             campaign_monthly_spend: campaign_spend.get(r.id, &keys.month),
             monthly_cap: r.monthly_cap.map(Money::from_micros),
             in_window,
+            campaign_lifetime_spend: campaign_spend.get(r.id, crate::period::LIFETIME),
+            lifetime_cap: r.lifetime_cap.map(Money::from_micros),
+            in_flight: r
+                .flight
+                .contains(now.with_timezone(&r.brand.tz).date_naive()),
         };
         let to = pause_reasons(&facts);
         let from = PauseReasons::from_bits(r.pause_reasons);

@@ -22,16 +22,22 @@ pub enum PauseReason {
     CampaignDailyCap,
     CampaignMonthlyCap,
     Dayparting,
+    // Appended after `Dayparting`: a reason's bit is its position, so stored masks keep their
+    // meaning.
+    CampaignLifetimeCap,
+    Flight,
 }
 
 impl PauseReason {
-    pub const ALL: [PauseReason; 6] = [
+    pub const ALL: [PauseReason; 8] = [
         PauseReason::Manual,
         PauseReason::BrandDailyBudget,
         PauseReason::BrandMonthlyBudget,
         PauseReason::CampaignDailyCap,
         PauseReason::CampaignMonthlyCap,
         PauseReason::Dayparting,
+        PauseReason::CampaignLifetimeCap,
+        PauseReason::Flight,
     ];
 
     pub const fn name(self) -> &'static str {
@@ -42,6 +48,8 @@ impl PauseReason {
             PauseReason::CampaignDailyCap => "campaign_daily_cap",
             PauseReason::CampaignMonthlyCap => "campaign_monthly_cap",
             PauseReason::Dayparting => "dayparting",
+            PauseReason::CampaignLifetimeCap => "campaign_lifetime_cap",
+            PauseReason::Flight => "flight",
         }
     }
 
@@ -61,8 +69,11 @@ pub struct PauseReasons(i32);
 impl PauseReasons {
     pub const NONE: PauseReasons = PauseReasons(0);
 
+    /// Every non-empty mask, as stored (`1 ..` two to the number of reasons).
+    pub const MASKS: std::ops::Range<i32> = 1..(1 << PauseReason::ALL.len());
+
     pub const fn from_bits(bits: i32) -> Self {
-        PauseReasons(bits & 0b11_1111)
+        PauseReasons(bits & (Self::MASKS.end - 1))
     }
 
     pub const fn bits(self) -> i32 {
@@ -128,6 +139,10 @@ pub struct CampaignFacts {
     pub monthly_cap: Option<Money>,
     /// Whether the brand-local time lies in one of the campaign's windows (true without a schedule).
     pub in_window: bool,
+    pub campaign_lifetime_spend: Money,
+    pub lifetime_cap: Option<Money>,
+    /// Whether today's brand-local date lies within the campaign's flight (true without one).
+    pub in_flight: bool,
 }
 
 /// The reasons a campaign must be paused; empty means active. Budgets pause at `>=`, so a budget
@@ -153,6 +168,11 @@ pub fn pause_reasons(f: &CampaignFacts) -> PauseReasons {
             reached(f.campaign_monthly_spend, f.monthly_cap),
         ),
         (PauseReason::Dayparting, !f.in_window),
+        (
+            PauseReason::CampaignLifetimeCap,
+            reached(f.campaign_lifetime_spend, f.lifetime_cap),
+        ),
+        (PauseReason::Flight, !f.in_flight),
     ];
     conditions
         .into_iter()
@@ -180,6 +200,9 @@ mod tests {
             campaign_monthly_spend: m(5),
             monthly_cap: Some(m(500)),
             in_window: true,
+            campaign_lifetime_spend: m(5),
+            lifetime_cap: Some(m(5000)),
+            in_flight: true,
         }
     }
 
@@ -191,7 +214,7 @@ mod tests {
     #[test]
     fn each_reason_alone() {
         type Change = fn(&mut CampaignFacts);
-        let cases: [(Change, PauseReason); 6] = [
+        let cases: [(Change, PauseReason); 8] = [
             (|f| f.manually_paused = true, PauseReason::Manual),
             (
                 |f| f.brand_daily_spend = m(100),
@@ -210,6 +233,11 @@ mod tests {
                 PauseReason::CampaignMonthlyCap,
             ),
             (|f| f.in_window = false, PauseReason::Dayparting),
+            (
+                |f| f.campaign_lifetime_spend = m(5000),
+                PauseReason::CampaignLifetimeCap,
+            ),
+            (|f| f.in_flight = false, PauseReason::Flight),
         ];
         for (change, reason) in cases {
             let mut f = healthy();
@@ -312,6 +340,7 @@ mod properties {
             (cd, cm) in (money(), money()),
             daily_cap in proptest::option::of(money()),
             monthly_cap in proptest::option::of(money()),
+            (cl, lifetime_cap, in_flight) in (money(), proptest::option::of(money()), any::<bool>()),
         ) {
             let facts = CampaignFacts {
                 manually_paused, in_window,
@@ -319,6 +348,7 @@ mod properties {
                 brand_monthly_spend: bm, brand_monthly_budget: bmb,
                 campaign_daily_spend: cd, daily_cap,
                 campaign_monthly_spend: cm, monthly_cap,
+                campaign_lifetime_spend: cl, lifetime_cap, in_flight,
             };
             let reasons = pause_reasons(&facts);
             prop_assert_eq!(reasons.contains(PauseReason::Manual), manually_paused);
@@ -327,6 +357,8 @@ mod properties {
             prop_assert_eq!(reasons.contains(PauseReason::CampaignDailyCap), daily_cap.is_some_and(|c| cd.micros() >= c.micros()));
             prop_assert_eq!(reasons.contains(PauseReason::CampaignMonthlyCap), monthly_cap.is_some_and(|c| cm.micros() >= c.micros()));
             prop_assert_eq!(reasons.contains(PauseReason::Dayparting), !in_window);
+            prop_assert_eq!(reasons.contains(PauseReason::CampaignLifetimeCap), lifetime_cap.is_some_and(|c| cl.micros() >= c.micros()));
+            prop_assert_eq!(reasons.contains(PauseReason::Flight), !in_flight);
             let names = reasons.names();
             let mut sorted = names.clone();
             sorted.sort_by_key(|n| PauseReason::ALL.iter().position(|r| r.name() == *n));

@@ -137,7 +137,7 @@ pub fn campaigns(
             None => {}
         }
         if let Some(reason) = query.reason {
-            let masks: Vec<i32> = (1..64)
+            let masks: Vec<i32> = adbudget_core::rule::PauseReasons::MASKS
                 .filter(|m| adbudget_core::rule::PauseReasons::from_bits(*m).contains(reason))
                 .collect();
             q = q.filter(campaigns_t::pause_reasons.eq_any(masks));

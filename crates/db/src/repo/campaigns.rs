@@ -4,8 +4,9 @@ use diesel::prelude::*;
 use adbudget_core::access::{Author, Brands};
 use adbudget_core::audit::{NewEntry, diff_of};
 use adbudget_core::dayparting::Schedule;
-use adbudget_core::forms::{CampaignChanges, NewCampaign};
+use adbudget_core::forms::{CampaignChanges, Flight, NewCampaign};
 use adbudget_core::money::Money;
+use adbudget_core::period::LIFETIME;
 use adbudget_core::rule::{PauseReasons, PeriodsAt, parse_tz};
 use adbudget_core::views::{Campaign, Page, StatusChange};
 
@@ -27,8 +28,13 @@ pub(crate) struct CampaignRow {
 }
 
 impl CampaignRow {
-    /// The campaign as shown, with the spend of its current day and month.
-    pub(crate) fn into_view(self, daily_spend: Money, monthly_spend: Money) -> Campaign {
+    /// The campaign as shown, with the spend of its current day and month and of all time.
+    pub(crate) fn into_view(
+        self,
+        daily_spend: Money,
+        monthly_spend: Money,
+        lifetime_spend: Money,
+    ) -> Campaign {
         let CampaignRow {
             rule,
             name,
@@ -39,6 +45,10 @@ impl CampaignRow {
         Campaign {
             daily_spend,
             monthly_spend,
+            lifetime_spend,
+            lifetime_cap: rule.lifetime_cap.map(Money::from_micros),
+            flight_start: rule.flight_start,
+            flight_end: rule.flight_end,
             id: rule.id,
             brand_id: rule.brand_id,
             name,
@@ -117,11 +127,12 @@ fn to_views(
         .zip(tzs)
         .map(|((r, _), tz)| {
             let keys = periods.keys(tz);
-            let (daily, monthly) = (
+            let (daily, monthly, lifetime) = (
                 totals.get(r.rule.id, &keys.day),
                 totals.get(r.rule.id, &keys.month),
+                totals.get(r.rule.id, LIFETIME),
             );
-            r.into_view(daily, monthly)
+            r.into_view(daily, monthly, lifetime)
         })
         .collect())
 }
@@ -248,6 +259,9 @@ pub fn create(
                 campaigns::monthly_cap.eq(new.monthly_cap.map(Money::micros)),
                 campaigns::manually_paused.eq(new.manually_paused),
                 campaigns::dayparting.eq(new.dayparting.as_ref().map(Schedule::to_stored)),
+                campaigns::lifetime_cap.eq(new.lifetime_cap.map(Money::micros)),
+                campaigns::flight_start.eq(new.flight.start),
+                campaigns::flight_end.eq(new.flight.end),
                 campaigns::pause_reasons.eq(0),
                 campaigns::created_at.eq(at),
                 campaigns::updated_at.eq(at),
@@ -289,6 +303,12 @@ pub fn update(
             None => current.rule.dayparting.clone(),
             Some(s) => s.as_ref().map(Schedule::to_stored),
         };
+        // The flight after the change: its order is checked against the dates it keeps.
+        let flight = Flight {
+            start: changes.flight_start.unwrap_or(current.rule.flight_start),
+            end: changes.flight_end.unwrap_or(current.rule.flight_end),
+        }
+        .validate()?;
         diesel::update(campaigns::table.find(id))
             .set((
                 campaigns::name.eq(changes.name.as_deref().unwrap_or(&current.name)),
@@ -302,6 +322,11 @@ pub fn update(
                     .manually_paused
                     .unwrap_or(current.rule.manually_paused)),
                 campaigns::dayparting.eq(dayparting),
+                campaigns::lifetime_cap.eq(changes
+                    .lifetime_cap
+                    .map_or(current.rule.lifetime_cap, |c| c.map(Money::micros))),
+                campaigns::flight_start.eq(flight.start),
+                campaigns::flight_end.eq(flight.end),
                 campaigns::updated_at.eq(naive(now)),
             ))
             .execute(conn)

@@ -27,6 +27,9 @@ pub enum Selection {
     WithSchedule,
     /// Campaigns holding any of these reasons.
     Holding(&'static [PauseReason]),
+    /// Campaigns holding any of these reasons, and those with a flight that ends (`reset_daily`:
+    /// a flight ends at a brand-local midnight; one that starts holds `flight` until then).
+    HoldingOrFlightEnds(&'static [PauseReason]),
 }
 
 impl Selection {
@@ -36,7 +39,7 @@ impl Selection {
             Selection::Every => "TRUE".to_owned(),
             Selection::WithSchedule => "campaigns.dayparting IS NOT NULL".to_owned(),
             Selection::Holding(reasons) => {
-                let masks: Vec<String> = (1..64)
+                let masks: Vec<String> = PauseReasons::MASKS
                     .filter(|bits| {
                         reasons
                             .iter()
@@ -46,6 +49,10 @@ impl Selection {
                     .collect();
                 format!("campaigns.pause_reasons IN ({})", masks.join(", "))
             }
+            Selection::HoldingOrFlightEnds(reasons) => format!(
+                "({} OR campaigns.flight_end IS NOT NULL)",
+                Selection::Holding(reasons).condition()
+            ),
         }
     }
 }
@@ -215,6 +222,9 @@ pub(crate) struct RuleColumns {
     pub monthly_cap: Option<i64>,
     pub dayparting: Option<String>,
     pub pause_reasons: i32,
+    pub lifetime_cap: Option<i64>,
+    pub flight_start: Option<chrono::NaiveDate>,
+    pub flight_end: Option<chrono::NaiveDate>,
 }
 
 impl RuleColumns {
@@ -229,6 +239,11 @@ impl RuleColumns {
             monthly_cap: self.monthly_cap,
             dayparting: self.dayparting.as_deref(),
             pause_reasons: self.pause_reasons,
+            lifetime_cap: self.lifetime_cap,
+            flight: adbudget_core::forms::Flight {
+                start: self.flight_start,
+                end: self.flight_end,
+            },
             brand,
         }
     }

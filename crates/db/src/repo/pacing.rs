@@ -182,7 +182,8 @@ fn campaign_last_hour(conn: &mut DbConnection, campaign_id: i64, hour: Span) -> 
         .map(sum)
 }
 
-/// A campaign's pacing at `now`: each of its caps over its period, within its own windows.
+/// A campaign's pacing at `now`: each of its caps over its period, within its own windows (the
+/// lifetime cap over its flight).
 pub fn campaign(
     conn: &mut DbConnection,
     campaign_id: i64,
@@ -230,9 +231,28 @@ pub fn campaign(
                 campaign.monthly_spend,
                 PauseReason::CampaignMonthlyCap,
             ),
-            flight: None,
+            flight: flight_span(&campaign, tz).and_then(|span| {
+                paced(
+                    PacedPeriod::Flight,
+                    span,
+                    campaign.lifetime_cap,
+                    campaign.lifetime_spend,
+                    PauseReason::CampaignLifetimeCap,
+                )
+            }),
             timezone: brand.timezone,
         })
+    })
+}
+
+/// A campaign's flight as instants, from the first local midnight of its start date to the one
+/// after its end date; `None` unless both dates are set (a lifetime cap without a whole flight is
+/// not paced: SPEC §10).
+fn flight_span(campaign: &adbudget_core::views::Campaign, tz: chrono_tz::Tz) -> Option<Span> {
+    let (start, end) = (campaign.flight_start?, campaign.flight_end?);
+    Some(Span {
+        start: adbudget_core::pacing::start_of_day(start, tz),
+        end: day_bounds(end, tz).end,
     })
 }
 

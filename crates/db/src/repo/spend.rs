@@ -19,7 +19,7 @@ use adbudget_core::access::{Author, Brands};
 use adbudget_core::audit::{FieldChange, NewEntry};
 use adbudget_core::forms::ValidSpend;
 use adbudget_core::money::{MAX_MICROS, Money};
-use adbudget_core::period::{PeriodKeys, bucket_start};
+use adbudget_core::period::{LIFETIME, PeriodKeys, bucket_start};
 use adbudget_core::rule::PauseReasons;
 use adbudget_core::views::{Campaign, Page, SpendLog};
 
@@ -169,11 +169,11 @@ pub fn reverse(
             .find(reversal_id)
             .first(conn)?;
         // The totals it counted toward (in the brand's timezone, as `rebuild_brand_totals` keeps
-        // them) and its 5-minute buckets go down. Plain updates: an upsert's row would be checked against `amount >= 0`
+        // them; the campaign's lifetime) and its 5-minute buckets go down. Plain updates: an upsert's row would be checked against `amount >= 0`
         // before it met the existing one.
         let keys = PeriodKeys::at(utc(original.row.occurred_at), tz);
         let amount = original.row.amount;
-        let periods = [keys.day.as_str(), keys.month.as_str()];
+        let periods = [keys.day.as_str(), keys.month.as_str(), LIFETIME];
         diesel::update(
             brand_spend::table
                 .filter(brand_spend::brand_id.eq(brand_id))
@@ -671,8 +671,8 @@ impl<'a> Call<'a> {
         owners: &HashMap<i64, i64>,
         facts: &HashMap<i64, BrandFacts>,
     ) -> Result<SpendTotals, Attempt> {
-        let mut brand_add = Additions::default();
-        let mut campaign_add = Additions::default();
+        let mut brand_add = Additions::for_owner(Owner::Brand);
+        let mut campaign_add = Additions::for_owner(Owner::Campaign);
         let mut event_keys = Vec::with_capacity(fresh.len());
         for (_, e) in fresh {
             let brand_id = owners[&e.campaign_id];
@@ -819,11 +819,12 @@ fn answer(
                 r.updated_at = naive(now);
             }
             let keys = periods.keys(facts.get(&r.rule.brand_id)?.tz);
-            let (daily, monthly) = (
+            let (daily, monthly, lifetime) = (
                 totals.campaigns.get(r.rule.id, &keys.day),
                 totals.campaigns.get(r.rule.id, &keys.month),
+                totals.campaigns.get(r.rule.id, LIFETIME),
             );
-            Some(r.into_view(daily, monthly))
+            Some(r.into_view(daily, monthly, lifetime))
         })
         .collect()
 }
@@ -967,11 +968,18 @@ impl OverLimit {
             .collect();
         for (i, e, brand, keys) in events {
             for (is_brand, owner) in [(true, *brand), (false, e.campaign_id)] {
-                for (daily, period) in [(true, &keys.day), (false, &keys.month)] {
-                    if !over.contains(&(is_brand, owner, period.as_str())) {
+                let periods = [
+                    ("daily", keys.day.as_str()),
+                    ("monthly", keys.month.as_str()),
+                    ("lifetime", LIFETIME),
+                ];
+                for (name, period) in periods {
+                    if !over.contains(&(is_brand, owner, period)) {
                         continue;
                     }
-                    let sum = total.entry((is_brand, owner, period.clone())).or_default();
+                    let sum = total
+                        .entry((is_brand, owner, period.to_owned()))
+                        .or_default();
                     *sum = sum.saturating_add(e.amount.micros());
                     if *sum > MAX_MICROS {
                         let whose = if is_brand {
@@ -979,7 +987,7 @@ impl OverLimit {
                         } else {
                             "the campaign's"
                         };
-                        let period = if daily { "daily" } else { "monthly" };
+                        let period = name;
                         return Ok(DomainError::invalid(
                             field_of(mode, *i, "amount"),
                             format!(
@@ -1066,10 +1074,19 @@ impl Owner {
 struct Additions {
     periods: BTreeMap<PeriodTotal, i64>,
     buckets: BTreeMap<(i64, chrono::NaiveDateTime), i64>,
+    /// Whether the owners keep a lifetime total (campaigns, for their lifetime caps).
+    lifetime: bool,
 }
 
 impl Additions {
-    /// Adds one event's amount to its day, month and bucket. Saturating: a sum past the limit is
+    fn for_owner(owner: Owner) -> Self {
+        Additions {
+            lifetime: matches!(owner, Owner::Campaign),
+            ..Default::default()
+        }
+    }
+
+    /// Adds one event's amount to its day, month (lifetime) and bucket. Saturating: a sum past the limit is
     /// refused whatever its exact value.
     fn add(&mut self, owner: i64, keys: &PeriodKeys, bucket: chrono::NaiveDateTime, micros: i64) {
         self.add_to_periods(owner, keys, micros);
@@ -1079,8 +1096,12 @@ impl Additions {
 
     /// Adds one event's amount to its day and month only.
     fn add_to_periods(&mut self, owner: i64, keys: &PeriodKeys, micros: i64) {
-        for period in [&keys.day, &keys.month] {
-            let sum = self.periods.entry((owner, period.clone())).or_default();
+        let lifetime = self.lifetime.then_some(LIFETIME);
+        for period in [keys.day.as_str(), keys.month.as_str()]
+            .into_iter()
+            .chain(lifetime)
+        {
+            let sum = self.periods.entry((owner, period.to_owned())).or_default();
             *sum = sum.saturating_add(micros);
         }
     }
@@ -1261,8 +1282,8 @@ pub fn rebuild_brand_totals(
             spend_logs::occurred_at,
         ))
         .load(conn)?;
-    let mut brand_add = Additions::default();
-    let mut campaign_add = Additions::default();
+    let mut brand_add = Additions::for_owner(Owner::Brand);
+    let mut campaign_add = Additions::for_owner(Owner::Campaign);
     for (campaign_id, amount, at) in logs {
         // The 5-minute buckets are aligned in UTC: a timezone change leaves them as they are.
         let keys = PeriodKeys::at(utc(at), tz);

@@ -1,6 +1,6 @@
 //! Checks that the stored numbers and states are what the spend logs and the rule say: every
 //! period total equals the sum of its spend logs read in the brand's timezone, every 5-minute
-//! bucket the sum of the spend logs in it, and every campaign's pause reasons equal the rule's
+//! bucket the sum of the spend logs in it, every campaign's lifetime total the sum of all of its, and every campaign's pause reasons equal the rule's
 //! verdict at `now`.
 
 use std::collections::BTreeMap;
@@ -16,7 +16,7 @@ use crate::schema::{
     brand_spend, brand_spend_buckets, brands, campaign_spend, campaign_spend_buckets, campaigns,
     spend_logs,
 };
-use adbudget_core::period::{PeriodKeys, bucket_start};
+use adbudget_core::period::{LIFETIME, PeriodKeys, bucket_start};
 use adbudget_core::rule::parse_tz;
 
 /// One disagreement, in words an operator can act on.
@@ -121,6 +121,10 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
                 let c = campaign_expected.entry((*campaign_id, period)).or_default();
                 *c = c.saturating_add(*amount);
             }
+            let c = campaign_expected
+                .entry((*campaign_id, LIFETIME.to_owned()))
+                .or_default();
+            *c = c.saturating_add(*amount);
         }
         let as_keys =
             |rows: Vec<(i64, String, i64)>| rows.into_iter().map(|(id, p, a)| ((id, p), a));

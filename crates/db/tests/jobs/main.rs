@@ -13,6 +13,7 @@ use adbudget_testing::{Backend, TestDatabase};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
+mod flights;
 mod group_commit;
 mod migrations;
 mod pacing;
@@ -90,6 +91,9 @@ impl World {
             monthly_cap: get("monthly_cap").map(|v| money(v.as_str().unwrap())),
             dayparting: get("dayparting"),
             manually_paused: get("manually_paused").and_then(|v| v.as_bool()),
+            lifetime_cap: get("lifetime_cap").map(|v| money(v.as_str().unwrap())),
+            flight_start: get("flight_start").map(|v| v.as_str().unwrap().parse().unwrap()),
+            flight_end: get("flight_end").map(|v| v.as_str().unwrap().parse().unwrap()),
         };
         campaigns::create(
             &mut self.conn(),

@@ -16,6 +16,7 @@ on_both_databases!(
     brand_pacing_mid_window_in_kolkata,
     brand_pacing_on_a_dst_day_in_new_york,
     campaign_pacing_paces_its_caps_only,
+    a_lifetime_cap_is_paced_over_its_flight,
     a_timezone_change_moves_no_bucket,
 );
 
@@ -271,4 +272,40 @@ fn a_timezone_change_moves_no_bucket(backend: Backend) {
     assert_eq!(s.total, m("4"));
     assert_eq!(s.points.len(), 288);
     w.assert_verified(now);
+}
+
+/// A lifetime cap over a three-day flight: at noon on the second day half the flight's eligible
+/// time has passed. Without a whole flight the cap is not paced.
+fn a_lifetime_cap_is_paced_over_its_flight(backend: Backend) {
+    let w = world(backend);
+    let created = utc("2026-05-20T00:00:00Z");
+    let brand = w.brand("F", "1000", "10000", "UTC", created);
+    let flighted = w.campaign(
+        brand,
+        "flighted",
+        json!({"lifetime_cap": "300", "flight_start": "2026-06-01", "flight_end": "2026-06-03"}),
+        created,
+    );
+    let open = w.campaign(
+        brand,
+        "open",
+        json!({"lifetime_cap": "300", "flight_start": "2026-06-01"}),
+        created,
+    );
+    let now = utc("2026-06-02T12:00:00Z");
+    w.spend(flighted, "100", utc("2026-06-01T10:00:00Z"), now);
+    let p = pacing::campaign(&mut w.conn(), flighted, now).unwrap();
+    let flight = p.flight.unwrap();
+    assert_eq!(flight.starts_at, utc("2026-06-01T00:00:00Z"));
+    assert_eq!(flight.ends_at, utc("2026-06-04T00:00:00Z"));
+    assert_eq!(flight.budget, m("300"));
+    assert_eq!(flight.spend, m("100"));
+    assert_eq!(flight.expected_spend, m("150"));
+    assert_eq!(flight.status, PaceStatus::Behind);
+    assert!(
+        pacing::campaign(&mut w.conn(), open, now)
+            .unwrap()
+            .flight
+            .is_none()
+    );
 }

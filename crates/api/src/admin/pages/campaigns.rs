@@ -196,6 +196,9 @@ fn campaign_form<P: Permission>(
             (field("Name", "name", &v("name"), "text", errors))
             (field("Daily cap (optional)", "daily_cap", &v("daily_cap"), "text", errors))
             (field("Monthly cap (optional)", "monthly_cap", &v("monthly_cap"), "text", errors))
+            (field("Lifetime cap (optional)", "lifetime_cap", &v("lifetime_cap"), "text", errors))
+            (field("Flight start (optional, brand-local date)", "flight_start", &v("flight_start"), "date", errors))
+            (field("Flight end (optional, inclusive)", "flight_end", &v("flight_end"), "date", errors))
             div.field { label { input type="checkbox" name="manually_paused" value="on" checked[v("manually_paused") == "on"]; " start paused" } }
             button type="submit" { "Create" }
         }
@@ -237,6 +240,9 @@ pub async fn campaign_create(
         "name": form.text("name"),
         "daily_cap": optional(&form, "daily_cap"),
         "monthly_cap": optional(&form, "monthly_cap"),
+        "lifetime_cap": optional(&form, "lifetime_cap"),
+        "flight_start": optional(&form, "flight_start"),
+        "flight_end": optional(&form, "flight_end"),
         "manually_paused": form.get("manually_paused") == Some("on"),
     });
     let attempt: Result<Campaign, ApiError> = async {
@@ -264,6 +270,9 @@ pub async fn campaign_create(
                 "name",
                 "daily_cap",
                 "monthly_cap",
+                "lifetime_cap",
+                "flight_start",
+                "flight_end",
                 "manually_paused",
             ]
             .iter()
@@ -381,6 +390,7 @@ async fn render_campaign<P: Permission>(
     let rows = rows.unwrap_or_else(|| rows_of(c.dayparting.as_ref()));
     let money =
         |m: Option<adbudget_core::money::Money>| m.map(|m| m.to_string()).unwrap_or_default();
+    let date = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
     Ok(shell(
         user,
         &c.name,
@@ -393,6 +403,9 @@ async fn render_campaign<P: Permission>(
                     div.panel {
                         h2 style="margin-top:0" { "Spend" }
                         label { "Today" @if let Some(cap) = c.daily_cap { " (cap " (cap) ")" } @else { " (no cap)" } } (c.daily_spend)
+                        @if let Some(cap) = c.lifetime_cap {
+                            label style="margin-top:8px" { "Lifetime (cap " (cap) ")" } (bar(c.lifetime_spend, cap))
+                        }
                         label style="margin-top:8px" { "Brand today" } (bar(brand.daily_spend, brand.daily_budget))
                         label style="margin-top:8px" { "Brand this month" } (bar(brand.monthly_spend, brand.monthly_budget))
                         @if manages { div style="margin-top:12px;display:flex;gap:8px" {
@@ -413,12 +426,17 @@ async fn render_campaign<P: Permission>(
                             (field("Name", "name", &c.name, "text", &errors))
                             (field("Daily cap (empty: none)", "daily_cap", &money(c.daily_cap), "text", &errors))
                             (field("Monthly cap (empty: none)", "monthly_cap", &money(c.monthly_cap), "text", &errors))
+                            (field("Lifetime cap (empty: none)", "lifetime_cap", &money(c.lifetime_cap), "text", &errors))
+                            (field("Flight start (empty: open)", "flight_start", &date(c.flight_start), "date", &errors))
+                            (field("Flight end (empty: open)", "flight_end", &date(c.flight_end), "date", &errors))
                             button type="submit" { "Save" }
                         }
                     } @else {
                         dl.panel #campaign-details {
                             dt { "Daily cap" } dd { (money(c.daily_cap)) }
                             dt { "Monthly cap" } dd { (money(c.monthly_cap)) }
+                            dt { "Lifetime cap" } dd { (money(c.lifetime_cap)) }
+                            dt { "Flight" } dd { (date(c.flight_start)) " – " (date(c.flight_end)) }
                         }
                     }
                 }
@@ -469,7 +487,14 @@ pub async fn campaign_update(
     let id = id.into_inner();
     user.campaign(&state, id).await?;
     let author = user.author();
-    let body = json!({"name": form.text("name"), "daily_cap": optional(&form, "daily_cap"), "monthly_cap": optional(&form, "monthly_cap")});
+    let body = json!({
+        "name": form.text("name"),
+        "daily_cap": optional(&form, "daily_cap"),
+        "monthly_cap": optional(&form, "monthly_cap"),
+        "lifetime_cap": optional(&form, "lifetime_cap"),
+        "flight_start": optional(&form, "flight_start"),
+        "flight_end": optional(&form, "flight_end"),
+    });
     let attempt: Result<Campaign, ApiError> = async {
         let changes = from_value::<UpdateCampaign>(body)?.validate()?;
         state
