@@ -44,7 +44,7 @@ fn seed(conn: &mut db::DbConnection, events: u64) -> anyhow::Result<()> {
                SELECT c.id, 10000, t.at, t.at, c.brand_id
                FROM generate_series(1, {events}) AS g
                CROSS JOIN LATERAL (SELECT (now() AT TIME ZONE 'UTC')
-                                   - make_interval(secs => g * {step_micros} / 1e6) AS at) AS t
+                                   - make_interval(secs => g::bigint * {step_micros} / 1e6) AS at) AS t
                JOIN (SELECT id, brand_id, row_number() OVER (ORDER BY id) - 1 AS n,
                             count(*) OVER () AS k FROM campaigns) AS c ON c.n = g % c.k;
              INSERT INTO campaign_spend (campaign_id, period, amount)

@@ -1,2 +1,4 @@
 DROP TABLE campaign_spend_buckets;
 DROP TABLE brand_spend_buckets;
+ALTER TABLE brand_spend RESET (fillfactor);
+ALTER TABLE campaign_spend RESET (fillfactor);

@@ -263,6 +263,16 @@ async fn the_api_permissions_table(backend: Backend) {
     assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
 }
 
+/// A `Cookie` header carrying `session`, signed with `key` as the server signs it.
+fn signed(key: &actix_web::cookie::Key, session: &adbudget_api::admin::session::Session) -> String {
+    let value = serde_json::to_string(session).unwrap();
+    let mut jar = actix_web::cookie::CookieJar::new();
+    jar.signed_mut(key)
+        .add(actix_web::cookie::Cookie::new("adbudget_session", value));
+    let c = jar.get("adbudget_session").unwrap();
+    format!("adbudget_session={}", c.value())
+}
+
 /// Logs `username` in at `address`: the session cookie and its CSRF token.
 async fn login_as(address: &str, username: &str, password: &str) -> (String, String) {
     let c = client();
@@ -728,28 +738,14 @@ async fn sessions_end_on_every_replica(backend: Backend) {
         .epoch;
     let mut idle = adbudget_api::admin::session::Session::login(1, "ops".into(), epoch);
     idle.seen -= 31 * 60;
-    let cookie = {
-        let value = serde_json::to_string(&idle).unwrap();
-        let mut jar = actix_web::cookie::CookieJar::new();
-        jar.signed_mut(&key)
-            .add(actix_web::cookie::Cookie::new("adbudget_session", value));
-        let c = jar.get("adbudget_session").unwrap();
-        format!("adbudget_session={}", c.value())
-    };
+    let cookie = signed(&key, &idle);
     assert_eq!(
         page(app.address.clone(), cookie.clone()).await,
         303,
         "idle for 31 minutes"
     );
     idle.seen += 2 * 60;
-    let fresh_cookie = {
-        let value = serde_json::to_string(&idle).unwrap();
-        let mut jar = actix_web::cookie::CookieJar::new();
-        jar.signed_mut(&key)
-            .add(actix_web::cookie::Cookie::new("adbudget_session", value));
-        let c = jar.get("adbudget_session").unwrap();
-        format!("adbudget_session={}", c.value())
-    };
+    let fresh_cookie = signed(&key, &idle);
     let resp = admin_get(&app.address, "/admin", &fresh_cookie).await;
     assert_eq!(resp.status(), 200, "idle for 29 minutes");
     assert!(

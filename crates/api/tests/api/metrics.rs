@@ -96,6 +96,23 @@ async fn metrics_show_spend_and_campaign_states(backend: Backend) {
         sample(&text, r#"adbudget_campaigns_paused{reason="dayparting"}"#),
         Some(0.0)
     );
+    // The brand's pace: 5 spent against the even share of 100 (1000) expected by now. The gauge
+    // is labelled by brand id, which this test's twin on the other backend shares, and which it
+    // may set to 0 before its own spend: wait for a refresh of ours.
+    for period in ["today", "month"] {
+        let series = format!(
+            r#"adbudget_brand_pace{{brand_id="{}",period="{period}"}}"#,
+            brand["id"]
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut text = scrape(&app).await;
+        while !sample(&text, &series).is_some_and(|p| p > 0.0) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            text = scrape(&app).await;
+        }
+        let pace = sample(&text, &series).unwrap_or_else(|| panic!("{series} in {text}"));
+        assert!(pace > 0.0, "{series} = {pace}");
+    }
     assert!(
         !text.contains(&app.admin_token),
         "no secret in the exposition"

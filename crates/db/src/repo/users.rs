@@ -427,6 +427,16 @@ pub fn end_sessions(conn: &mut DbConnection, id: i64) -> DomainResult<()> {
     Ok(())
 }
 
+/// A user's name (one row, by primary key).
+pub fn username(conn: &mut DbConnection, id: i64) -> DomainResult<String> {
+    users::table
+        .select(users::username)
+        .find(id)
+        .first(conn)
+        .optional()?
+        .ok_or(DomainError::not_found("user"))
+}
+
 /// Every user, by name.
 pub fn list(conn: &mut DbConnection) -> DomainResult<Vec<UserView>> {
     type Row = (

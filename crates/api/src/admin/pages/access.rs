@@ -159,17 +159,6 @@ where
     }
 }
 
-fn username_of(
-    conn: &mut adbudget_db::DbConnection,
-    id: i64,
-) -> adbudget_db::error::DomainResult<String> {
-    users::list(conn)?
-        .into_iter()
-        .find(|u| u.id == id)
-        .map(|u| u.username)
-        .ok_or(adbudget_db::error::DomainError::not_found("user"))
-}
-
 pub async fn user_create(
     user: AdminUser<ToAdminister>,
     state: web::Data<AppState>,
@@ -212,7 +201,7 @@ pub async fn user_role(
         })?;
         let brands = brands
             .map_err(|e| adbudget_db::error::DomainError::invalid("brands", e.to_string()))?;
-        let name = username_of(conn, id)?;
+        let name = users::username(conn, id)?;
         users::set_role(conn, &name, role, brands, now(), &author)
     })
     .await
@@ -232,7 +221,7 @@ pub async fn user_active(
     }
     let author = user.author();
     user_change(user, state, &form, Notice::UserSaved, move |conn| {
-        let name = username_of(conn, id)?;
+        let name = users::username(conn, id)?;
         users::set_active(conn, &name, active, now(), &author)
     })
     .await
@@ -247,7 +236,7 @@ pub async fn user_password(
     let id = id.into_inner();
     let (password, author) = (form.text("password"), user.author());
     user_change(user, state, &form, Notice::UserSaved, move |conn| {
-        let name = username_of(conn, id)?;
+        let name = users::username(conn, id)?;
         users::set_password(conn, &name, &password, now(), &author)
     })
     .await
