@@ -34,7 +34,8 @@ pub struct PacingArgs {
 
 /// The history: `events` spend logs on `campaigns` campaigns of one UTC brand, one every
 /// 30 days ÷ `events` back from now, then the day and month totals and 5-minute buckets summed
-/// from them (as `verify` would compute them), then fresh planner statistics.
+/// from them (as `verify` would compute them), then fresh planner statistics and (PostgreSQL) a
+/// checkpoint, so that the timed requests do not share the disk with the load's dirty pages.
 fn seed(conn: &mut db::DbConnection, events: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     let step_micros = 30 * 24 * 3600 * 1_000_000 / events.max(1);
@@ -61,7 +62,8 @@ fn seed(conn: &mut db::DbConnection, events: u64) -> anyhow::Result<()> {
              INSERT INTO brand_spend_buckets (brand_id, bucket, amount)
                SELECT brand_id, date_bin('5 minutes', occurred_at, TIMESTAMP '2000-01-01'), SUM(amount)
                FROM spend_logs GROUP BY 1, 2;
-             VACUUM ANALYZE;"
+             VACUUM ANALYZE;
+             CHECKPOINT;"
         ),
         db::DbConnection::Sqlite(_) => format!(
             // (`at` twice: the received time is the occurred time.)
