@@ -24,8 +24,9 @@ use crate::schema::{brand_spend, brand_spend_buckets, campaign_spend_buckets, ca
 /// At most this many points in one series.
 pub const MAX_POINTS: usize = 10_000;
 
-/// The schedules of the campaigns of `brand_ids` (`None`: a campaign without one), by brand, as
-/// the eligible time needs them.
+/// The distinct schedules of the campaigns of `brand_ids` (`None`: a campaign without one), by
+/// brand, as the eligible time needs them: a brand of many campaigns usually has few schedules,
+/// and the union of its windows is the same whether a schedule is listed once or a thousand times.
 fn schedules_of_brands(
     conn: &mut DbConnection,
     brand_ids: &[i64],
@@ -35,6 +36,7 @@ fn schedules_of_brands(
         let stored: Vec<(i64, Option<String>)> = campaigns::table
             .select((campaigns::brand_id, campaigns::dayparting))
             .filter(campaigns::brand_id.eq_any(chunk))
+            .distinct()
             .load(conn)?;
         for (brand, schedule) in stored {
             let schedule = schedule.and_then(|s| Schedule::from_stored(&s).ok());
