@@ -393,6 +393,11 @@ pub struct Pacing<'a> {
 
 impl Pacing<'_> {
     pub fn run(&self) -> PeriodPace {
+        self.run_keeping_eligible().0
+    }
+
+    /// [`Pacing::run`], and the eligible time it paced over (for a chart of the same figures).
+    pub fn run_keeping_eligible(&self) -> (PeriodPace, Vec<Span>) {
         let eligible = eligible(self.span, self.tz, self.schedules);
         let p = pace(PaceInput {
             budget: self.budget,
@@ -402,7 +407,7 @@ impl Pacing<'_> {
             exhausted: self.exhausted,
             now: self.now,
         });
-        PeriodPace {
+        let pace = PeriodPace {
             period: self.period,
             starts_at: self.span.start,
             ends_at: self.span.end,
@@ -416,7 +421,8 @@ impl Pacing<'_> {
             spend_rate_per_hour: p.spend_rate_per_hour,
             projected_spend: p.projected_spend,
             projected_exhaustion_at: p.projected_exhaustion_at,
-        }
+        };
+        (pace, eligible)
     }
 }
 

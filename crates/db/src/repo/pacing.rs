@@ -84,46 +84,61 @@ pub fn of_brands(
     Ok(brands
         .iter()
         .map(|brand| {
-            let tz = parse_tz(&brand.timezone);
             let schedules: Vec<Option<&Schedule>> = schedules
                 .get(&brand.id)
                 .map(|s| s.iter().map(Option::as_ref).collect())
                 .unwrap_or_default();
             let rate = Money::from_micros(rates.get(&brand.id).copied().unwrap_or(0));
-            let date = now.with_timezone(&tz).date_naive();
-            let paced = |period, span, budget: Money, spend: Money| {
-                Pacing {
-                    period,
-                    span,
-                    tz,
-                    schedules: &schedules,
-                    budget,
-                    spend,
-                    spend_last_hour: rate,
-                    exhausted: spend >= budget,
-                    now,
-                }
-                .run()
-            };
+            let [(today, _), (month, _)] = brand_periods(brand, &schedules, rate, now);
             BrandPacing {
                 brand_id: brand.id,
                 timezone: brand.timezone.clone(),
                 at: now,
-                today: paced(
-                    PacedPeriod::Today,
-                    day_bounds(date, tz),
-                    brand.daily_budget,
-                    brand.daily_spend,
-                ),
-                month: paced(
-                    PacedPeriod::Month,
-                    month_bounds(date, tz),
-                    brand.monthly_budget,
-                    brand.monthly_spend,
-                ),
+                today,
+                month,
             }
         })
         .collect())
+}
+
+/// Paces a brand's daily budget over today and its monthly budget over this month, given its
+/// campaigns' schedules and its last hour's spend; each with the eligible time it paced over.
+fn brand_periods(
+    brand: &Brand,
+    schedules: &[Option<&Schedule>],
+    rate: Money,
+    now: DateTime<Utc>,
+) -> [(PeriodPace, Vec<Span>); 2] {
+    let tz = parse_tz(&brand.timezone);
+    let date = now.with_timezone(&tz).date_naive();
+    let paced = |period, span, budget: Money, spend: Money| {
+        Pacing {
+            period,
+            span,
+            tz,
+            schedules,
+            budget,
+            spend,
+            spend_last_hour: rate,
+            exhausted: spend >= budget,
+            now,
+        }
+        .run_keeping_eligible()
+    };
+    [
+        paced(
+            PacedPeriod::Today,
+            day_bounds(date, tz),
+            brand.daily_budget,
+            brand.daily_spend,
+        ),
+        paced(
+            PacedPeriod::Month,
+            month_bounds(date, tz),
+            brand.monthly_budget,
+            brand.monthly_spend,
+        ),
+    ]
 }
 
 /// A brand's pacing at `now`: its daily budget over today, its monthly budget over this month,
@@ -270,6 +285,21 @@ pub fn series(
 ) -> DomainResult<SpendSeries> {
     conn.transaction(|conn| {
         let brand = super::brands::get(conn, brand_id, now)?;
+        series_of(conn, &brand, from, to, bucket, now)
+    })
+}
+
+/// [`series`] of a brand already read.
+fn series_of(
+    conn: &mut DbConnection,
+    brand: &Brand,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    bucket: SeriesBucket,
+    now: DateTime<Utc>,
+) -> DomainResult<SpendSeries> {
+    let brand_id = brand.id;
+    {
         let tz = parse_tz(&brand.timezone);
         let today = day_bounds(now.with_timezone(&tz).date_naive(), tz);
         let from = from.unwrap_or(today.start);
@@ -292,7 +322,12 @@ pub fn series(
         if bucket == SeriesBucket::Day {
             let keys: Vec<String> = starts
                 .iter()
-                .map(|s| s.with_timezone(&tz).date_naive().format("%Y-%m-%d").to_string())
+                .map(|s| {
+                    s.with_timezone(&tz)
+                        .date_naive()
+                        .format("%Y-%m-%d")
+                        .to_string()
+                })
                 .collect();
             let rows: Vec<(String, i64)> = brand_spend::table
                 .select((brand_spend::period, brand_spend::amount))
@@ -324,14 +359,14 @@ pub fn series(
         let total = Money::from_micros(points.iter().map(|p| p.spend.micros()).sum());
         Ok(SpendSeries {
             brand_id,
-            timezone: brand.timezone,
+            timezone: brand.timezone.clone(),
             bucket,
             from: first,
             to,
             points,
             total,
         })
-    })
+    }
 }
 
 /// What a chart of one period shows (the admin's brand page): cumulative spend to now, the
@@ -355,7 +390,8 @@ pub struct BrandCharts {
     pub month: PeriodChart,
 }
 
-/// The figures of a brand's charts at `now`, from the same numbers as its pacing.
+/// The figures of a brand's charts at `now`, from the same numbers as its pacing (the brand, its
+/// schedules and its last hour read once; the eligible time computed once per period).
 pub fn brand_charts(
     conn: &mut DbConnection,
     brand_id: i64,
@@ -368,23 +404,19 @@ pub fn brand_charts(
             .remove(&brand_id)
             .unwrap_or_default();
         let schedules: Vec<Option<&Schedule>> = owned.iter().map(Option::as_ref).collect();
-        let paced = of_brands(conn, std::slice::from_ref(&brand), now)?
-            .pop()
-            .ok_or(DomainError::not_found("brand"))?;
-        let mut chart = |pace: PeriodPace, bucket: SeriesBucket| -> DomainResult<PeriodChart> {
+        let rate = brands_last_hour(conn, &[brand_id], last_hour(now))?
+            .get(&brand_id)
+            .copied()
+            .unwrap_or(0);
+        let [today, month] = brand_periods(&brand, &schedules, Money::from_micros(rate), now);
+        let mut chart = |(pace, eligible): (PeriodPace, Vec<Span>),
+                         bucket: SeriesBucket|
+         -> DomainResult<PeriodChart> {
             let span = Span {
                 start: pace.starts_at,
                 end: pace.ends_at,
             };
-            let eligible = adbudget_core::pacing::eligible(span, tz, &schedules);
-            let series = series(
-                conn,
-                brand_id,
-                Some(span.start),
-                Some(span.end),
-                bucket,
-                now,
-            )?;
+            let series = series_of(conn, &brand, Some(span.start), Some(span.end), bucket, now)?;
             let mut spend = vec![(span.start, Money::ZERO)];
             let mut sum = 0i64;
             let starts: Vec<DateTime<Utc>> =
@@ -430,8 +462,8 @@ pub fn brand_charts(
                 pace,
             })
         };
-        let today = chart(paced.today, SeriesBucket::FiveMinutes)?;
-        let month = chart(paced.month, SeriesBucket::Day)?;
+        let today = chart(today, SeriesBucket::FiveMinutes)?;
+        let month = chart(month, SeriesBucket::Day)?;
         Ok(BrandCharts { tz, today, month })
     })
 }
