@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{audit, brands, campaigns, health, jobs, pacing, spend};
+use crate::routes::{audit, brands, campaigns, events, health, jobs, pacing, spend};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,12 +13,12 @@ use crate::routes::{audit, brands, campaigns, health, jobs, pacing, spend};
         campaigns::create, campaigns::list, campaigns::get, campaigns::update, campaigns::delete,
         campaigns::put_dayparting, campaigns::delete_dayparting, campaigns::pause, campaigns::resume,
         campaigns::history, spend::list, spend::record, spend::record_batch, spend::reverse, pacing::brand, pacing::campaign,
-        pacing::series, audit::list,
+        pacing::series, audit::list, events::list,
         jobs::queues, health::healthz, health::readyz,
     ),
     components(schemas(adbudget_core::views::WindowView)),
     modifiers(&BearerAuth, &CommonResponses),
-    tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "pacing"), (name = "audit"), (name = "jobs"), (name = "health"))
+    tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "pacing"), (name = "audit"), (name = "events"), (name = "jobs"), (name = "health"))
 )]
 pub struct ApiDoc;
 

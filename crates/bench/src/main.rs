@@ -112,6 +112,7 @@ fn seed(pool: &DbPool, n: usize) -> anyhow::Result<Vec<i64>> {
         &mut conn,
         JobKind::EnforceBudgets,
         adbudget_core::forms::now(),
+        &Default::default(),
     )?;
     eprintln!("initial states set in {:?}", started.elapsed());
     // Time the jobs on a database at rest, as in service: statistics current, and the bulk load's
@@ -206,7 +207,7 @@ fn bench_jobs(
     let now = adbudget_core::forms::now();
     let timed = |conn: &mut db::DbConnection, kind: JobKind| -> anyhow::Result<()> {
         let started = Instant::now();
-        let report = jobs::run(conn, kind, now)?;
+        let report = jobs::run(conn, kind, now, &Default::default())?;
         println!(
             "{:<18} {:>9.1} ms  ({} changed)",
             kind.name(),

@@ -511,6 +511,7 @@ fn seed_demo(conn: &mut db::DbConnection) -> anyhow::Result<()> {
                     daily_budget: money(brand.daily_budget)?,
                     monthly_budget: money(brand.monthly_budget)?,
                     timezone: Some(brand.timezone.into()),
+                    alert_thresholds: None,
                 };
                 brands::create(conn, &form.validate()?, now(), &Author::cli())?.id
             }

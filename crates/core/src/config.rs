@@ -44,6 +44,11 @@ pub struct Settings {
     /// Peers whose `X-Forwarded-For` is believed (`ADBUDGET_TRUSTED_PROXIES`, addresses or CIDRs,
     /// comma-separated). Anyone else's client address is the TCP peer's.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// How long events stay in the change feed (`ADBUDGET_EVENT_RETENTION_DAYS`, 1–3650).
+    pub event_retention: chrono::TimeDelta,
+    /// Whether webhook URLs may reach loopback and private networks
+    /// (`ADBUDGET_WEBHOOK_ALLOW_PRIVATE`; development and tests).
+    pub webhook_allow_private: bool,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://adbudget.db";
@@ -63,12 +68,15 @@ pub const VARIABLES: &[&str] = &[
     "ADBUDGET_SCHEDULE_APPLY_DAYPARTING",
     "ADBUDGET_SCHEDULE_RESET_DAILY",
     "ADBUDGET_SCHEDULE_RESET_MONTHLY",
+    "ADBUDGET_SCHEDULE_PRUNE_EVENTS",
     "ADBUDGET_HEALTH_BIND",
     "ADBUDGET_SHUTDOWN_TIMEOUT_SECS",
     "ADBUDGET_JOB_TIMEOUT_SECS",
     "ADBUDGET_SECRET_KEY",
     "ADBUDGET_PUBLIC_URL",
     "ADBUDGET_TRUSTED_PROXIES",
+    "ADBUDGET_WEBHOOK_ALLOW_PRIVATE",
+    "ADBUDGET_EVENT_RETENTION_DAYS",
 ];
 
 impl Settings {
@@ -197,6 +205,24 @@ impl Settings {
                     anyhow!("{key} must be a whole number of seconds from 1 to 86400 (got {v:?})")
                 })
         };
+        let retention = var("ADBUDGET_EVENT_RETENTION_DAYS", "30");
+        let event_retention = retention
+            .parse::<i64>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .map(chrono::TimeDelta::days)
+            .ok_or_else(|| {
+                anyhow!("ADBUDGET_EVENT_RETENTION_DAYS must be a whole number of days from 1 to 3650 (got {retention:?})")
+            })?;
+        let webhook_allow_private = match var("ADBUDGET_WEBHOOK_ALLOW_PRIVATE", "false").as_str() {
+            "true" | "1" => true,
+            "false" | "0" => false,
+            other => {
+                return Err(anyhow!(
+                    "ADBUDGET_WEBHOOK_ALLOW_PRIVATE must be true or false (got {other:?})"
+                ));
+            }
+        };
         Ok(Settings {
             database_url,
             redis_url,
@@ -212,6 +238,8 @@ impl Settings {
             secret_key,
             public_url,
             trusted_proxies,
+            event_retention,
+            webhook_allow_private,
         })
     }
 }

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::dayparting::Schedule;
 use crate::error::ValidationError;
+use crate::events::AlertThresholds;
 use crate::money::{Money, NonNegativeMoney, PositiveMoney};
 
 /// How far in the future an event may claim to have occurred (clock skew allowance).
@@ -34,6 +35,11 @@ pub struct CreateBrand {
     #[serde(default)]
     #[schema(example = "Europe/Berlin")]
     pub timezone: Option<String>,
+    /// Whole percents 1–100 of each budget and cap at which a `budget.threshold_reached` event
+    /// is sent; `[50, 80, 100]` when left out.
+    #[serde(default)]
+    #[schema(example = json!([50, 80, 100]))]
+    pub alert_thresholds: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
@@ -43,6 +49,9 @@ pub struct UpdateBrand {
     pub daily_budget: Option<NonNegativeMoney>,
     pub monthly_budget: Option<NonNegativeMoney>,
     pub timezone: Option<String>,
+    /// Replaces the alert thresholds (`[]`: no alerts). Thresholds the current periods have
+    /// already passed do not fire.
+    pub alert_thresholds: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -137,6 +146,7 @@ pub struct NewBrand {
     pub daily_budget: Money,
     pub monthly_budget: Money,
     pub timezone: Tz,
+    pub alert_thresholds: AlertThresholds,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -145,6 +155,7 @@ pub struct BrandChanges {
     pub daily_budget: Option<Money>,
     pub monthly_budget: Option<Money>,
     pub timezone: Option<Tz>,
+    pub alert_thresholds: Option<AlertThresholds>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -259,6 +270,10 @@ impl CreateBrand {
                 None => Tz::UTC,
                 Some(tz) => validate_timezone(tz, "timezone")?,
             },
+            alert_thresholds: match self.alert_thresholds {
+                None => AlertThresholds::default(),
+                Some(t) => AlertThresholds::new(&t, "alert_thresholds")?,
+            },
         })
     }
 }
@@ -272,6 +287,10 @@ impl UpdateBrand {
             timezone: self
                 .timezone
                 .map(|tz| validate_timezone(&tz, "timezone"))
+                .transpose()?,
+            alert_thresholds: self
+                .alert_thresholds
+                .map(|t| AlertThresholds::new(&t, "alert_thresholds"))
                 .transpose()?,
         })
     }

@@ -14,21 +14,23 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::rule::Change;
 
-/// The four scheduled jobs.
+/// The scheduled jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum JobKind {
     EnforceBudgets,
     ApplyDayparting,
     ResetDaily,
     ResetMonthly,
+    PruneEvents,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::EnforceBudgets,
         JobKind::ApplyDayparting,
         JobKind::ResetDaily,
         JobKind::ResetMonthly,
+        JobKind::PruneEvents,
     ];
 
     /// The stable name: the queue's name in Redis and the job's name in the monitor. Never derive
@@ -39,6 +41,7 @@ impl JobKind {
             JobKind::ApplyDayparting => "apply_dayparting",
             JobKind::ResetDaily => "reset_daily",
             JobKind::ResetMonthly => "reset_monthly",
+            JobKind::PruneEvents => "prune_events",
         }
     }
 
@@ -53,6 +56,7 @@ impl JobKind {
             JobKind::ApplyDayparting => "0 * * * * *",
             JobKind::ResetDaily => "0 */15 * * * *",
             JobKind::ResetMonthly => "0 */15 * 1,28-31 * *",
+            JobKind::PruneEvents => "0 17 3 * * *",
         }
     }
 
@@ -63,6 +67,7 @@ impl JobKind {
             JobKind::ApplyDayparting => "ADBUDGET_SCHEDULE_APPLY_DAYPARTING",
             JobKind::ResetDaily => "ADBUDGET_SCHEDULE_RESET_DAILY",
             JobKind::ResetMonthly => "ADBUDGET_SCHEDULE_RESET_MONTHLY",
+            JobKind::PruneEvents => "ADBUDGET_SCHEDULE_PRUNE_EVENTS",
         }
     }
 
@@ -118,12 +123,29 @@ job_types! {
     ResetDaily => ResetDaily,
     /// A new brand-local month: likewise for monthly reasons.
     ResetMonthly => ResetMonthly,
+    /// Events older than `ADBUDGET_EVENT_RETENTION_DAYS` leave the change feed (daily).
+    PruneEvents => PruneEvents,
+}
+
+/// What the job handlers need of the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobSettings {
+    /// `prune_events` removes events older than this.
+    pub event_retention: chrono::TimeDelta,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            event_retention: chrono::TimeDelta::days(30),
+        }
+    }
 }
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobReport {
-    /// Campaigns whose state changed.
+    /// Campaigns whose state changed (`prune_events`: events removed).
     pub changed: usize,
     pub activated: usize,
     pub paused: usize,
@@ -201,7 +223,8 @@ mod tests {
                 "enforce_budgets",
                 "apply_dayparting",
                 "reset_daily",
-                "reset_monthly"
+                "reset_monthly",
+                "prune_events"
             ]
         );
         for k in JobKind::ALL {

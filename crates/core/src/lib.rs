@@ -9,6 +9,7 @@ pub mod config;
 pub mod database_url;
 pub mod dayparting;
 pub mod error;
+pub mod events;
 pub mod forms;
 pub mod jobs;
 pub mod money;

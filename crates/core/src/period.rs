@@ -23,6 +23,25 @@ pub fn bucket_start(instant: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp(start, 0).unwrap_or(instant)
 }
 
+/// What a period key stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeriodKind {
+    Day,
+    Month,
+    Lifetime,
+}
+
+impl PeriodKind {
+    /// The kind of a key: `YYYY-MM-DD` a day, `YYYY-MM` a month, [`LIFETIME`].
+    pub fn of(key: &str) -> Self {
+        match key {
+            LIFETIME => PeriodKind::Lifetime,
+            k if k.len() == 7 => PeriodKind::Month,
+            _ => PeriodKind::Day,
+        }
+    }
+}
+
 /// The pair of period keys an instant falls into, read in a brand's timezone.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PeriodKeys {

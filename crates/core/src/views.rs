@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::dayparting::Schedule;
+use crate::events::AlertThresholds;
 use crate::money::Money;
 use crate::rule::PauseReasons;
 
@@ -21,6 +22,8 @@ pub struct Brand {
     pub daily_spend: Money,
     /// Spend of the brand-local calendar month so far.
     pub monthly_spend: Money,
+    /// Percents of each budget and cap at which `budget.threshold_reached` is sent.
+    pub alert_thresholds: AlertThresholds,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -61,6 +64,9 @@ pub struct Campaign {
     /// The windows in which the campaign may run; null = at all hours.
     #[schema(value_type = Option<Vec<WindowView>>)]
     pub dayparting: Option<Schedule>,
+    /// One more with every change of the campaign's state (its pause reasons): events carry it,
+    /// so that a receiver can drop one that arrives after a newer one.
+    pub state_version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

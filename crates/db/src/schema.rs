@@ -67,6 +67,7 @@ diesel::table! {
         timezone -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        alert_thresholds -> Text,
     }
 }
 
@@ -112,6 +113,28 @@ diesel::table! {
         lifetime_cap -> Nullable<Int8>,
         flight_start -> Nullable<Date>,
         flight_end -> Nullable<Date>,
+        state_version -> Int8,
+    }
+}
+
+diesel::table! {
+    event_dispatch (id) {
+        id -> Int4,
+        txid -> Int8,
+        event_id -> Int8,
+    }
+}
+
+diesel::table! {
+    events (id) {
+        id -> Int8,
+        txid -> Int8,
+        event_type -> Text,
+        brand_id -> Nullable<Int8>,
+        campaign_id -> Nullable<Int8>,
+        dedupe_key -> Nullable<Text>,
+        data -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -159,6 +182,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Int8,
+        delivery_id -> Int8,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Int4>,
+        latency_ms -> Int8,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Int8,
+        endpoint_id -> Int8,
+        event_id -> Int8,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (id) {
+        id -> Int8,
+        url -> Text,
+        description -> Text,
+        event_types -> Nullable<Text>,
+        brand_ids -> Nullable<Text>,
+        secret -> Text,
+        previous_secret -> Nullable<Text>,
+        previous_secret_until -> Nullable<Timestamp>,
+        enabled -> Bool,
+        disabled_reason -> Nullable<Text>,
+        last_success_at -> Nullable<Timestamp>,
+        failing_since -> Nullable<Timestamp>,
+        failure_streak -> Int4,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(api_token_brands -> api_tokens (token_id));
 diesel::joinable!(api_token_brands -> brands (brand_id));
 diesel::joinable!(brand_spend -> brands (brand_id));
@@ -170,6 +238,9 @@ diesel::joinable!(campaigns -> brands (brand_id));
 diesel::joinable!(spend_logs -> campaigns (campaign_id));
 diesel::joinable!(user_brands -> brands (brand_id));
 diesel::joinable!(user_brands -> users (user_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
+diesel::joinable!(webhook_deliveries -> events (event_id));
+diesel::joinable!(webhook_deliveries -> webhook_endpoints (endpoint_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_token_brands,
@@ -182,8 +253,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     campaign_spend_buckets,
     campaign_status_history,
     campaigns,
+    event_dispatch,
+    events,
     login_failures,
     spend_logs,
     user_brands,
     users,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
 );

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use adbudget_core::jobs::{
-    ApplyDayparting, EnforceBudgets, Job, JobKind, ResetDaily, ResetMonthly,
+    ApplyDayparting, EnforceBudgets, Job, JobKind, PruneEvents, ResetDaily, ResetMonthly,
 };
 use apalis::prelude::{MemorySink, MemoryStorage, MemoryStorageError, TaskBuilder};
 use futures::channel::mpsc;
@@ -64,13 +64,14 @@ impl<J: Job> MemoryQueue<J> {
     }
 }
 
-/// The four job queues of a standalone process.
+/// The job queues of a standalone process.
 #[derive(Clone, Default)]
 pub struct MemoryQueues {
     pub enforce_budgets: MemoryQueue<EnforceBudgets>,
     pub apply_dayparting: MemoryQueue<ApplyDayparting>,
     pub reset_daily: MemoryQueue<ResetDaily>,
     pub reset_monthly: MemoryQueue<ResetMonthly>,
+    pub prune_events: MemoryQueue<PruneEvents>,
 }
 
 impl MemoryQueues {
@@ -92,6 +93,7 @@ impl MemoryQueues {
             }
             JobKind::ResetDaily => self.reset_daily.push(ResetDaily::for_tick(tick)).await,
             JobKind::ResetMonthly => self.reset_monthly.push(ResetMonthly::for_tick(tick)).await,
+            JobKind::PruneEvents => self.prune_events.push(PruneEvents::for_tick(tick)).await,
         }
     }
 }

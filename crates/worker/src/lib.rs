@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use adbudget_core::config::Settings;
 use adbudget_core::jobs::{
-    ApplyDayparting, EnforceBudgets, Job, JobKind, JobReport, ResetDaily, ResetMonthly,
+    ApplyDayparting, EnforceBudgets, Job, JobKind, JobReport, JobSettings, PruneEvents, ResetDaily,
+    ResetMonthly,
 };
 use adbudget_db::error::DomainError;
 use adbudget_db::{self as db, DbPool};
@@ -38,6 +39,7 @@ pub struct JobContext {
     pub redis: Option<(ConnectionManager, String)>,
     /// `ADBUDGET_WORKER_CONCURRENCY` permits shared by all job types of this process.
     pub permits: Arc<Semaphore>,
+    pub settings: JobSettings,
 }
 
 /// Runs job `J` now. Database trouble is retried (in process with backoff, then by Redis); any
@@ -55,11 +57,11 @@ pub async fn handle<J: Job>(
     let kind = J::KIND;
     let span = tracing::info_span!("job", job.name = kind.name(), job.tick = %job.scheduled_for(), job.attempt = attempt.current());
     let started = Instant::now();
-    let pool = ctx.pool.clone();
+    let (pool, settings) = (ctx.pool.clone(), ctx.settings);
     let result = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         let mut conn = db::get(&pool)?;
-        adbudget_db::jobs::run(&mut conn, kind, adbudget_core::forms::now())
+        adbudget_db::jobs::run(&mut conn, kind, adbudget_core::forms::now(), &settings)
     })
     .await;
     let elapsed = started.elapsed();
@@ -104,6 +106,12 @@ pub async fn handle<J: Job>(
         Ok(Err(e @ (DomainError::Unavailable(_) | DomainError::Database(_)))) => Err(e.into()),
         Ok(Err(e)) => Err(AbortError::new(e).into()),
         Err(panic) => Err(AbortError::new(panic).into()),
+    }
+}
+
+fn job_settings(settings: &Settings) -> JobSettings {
+    JobSettings {
+        event_retention: settings.event_retention,
     }
 }
 
@@ -215,11 +223,13 @@ pub fn register_in_memory(
         pool,
         redis: None,
         permits: Arc::new(Semaphore::new(settings.worker_concurrency)),
+        settings: job_settings(settings),
     };
     let monitor = add_in_memory(monitor, &queues.enforce_budgets, settings, &ctx);
     let monitor = add_in_memory(monitor, &queues.apply_dayparting, settings, &ctx);
     let monitor = add_in_memory(monitor, &queues.reset_daily, settings, &ctx);
-    add_in_memory(monitor, &queues.reset_monthly, settings, &ctx)
+    let monitor = add_in_memory(monitor, &queues.reset_monthly, settings, &ctx);
+    add_in_memory(monitor, &queues.prune_events, settings, &ctx)
 }
 
 /// A built worker process: connected, with its probes served; not yet consuming.
@@ -243,6 +253,7 @@ impl WorkerProcess {
             pool: pool.clone(),
             redis: Some((conn.clone(), settings.queue_prefix.clone())),
             permits: Arc::new(Semaphore::new(settings.worker_concurrency)),
+            settings: job_settings(settings),
         };
         let last_heartbeat = Arc::new(AtomicI64::new(unix_now()));
         let beats = last_heartbeat.clone();
@@ -263,6 +274,7 @@ impl WorkerProcess {
         monitor = add::<ApplyDayparting>(monitor, &conn, settings, &ctx);
         monitor = add::<ResetDaily>(monitor, &conn, settings, &ctx);
         monitor = add::<ResetMonthly>(monitor, &conn, settings, &ctx);
+        monitor = add::<PruneEvents>(monitor, &conn, settings, &ctx);
 
         let metrics = adbudget_core::telemetry::metrics()?;
         let probes = probes(

@@ -47,6 +47,7 @@ impl Scenario {
             daily_budget: zero,
             monthly_budget: zero,
             timezone: None,
+            alert_thresholds: None,
         };
         let brand = brands::create(
             &mut conn,

@@ -234,6 +234,7 @@ async fn standalone_runs_the_jobs_in_process() {
         daily_budget: zero,
         monthly_budget: zero,
         timezone: None,
+        alert_thresholds: None,
     };
     let brand = adbudget_db::repo::brands::create(
         &mut conn,

@@ -1,6 +1,7 @@
 pub mod audit;
 pub mod brands;
 pub mod campaigns;
+pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod pacing;
@@ -58,5 +59,6 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
     )
     .service(web::resource("/spend/{id}/reverse").route(web::post().to(spend::reverse)))
     .service(web::resource("/audit").route(web::get().to(audit::list)))
+    .service(web::resource("/events").route(web::get().to(events::list)))
     .service(web::resource("/jobs/queues").route(web::get().to(jobs::queues)));
 }

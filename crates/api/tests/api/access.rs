@@ -86,6 +86,7 @@ impl World {
             daily_budget: NonNegativeMoney(Money::parse_non_negative("1").unwrap()),
             monthly_budget: NonNegativeMoney(Money::parse_non_negative("1").unwrap()),
             timezone: None,
+            alert_thresholds: None,
         };
         let mut conn = db::get(&app.pool).unwrap();
         adbudget_db::repo::brands::create(&mut conn, &form.validate().unwrap(), now(), &author())
@@ -218,6 +219,9 @@ async fn the_api_permissions_table(backend: Backend) {
         ("GET",    "/api/v1/brands/{A}/spend/series",     "",  [200, 200, 200, 200, 200, 200]),
         ("GET",    "/api/v1/brands/{B}/spend/series",     "",  [200, 200, 200, 404, 404, 404]),
         ("GET",    "/api/v1/audit",                       "",  [200, 200, 200, 200, 200, 200]),
+        ("GET",    "/api/v1/events",                      "",  [200, 200, 200, 200, 200, 200]),
+        ("GET",    "/api/v1/events?brand_id={A}",         "",  [200, 200, 200, 200, 200, 200]),
+        ("GET",    "/api/v1/events?brand_id={B}",         "",  [200, 200, 200, 404, 404, 404]),
         ("GET",    "/api/v1/jobs/queues",                 "",  [200, 200, 200, 200, 200, 200]),
     ];
     // Every operation the OpenAPI document lists is in the table: a new route cannot be added

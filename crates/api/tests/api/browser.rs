@@ -682,7 +682,8 @@ async fn the_job_monitor_lists_the_schedules(backend: Backend) {
             "enforce_budgets",
             "apply_dayparting",
             "reset_daily",
-            "reset_monthly"
+            "reset_monthly",
+            "prune_events"
         ]
     );
     assert_eq!(
@@ -691,7 +692,7 @@ async fn the_job_monitor_lists_the_schedules(backend: Backend) {
             .await
             .unwrap()
             .len(),
-        4
+        adbudget_core::jobs::JobKind::ALL.len()
     );
     assert_eq!(
         b.text("#queues tr[data-queue=enforce_budgets] td.pending")

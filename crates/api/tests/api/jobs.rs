@@ -41,7 +41,8 @@ async fn job_queues_show_what_redis_holds(backend: Backend) {
             "enforce_budgets",
             "apply_dayparting",
             "reset_daily",
-            "reset_monthly"
+            "reset_monthly",
+            "prune_events"
         ]
     );
     for q in fresh["queues"].as_array().unwrap() {
@@ -50,7 +51,7 @@ async fn job_queues_show_what_redis_holds(backend: Backend) {
         }
     }
     let schedules = fresh["schedules"].as_array().unwrap();
-    assert_eq!(schedules.len(), 4);
+    assert_eq!(schedules.len(), adbudget_core::jobs::JobKind::ALL.len());
     assert!(
         schedules
             .iter()

@@ -10,6 +10,7 @@ use crate::schema::brands;
 use crate::{DbConnection, write_transaction};
 use adbudget_core::access::{Author, Brands};
 use adbudget_core::audit::{NewEntry, diff_of};
+use adbudget_core::events::AlertThresholds;
 use adbudget_core::forms::{BrandChanges, NewBrand};
 use adbudget_core::money::Money;
 use adbudget_core::views::{Brand, Page};
@@ -22,6 +23,7 @@ pub(crate) struct BrandRow {
     pub daily_budget: i64,
     pub monthly_budget: i64,
     pub timezone: String,
+    pub alert_thresholds: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -29,7 +31,13 @@ pub(crate) struct BrandRow {
 const NAME_TAKEN: &str = "a brand with this name already exists";
 
 /// The fields of a brand the audit trail follows.
-const AUDITED: [&str; 4] = ["name", "daily_budget", "monthly_budget", "timezone"];
+const AUDITED: [&str; 5] = [
+    "name",
+    "daily_budget",
+    "monthly_budget",
+    "timezone",
+    "alert_thresholds",
+];
 
 /// Records the change of a brand from `old` to `new` (as the API shows it), if any.
 fn audit(
@@ -80,6 +88,7 @@ pub(crate) fn to_views(
                 daily_budget: Money::from_micros(r.daily_budget),
                 monthly_budget: Money::from_micros(r.monthly_budget),
                 timezone: r.timezone,
+                alert_thresholds: AlertThresholds::from_stored(&r.alert_thresholds),
                 created_at: utc(r.created_at),
                 updated_at: utc(r.updated_at),
             }
@@ -134,6 +143,7 @@ pub fn create(
                 brands::daily_budget.eq(new.daily_budget.micros()),
                 brands::monthly_budget.eq(new.monthly_budget.micros()),
                 brands::timezone.eq(new.timezone.name()),
+                brands::alert_thresholds.eq(new.alert_thresholds.to_stored()),
                 brands::created_at.eq(at),
                 brands::updated_at.eq(at),
             ))
@@ -178,6 +188,10 @@ pub fn update(
                 brands::timezone.eq(changes
                     .timezone
                     .map_or(current.timezone.as_str(), |tz| tz.name())),
+                brands::alert_thresholds.eq(changes
+                    .alert_thresholds
+                    .as_ref()
+                    .map_or(current.alert_thresholds.clone(), AlertThresholds::to_stored)),
                 brands::updated_at.eq(naive(now)),
             ))
             .execute(conn)

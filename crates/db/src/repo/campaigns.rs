@@ -23,6 +23,7 @@ pub(crate) struct CampaignRow {
     #[diesel(embed)]
     pub rule: RuleColumns,
     pub name: String,
+    pub state_version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -38,6 +39,7 @@ impl CampaignRow {
         let CampaignRow {
             rule,
             name,
+            state_version,
             created_at,
             updated_at,
         } = self;
@@ -61,6 +63,7 @@ impl CampaignRow {
                 .dayparting
                 .as_deref()
                 .and_then(|s| Schedule::from_stored(s).ok()),
+            state_version,
             created_at: utc(created_at),
             updated_at: utc(updated_at),
         }

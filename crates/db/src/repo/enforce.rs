@@ -10,6 +10,7 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
 
+use adbudget_core::events::AlertThresholds;
 use adbudget_core::money::Money;
 use adbudget_core::rule::{
     BrandFacts, Change, PauseReason, PauseReasons, PeriodsAt, Subject, Totals, judge,
@@ -153,16 +154,21 @@ pub fn lock_brands(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<()> {
     Ok(())
 }
 
-/// [`lock_brands`], reading the locked brands' budgets and timezones in the same statement: what
-/// the spend path decides on, as no other transaction can change it until this one ends.
-pub(crate) fn lock_brand_facts(
-    conn: &mut DbConnection,
-    ids: &[i64],
-) -> QueryResult<HashMap<i64, BrandFacts>> {
+/// The locked brands' budgets and timezones (what the rule decides on) and alert thresholds.
+#[derive(Debug, Default)]
+pub(crate) struct LockedBrands {
+    pub facts: HashMap<i64, BrandFacts>,
+    pub thresholds: HashMap<i64, AlertThresholds>,
+}
+
+/// [`lock_brands`], reading the locked brands' budgets, timezones and alert thresholds in the
+/// same statement: what the spend path decides on, as no other transaction can change it until
+/// this one ends.
+pub(crate) fn lock_brand_facts(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<LockedBrands> {
     let mut ids = ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
-    let mut out = HashMap::with_capacity(ids.len());
+    let mut out = LockedBrands::default();
     for chunk in ids.chunks(CHUNK) {
         let q = brands::table
             .select((
@@ -170,21 +176,24 @@ pub(crate) fn lock_brand_facts(
                 brands::daily_budget,
                 brands::monthly_budget,
                 brands::timezone,
+                brands::alert_thresholds,
             ))
             .filter(brands::id.eq_any(chunk))
             .order(brands::id);
-        let rows: Vec<(i64, i64, i64, String)> = match conn {
+        let rows: Vec<(i64, i64, i64, String, String)> = match conn {
             DbConnection::Postgresql(c) => q.for_no_key_update().load(c)?,
             DbConnection::Sqlite(c) => q.load(c)?,
         };
-        out.extend(rows.into_iter().map(|(id, daily, monthly, tz)| {
+        for (id, daily, monthly, tz, thresholds) in rows {
             let facts = BrandFacts {
                 daily_budget: Money::from_micros(daily),
                 monthly_budget: Money::from_micros(monthly),
                 tz: parse_tz(&tz),
             };
-            (id, facts)
-        }));
+            out.facts.insert(id, facts);
+            out.thresholds
+                .insert(id, AlertThresholds::from_stored(&thresholds));
+        }
     }
     Ok(out)
 }
@@ -510,7 +519,8 @@ fn load_rows(conn: &mut DbConnection, scope: &ReconcileScope) -> QueryResult<Vec
 /// so the spend path's few rows stay on INSERT; the sweeps' thousands go by COPY.
 const COPY_FROM_ROWS: usize = 100;
 
-/// Stores new pause reasons (one UPDATE per distinct reason set) and the history rows.
+/// Stores new pause reasons (one UPDATE per distinct reason set, each a new state version), the
+/// history rows, and the events of campaigns that went from active to paused or back.
 pub(crate) fn apply_changes(
     conn: &mut DbConnection,
     changes: &[Change],
@@ -541,6 +551,7 @@ pub(crate) fn apply_changes(
             diesel::update(campaigns::table.filter(campaigns::id.eq_any(chunk)))
                 .set((
                     campaigns::pause_reasons.eq(bits),
+                    campaigns::state_version.eq(campaigns::state_version + 1),
                     campaigns::updated_at.eq(at),
                 ))
                 .execute(conn)?;
@@ -572,5 +583,6 @@ pub(crate) fn apply_changes(
             }
         }
     }
+    super::events::of_state_changes(conn, changes, cause, now)?;
     Ok(())
 }

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod brands;
 pub mod campaigns;
 pub mod enforce;
+pub mod events;
 pub mod login_throttle;
 pub mod pacing;
 pub mod spend;

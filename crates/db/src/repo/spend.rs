@@ -19,7 +19,7 @@ use adbudget_core::access::{Author, Brands};
 use adbudget_core::audit::{FieldChange, NewEntry};
 use adbudget_core::forms::ValidSpend;
 use adbudget_core::money::{MAX_MICROS, Money};
-use adbudget_core::period::{LIFETIME, PeriodKeys, bucket_start};
+use adbudget_core::period::{LIFETIME, PeriodKeys, PeriodKind, bucket_start};
 use adbudget_core::rule::PauseReasons;
 use adbudget_core::views::{Campaign, Page, SpendLog};
 
@@ -139,8 +139,9 @@ pub fn reverse(
             return Err(DomainError::conflict("id", "a reversal cannot be reversed"));
         }
         let brand_id = original.row.brand_id;
-        let facts = enforce::lock_brand_facts(conn, &[brand_id])?;
-        let tz = facts
+        let locked = enforce::lock_brand_facts(conn, &[brand_id])?;
+        let tz = locked
+            .facts
             .get(&brand_id)
             .ok_or(DomainError::not_found("brand"))?
             .tz;
@@ -220,11 +221,25 @@ pub fn reverse(
         };
         super::audit::record(conn, author, entry, now)?;
         let campaign = super::campaigns::get(conn, original.row.campaign_id, now)?;
-        Ok(Reversed {
+        let reversed = Reversed {
             reversed: original.into_view(Some(reversal_id)),
             reversal: reversal.into_view(None),
             campaign,
-        })
+        };
+        let event = super::events::NewEvent {
+            event_type: adbudget_core::events::EventType::SpendReversed,
+            brand_id: Some(brand_id),
+            campaign_id: Some(reversed.campaign.id),
+            dedupe_key: None,
+            data: serde_json::json!({
+                "spend": reversed.reversed,
+                "reversal": reversed.reversal,
+                "reason": reason,
+                "actor": author.actor,
+            }),
+        };
+        super::events::insert(conn, &[event], now)?;
+        Ok(reversed)
     })
 }
 
@@ -419,21 +434,106 @@ fn record_in_tx(
     let mut brand_ids: Vec<i64> = owners.values().copied().collect();
     brand_ids.sort_unstable();
     brand_ids.dedup();
-    let facts = enforce::lock_brand_facts(conn, &brand_ids)?;
+    let locked = enforce::lock_brand_facts(conn, &brand_ids)?;
+    let facts = &locked.facts;
 
-    let mut totals = call.add_to_period_totals(conn, &fresh, &owners, &facts)?;
+    let mut totals = call.add_to_period_totals(conn, &fresh, &owners, facts)?;
     let mut periods = PeriodsAt::new(now);
-    let (rows, changes) = enforce_after_spend(
-        conn,
-        &fresh,
-        &owners,
-        &facts,
-        &mut totals,
-        &mut periods,
-        now,
-    )?;
-    let campaigns = answer(rows, &changes, &owners, &facts, &totals, &mut periods, now);
+    let (rows, changes) =
+        enforce_after_spend(conn, &fresh, &owners, facts, &mut totals, &mut periods, now)?;
+    thresholds_reached(conn, &totals, &locked, &rows, now)?;
+    let campaigns = answer(rows, &changes, &owners, facts, &totals, &mut periods, now);
     Ok((call.finish(), campaigns))
+}
+
+/// Step 6b: the alert thresholds this call's additions crossed (SPEC §9), from the totals the
+/// upserts returned and what was added: nothing is read. Each is written as a
+/// `budget.threshold_reached` event keyed by (subject, budget, period, threshold), so it fires
+/// once however many calls cross it (a reversal and new spend cross it again: the key is taken).
+fn thresholds_reached(
+    conn: &mut DbConnection,
+    totals: &SpendTotals,
+    locked: &enforce::LockedBrands,
+    rows: &[CampaignRow],
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    use adbudget_core::events::EventType;
+    use adbudget_core::rule::PauseReason;
+    let mut new = Vec::new();
+    let mut reached = |brand_id: i64,
+                       campaign_id: Option<i64>,
+                       budget: PauseReason,
+                       period: &str,
+                       limit: Money,
+                       added: i64,
+                       after: Money| {
+        let Some(thresholds) = locked.thresholds.get(&brand_id) else {
+            return;
+        };
+        let before = after.micros().saturating_sub(added);
+        for t in thresholds.crossed(limit, before, after.micros()) {
+            let subject =
+                campaign_id.map_or(format!("brand:{brand_id}"), |c| format!("campaign:{c}"));
+            new.push(super::events::NewEvent {
+                event_type: EventType::ThresholdReached,
+                brand_id: Some(brand_id),
+                campaign_id,
+                dedupe_key: Some(format!(
+                    "threshold:{subject}:{}:{period}:{t}",
+                    budget.name()
+                )),
+                data: serde_json::json!({
+                    "brand_id": brand_id,
+                    "campaign_id": campaign_id,
+                    "budget": budget.name(),
+                    "period": period,
+                    "threshold_percent": t,
+                    "spend": after,
+                    "limit": limit,
+                }),
+            });
+        }
+    };
+    for ((brand_id, period), added) in &totals.brands_added {
+        let Some(facts) = locked.facts.get(brand_id) else {
+            continue;
+        };
+        let (budget, limit) = match PeriodKind::of(period) {
+            PeriodKind::Day => (PauseReason::BrandDailyBudget, facts.daily_budget),
+            PeriodKind::Month => (PauseReason::BrandMonthlyBudget, facts.monthly_budget),
+            PeriodKind::Lifetime => continue,
+        };
+        let after = totals.brands.get(*brand_id, period);
+        reached(*brand_id, None, budget, period, limit, *added, after);
+    }
+    let caps: HashMap<i64, &CampaignRow> = rows.iter().map(|r| (r.rule.id, r)).collect();
+    for ((campaign_id, period), added) in &totals.campaigns_added {
+        let Some(row) = caps.get(campaign_id) else {
+            continue;
+        };
+        let (budget, cap) = match PeriodKind::of(period) {
+            PeriodKind::Day => (PauseReason::CampaignDailyCap, row.rule.daily_cap),
+            PeriodKind::Month => (PauseReason::CampaignMonthlyCap, row.rule.monthly_cap),
+            PeriodKind::Lifetime => (PauseReason::CampaignLifetimeCap, row.rule.lifetime_cap),
+        };
+        let Some(cap) = cap else {
+            continue;
+        };
+        let after = totals.campaigns.get(*campaign_id, period);
+        reached(
+            row.rule.brand_id,
+            Some(*campaign_id),
+            budget,
+            period,
+            Money::from_micros(cap),
+            *added,
+            after,
+        );
+    }
+    if !new.is_empty() {
+        super::events::insert(conn, &new, now)?;
+    }
+    Ok(())
 }
 
 /// One call of [`record_in_tx`]: its events, how errors are reported, and each event's outcome
@@ -459,6 +559,10 @@ type PeriodTotal = (i64, String);
 struct SpendTotals {
     brands: Totals,
     campaigns: Totals,
+    /// What this call added to each (owner, period): with the new totals, the totals before it
+    /// (for the alert thresholds crossed).
+    brands_added: BTreeMap<PeriodTotal, i64>,
+    campaigns_added: BTreeMap<PeriodTotal, i64>,
 }
 
 impl<'a> Call<'a> {
@@ -686,16 +790,13 @@ impl<'a> Call<'a> {
             campaign_add.add(e.campaign_id, &keys, bucket, e.amount.micros());
             event_keys.push((brand_id, keys));
         }
-        let totals = if brand_add.within_limit() && campaign_add.within_limit() {
-            SpendTotals {
-                brands: add_totals(conn, Owner::Brand, &brand_add)?,
-                campaigns: add_totals(conn, Owner::Campaign, &campaign_add)?,
-            }
+        let (brands, campaigns) = if brand_add.within_limit() && campaign_add.within_limit() {
+            (
+                add_totals(conn, Owner::Brand, &brand_add)?,
+                add_totals(conn, Owner::Campaign, &campaign_add)?,
+            )
         } else {
-            SpendTotals {
-                brands: Totals::default(),
-                campaigns: Totals::default(),
-            }
+            (Totals::default(), Totals::default())
         };
         let refused = |add: &BTreeMap<PeriodTotal, i64>, got: &Totals| {
             add.keys()
@@ -704,11 +805,16 @@ impl<'a> Call<'a> {
                 .collect::<Vec<_>>()
         };
         let over = OverLimit {
-            brands: refused(&brand_add.periods, &totals.brands),
-            campaigns: refused(&campaign_add.periods, &totals.campaigns),
+            brands: refused(&brand_add.periods, &brands),
+            campaigns: refused(&campaign_add.periods, &campaigns),
         };
         if over.brands.is_empty() && over.campaigns.is_empty() {
-            return Ok(totals);
+            return Ok(SpendTotals {
+                brands,
+                campaigns,
+                brands_added: brand_add.periods,
+                campaigns_added: campaign_add.periods,
+            });
         }
         let events: Vec<(usize, &ValidSpend, i64, &PeriodKeys)> = fresh
             .iter()
@@ -817,6 +923,7 @@ fn answer(
             if let Some(to) = changed.get(&r.rule.id) {
                 r.rule.pause_reasons = to.bits();
                 r.updated_at = naive(now);
+                r.state_version += 1;
             }
             let keys = periods.keys(facts.get(&r.rule.brand_id)?.tz);
             let (daily, monthly, lifetime) = (

@@ -13,6 +13,7 @@ use adbudget_testing::{Backend, TestDatabase};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
+mod events;
 mod flights;
 mod group_commit;
 mod migrations;
@@ -65,6 +66,7 @@ impl World {
             daily_budget: money(daily),
             monthly_budget: money(monthly),
             timezone: Some(tz.into()),
+            alert_thresholds: None,
         };
         brands::create(
             &mut self.conn(),
@@ -131,7 +133,7 @@ impl World {
     }
 
     pub fn run(&self, kind: JobKind, now: DateTime<Utc>) -> JobReport {
-        jobs::run(&mut self.conn(), kind, now).unwrap()
+        jobs::run(&mut self.conn(), kind, now, &Default::default()).unwrap()
     }
 
     pub fn history_len(&self, id: i64) -> usize {

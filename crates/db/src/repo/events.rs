@@ -1,0 +1,270 @@
+//! The outbox and the change feed (SPEC §9).
+//!
+//! Events are rows of `events`, inserted by the transaction whose change they report (state
+//! changes in [`super::enforce::apply_changes`], thresholds by the spend path, reversals by
+//! [`super::spend::reverse`]), so an event exists if and only if its change committed.
+//!
+//! **The feed's order.** Ids are taken when a transaction inserts, and transactions commit in
+//! another order: reading `id > cursor` would pass over an event whose transaction took a smaller
+//! id and committed after the reader moved on. So the feed is ordered by `(txid, id)` and serves
+//! only events below a *horizon* that no running transaction can still write under:
+//!
+//! - PostgreSQL: `txid` is the writing transaction's id (`pg_current_xact_id()`, the column's
+//!   default). `pg_snapshot_xmin` of a snapshot is the oldest transaction still running: every
+//!   transaction below it has ended, and every transaction that writes later has a larger id.
+//!   The feed serves `txid < xmin`, so what it has served is a prefix of the final order, and a
+//!   cursor never skips. An event waits in the outbox while an older transaction (anywhere in the
+//!   cluster) is still running: long transactions delay the feed, never reorder it.
+//! - SQLite: writers take turns (write transactions begin IMMEDIATE), so ids are taken in commit
+//!   order; `txid` is 0 and the horizon is the largest id, read in the same read transaction as
+//!   the page.
+//!
+//! Proven by `crates/db/tests/jobs/events.rs` (a writing transaction held open while later ones
+//! commit), on both backends.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool};
+
+use adbudget_core::access::Brands;
+use adbudget_core::events::{Cursor, Envelope, EventType, public_id};
+use adbudget_core::rule::{Change, PauseReasons};
+
+use super::enforce::Cause;
+use super::{CHUNK, naive, utc};
+use crate::DbConnection;
+use crate::schema::events;
+
+/// An event to write in the current transaction.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_type: EventType,
+    pub brand_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    /// An event whose key is already stored is not written again (thresholds fire once).
+    pub dedupe_key: Option<String>,
+    pub data: serde_json::Value,
+}
+
+/// Writes `new` in the caller's transaction (one statement per 5,000); returns how many were
+/// written (those whose `dedupe_key` was taken are not).
+pub(crate) fn insert(
+    conn: &mut DbConnection,
+    new: &[NewEvent],
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let at = naive(now);
+    let mut written = 0;
+    for chunk in new.chunks(CHUNK / 8) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|e| {
+                (
+                    events::event_type.eq(e.event_type.name()),
+                    events::brand_id.eq(e.brand_id),
+                    events::campaign_id.eq(e.campaign_id),
+                    events::dedupe_key.eq(e.dedupe_key.as_deref()),
+                    events::data.eq(e.data.to_string()),
+                    events::created_at.eq(at),
+                )
+            })
+            .collect();
+        written += crate::per_backend!(conn, c => diesel::insert_into(events::table)
+            .values(&rows)
+            .on_conflict_do_nothing()
+            .execute(c))?;
+    }
+    if written > 0 {
+        metrics::counter!("adbudget_events_total").increment(written as u64);
+    }
+    Ok(written)
+}
+
+/// The `campaign.paused` and `campaign.resumed` events of state changes just applied (their
+/// `state_version` already incremented): a campaign going from active to paused or back. A
+/// change of reasons that leaves it paused is a new state version but no event.
+pub(crate) fn of_state_changes(
+    conn: &mut DbConnection,
+    changes: &[Change],
+    cause: Cause,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let flips: Vec<&Change> = changes
+        .iter()
+        .filter(|c| c.from.is_empty() != c.to.is_empty())
+        .collect();
+    if flips.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = flips.iter().map(|c| c.campaign_id).collect();
+    let views = super::campaigns::views(conn, &ids, now)?;
+    let previous: std::collections::HashMap<i64, PauseReasons> =
+        flips.iter().map(|c| (c.campaign_id, c.from)).collect();
+    let new: Vec<NewEvent> = views
+        .into_iter()
+        .map(|campaign| {
+            let event_type = if campaign.is_active {
+                EventType::CampaignResumed
+            } else {
+                EventType::CampaignPaused
+            };
+            let from = previous.get(&campaign.id).copied().unwrap_or_default();
+            NewEvent {
+                event_type,
+                brand_id: Some(campaign.brand_id),
+                campaign_id: Some(campaign.id),
+                dedupe_key: None,
+                data: serde_json::json!({
+                    "state_version": campaign.state_version,
+                    "previous_reasons": from,
+                    "cause": cause.as_str(),
+                    "campaign": campaign,
+                }),
+            }
+        })
+        .collect();
+    insert(conn, &new, now)
+}
+
+#[derive(Queryable, Selectable, Debug)]
+#[diesel(table_name = events)]
+struct EventRow {
+    id: i64,
+    txid: i64,
+    event_type: String,
+    brand_id: Option<i64>,
+    data: String,
+    created_at: NaiveDateTime,
+}
+
+impl EventRow {
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            txid: self.txid,
+            id: self.id,
+        }
+    }
+
+    fn into_envelope(self) -> Option<Envelope> {
+        Some(Envelope {
+            id: public_id(self.id),
+            event_type: self.event_type.parse().ok()?,
+            created_at: utc(self.created_at),
+            brand_id: self.brand_id,
+            data: serde_json::from_str(&self.data).ok()?,
+        })
+    }
+}
+
+/// What the feed is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct FeedQuery {
+    /// Events after this position (the start when default).
+    pub after: Cursor,
+    pub limit: i64,
+    pub event_type: Option<EventType>,
+    pub brand_id: Option<i64>,
+    /// The brands the caller sees.
+    pub visible: Brands,
+}
+
+/// A page of the feed: the events in order, and where to continue (past every event the query
+/// could have matched, served or not).
+#[derive(Debug, Clone)]
+pub struct FeedPage {
+    pub items: Vec<Envelope>,
+    pub next_cursor: Cursor,
+}
+
+/// Positions below which no transaction can still add an event (see the module docs).
+#[derive(Debug, Clone, Copy)]
+struct Horizon {
+    txid_below: i64,
+    id_at_most: i64,
+}
+
+#[derive(QueryableByName)]
+struct Xmin {
+    #[diesel(sql_type = BigInt)]
+    xmin: i64,
+}
+
+fn horizon(conn: &mut DbConnection) -> QueryResult<Horizon> {
+    match conn {
+        DbConnection::Postgresql(c) => {
+            let x: Xmin = diesel::sql_query(
+                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin",
+            )
+            .get_result(c)?;
+            Ok(Horizon {
+                txid_below: x.xmin,
+                id_at_most: i64::MAX,
+            })
+        }
+        DbConnection::Sqlite(c) => {
+            let max: Option<i64> = events::table
+                .select(diesel::dsl::max(events::id))
+                .first(c)?;
+            Ok(Horizon {
+                txid_below: 1,
+                id_at_most: max.unwrap_or(0),
+            })
+        }
+    }
+}
+
+/// A page of the change feed. PostgreSQL reads the horizon first and the page after, each at its
+/// own snapshot: every transaction below the horizon had ended before the page's snapshot was
+/// taken. SQLite reads both in one read transaction.
+pub fn feed(conn: &mut DbConnection, q: &FeedQuery) -> QueryResult<FeedPage> {
+    conn.transaction(|conn| {
+        let h = horizon(conn)?;
+        let mut query = events::table
+            .select(EventRow::as_select())
+            .filter(
+                sql::<Bool>("(events.txid, events.id) > (")
+                    .bind::<BigInt, _>(q.after.txid)
+                    .sql(", ")
+                    .bind::<BigInt, _>(q.after.id)
+                    .sql(")"),
+            )
+            .filter(events::txid.lt(h.txid_below))
+            .filter(events::id.le(h.id_at_most))
+            .filter(events::event_type.ne(EventType::Ping.name()))
+            .order((events::txid, events::id))
+            .limit(q.limit)
+            .into_boxed();
+        if let Some(t) = q.event_type {
+            query = query.filter(events::event_type.eq(t.name()));
+        }
+        if let Some(b) = q.brand_id {
+            query = query.filter(events::brand_id.eq(b));
+        }
+        if let Some(ids) = q.visible.ids() {
+            query = query.filter(events::brand_id.eq_any(ids.to_vec()));
+        }
+        let rows: Vec<EventRow> = query.load(conn)?;
+        let full = rows.len() as i64 == q.limit;
+        let next_cursor = match (full, rows.last()) {
+            (true, Some(last)) => last.cursor(),
+            // Everything up to the horizon that matched was served: continue from there.
+            _ => q.after.max(Cursor {
+                txid: h.txid_below - 1,
+                id: h.id_at_most,
+            }),
+        };
+        Ok(FeedPage {
+            items: rows
+                .into_iter()
+                .filter_map(EventRow::into_envelope)
+                .collect(),
+            next_cursor,
+        })
+    })
+}
+
+/// Deletes the events created before `before` (with their deliveries); returns how many.
+pub fn prune(conn: &mut DbConnection, before: DateTime<Utc>) -> QueryResult<usize> {
+    diesel::delete(events::table.filter(events::created_at.lt(naive(before)))).execute(conn)
+}
