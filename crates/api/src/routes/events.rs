@@ -54,7 +54,7 @@ impl QueryParams {
 /// when none is newer than `after`. A brand-bound token sees its brands' events only. Events are
 /// kept for `ADBUDGET_EVENT_RETENTION_DAYS` (default 30).
 #[utoipa::path(get, operation_id = "list_events", path = "/api/v1/events", tag = "events",
-    params(("after" = Option<String>, Query, description = "A `next_cursor` of this feed; from the oldest kept event when left out"),
+    params(("after" = Option<String>, Query, description = "A `next_cursor` of this feed; from the oldest kept event when left out or empty"),
         ("limit" = Option<i64>, Query, description = "1 to 500, default 50"),
         ("type" = Option<String>, Query, description = "Only events of this type: `campaign.paused`, `campaign.resumed`, `budget.threshold_reached`, `spend.reversed`"),
         ("brand_id" = Option<i64>, Query, description = "Only events of this brand"),
@@ -67,6 +67,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let after = query
         .raw("after")
+        .filter(|a| !a.is_empty())
         .map(str::parse::<Cursor>)
         .transpose()?
         .unwrap_or_default();

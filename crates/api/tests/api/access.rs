@@ -138,7 +138,7 @@ fn record_spend(app: &TestApp, campaign: i64, amount: &str) -> i64 {
     recorded.outcomes[0].log().id
 }
 
-fn new_token(app: &TestApp, scope: Scope, brands: Option<Vec<i64>>) -> String {
+pub(crate) fn new_token(app: &TestApp, scope: Scope, brands: Option<Vec<i64>>) -> String {
     let new = tokens::NewToken {
         name: format!(
             "{}-{:?}-{}",

@@ -12,6 +12,7 @@ mod brands;
 mod browser;
 mod campaigns;
 mod dayparting;
+mod events;
 mod jobs;
 mod metrics;
 mod outage;
