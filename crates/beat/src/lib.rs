@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use adbudget_core::config::Settings;
 use adbudget_core::jobs::{
-    ApplyDayparting, EnforceBudgets, Job, JobKind, JobSchedule, PruneEvents, ResetDaily,
-    ResetMonthly,
+    ApplyDayparting, DispatchEvents, EnforceBudgets, Job, JobKind, JobSchedule, PruneEvents,
+    ResetDaily, ResetMonthly,
 };
 use adbudget_queue::health::{self, Probes};
 use adbudget_queue::keys;
@@ -117,6 +117,7 @@ impl JobSink {
             JobKind::ResetDaily => push::<ResetDaily>(conn, prefix, tick).await?,
             JobKind::ResetMonthly => push::<ResetMonthly>(conn, prefix, tick).await?,
             JobKind::PruneEvents => push::<PruneEvents>(conn, prefix, tick).await?,
+            JobKind::DispatchEvents => push::<DispatchEvents>(conn, prefix, tick).await?,
         }
         Ok(Enqueued::Pushed)
     }

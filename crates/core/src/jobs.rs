@@ -22,15 +22,17 @@ pub enum JobKind {
     ResetDaily,
     ResetMonthly,
     PruneEvents,
+    DispatchEvents,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 5] = [
+    pub const ALL: [JobKind; 6] = [
         JobKind::EnforceBudgets,
         JobKind::ApplyDayparting,
         JobKind::ResetDaily,
         JobKind::ResetMonthly,
         JobKind::PruneEvents,
+        JobKind::DispatchEvents,
     ];
 
     /// The stable name: the queue's name in Redis and the job's name in the monitor. Never derive
@@ -42,6 +44,7 @@ impl JobKind {
             JobKind::ResetDaily => "reset_daily",
             JobKind::ResetMonthly => "reset_monthly",
             JobKind::PruneEvents => "prune_events",
+            JobKind::DispatchEvents => "dispatch_events",
         }
     }
 
@@ -57,6 +60,9 @@ impl JobKind {
             JobKind::ResetDaily => "0 */15 * * * *",
             JobKind::ResetMonthly => "0 */15 * 1,28-31 * *",
             JobKind::PruneEvents => "0 17 3 * * *",
+            // The sweep behind the nudges: a nudge lost with a process delays a delivery by
+            // these 5 seconds at most, and retries come due on it.
+            JobKind::DispatchEvents => "*/5 * * * * *",
         }
     }
 
@@ -68,6 +74,7 @@ impl JobKind {
             JobKind::ResetDaily => "ADBUDGET_SCHEDULE_RESET_DAILY",
             JobKind::ResetMonthly => "ADBUDGET_SCHEDULE_RESET_MONTHLY",
             JobKind::PruneEvents => "ADBUDGET_SCHEDULE_PRUNE_EVENTS",
+            JobKind::DispatchEvents => "ADBUDGET_SCHEDULE_DISPATCH_EVENTS",
         }
     }
 
@@ -125,6 +132,9 @@ job_types! {
     ResetMonthly => ResetMonthly,
     /// Events older than `ADBUDGET_EVENT_RETENTION_DAYS` leave the change feed (daily).
     PruneEvents => PruneEvents,
+    /// Committed events become webhook deliveries; due attempts are handed to the workers
+    /// (every 5 seconds, and nudged after every commit that wrote events).
+    DispatchEvents => DispatchEvents,
 }
 
 /// What the job handlers need of the configuration.
@@ -149,6 +159,9 @@ pub struct JobReport {
     pub changed: usize,
     pub activated: usize,
     pub paused: usize,
+    /// `dispatch_events`: the attempts handed out, for the worker to push as jobs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<crate::webhooks::AttemptJob>,
 }
 
 impl From<&[Change]> for JobReport {
@@ -158,6 +171,7 @@ impl From<&[Change]> for JobReport {
             changed: changes.len(),
             activated,
             paused: changes.iter().filter(|c| c.from.is_empty()).count(),
+            deliveries: Vec::new(),
         }
     }
 }
@@ -224,7 +238,8 @@ mod tests {
                 "apply_dayparting",
                 "reset_daily",
                 "reset_monthly",
-                "prune_events"
+                "prune_events",
+                "dispatch_events"
             ]
         );
         for k in JobKind::ALL {

@@ -18,3 +18,4 @@ pub mod period;
 pub mod rule;
 pub mod telemetry;
 pub mod views;
+pub mod webhooks;

@@ -31,14 +31,15 @@ const fn rule_job(kind: JobKind) -> Option<(Cause, Selection)> {
                 PauseReason::CampaignMonthlyCap,
             ]),
         ),
-        JobKind::PruneEvents => return None,
+        JobKind::PruneEvents | JobKind::DispatchEvents => return None,
     })
 }
 
 /// Runs one job at `now` in a write transaction. The rule's jobs lock the brands involved, then
 /// reconcile the selected campaigns: a constant number of statements whatever the number of
 /// campaigns (plus one per 5,000 changed campaigns). `prune_events` removes the events older than
-/// the retention (their deliveries with them).
+/// the retention (their deliveries with them); `dispatch_events` turns committed events into
+/// webhook deliveries and returns the attempts that are due (`JobReport::deliveries`).
 #[tracing::instrument(skip_all, fields(job.name = kind.name(), job.changed = tracing::field::Empty))]
 pub fn run(
     conn: &mut DbConnection,
@@ -46,6 +47,15 @@ pub fn run(
     now: DateTime<Utc>,
     settings: &JobSettings,
 ) -> DomainResult<JobReport> {
+    if kind == JobKind::DispatchEvents {
+        let done = crate::repo::webhooks::dispatch(conn, now)?;
+        tracing::Span::current().record("job.changed", done.created);
+        return Ok(JobReport {
+            changed: done.created,
+            deliveries: done.jobs,
+            ..JobReport::default()
+        });
+    }
     write_transaction(conn, |conn| {
         let Some((cause, select)) = rule_job(kind) else {
             let pruned = crate::repo::events::prune(conn, now - settings.event_retention)?;

@@ -74,6 +74,22 @@ pub fn storage<J: Job>(conn: ConnectionManager, prefix: &str) -> RedisStorage<J>
     RedisStorage::new(conn).with_config(config(prefix, J::KIND))
 }
 
+/// The storage of the webhook attempts' jobs (`{prefix}:deliver_webhook`).
+pub fn delivery_storage(
+    conn: ConnectionManager,
+    prefix: &str,
+) -> RedisStorage<adbudget_core::webhooks::AttemptJob> {
+    let config = Config::default()
+        .queue(format!(
+            "{prefix}:{}",
+            adbudget_core::webhooks::DELIVERY_QUEUE
+        ))
+        .heartbeat_interval(HEARTBEAT)
+        .missed_heartbeats(MISSED_HEARTBEATS)
+        .idempotency_ttl(Some(Duration::from_secs(7 * 24 * 3600)));
+    RedisStorage::new(conn).with_config(config)
+}
+
 /// Keys of our own (not apalis's).
 pub mod keys {
     use adbudget_core::jobs::JobKind;

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use adbudget_core::jobs::{
-    ApplyDayparting, EnforceBudgets, Job, JobKind, PruneEvents, ResetDaily, ResetMonthly,
+    ApplyDayparting, DispatchEvents, EnforceBudgets, Job, JobKind, PruneEvents, ResetDaily,
+    ResetMonthly,
 };
 use apalis::prelude::{MemorySink, MemoryStorage, MemoryStorageError, TaskBuilder};
 use futures::channel::mpsc;
@@ -27,7 +28,7 @@ impl<J> Clone for MemoryQueue<J> {
     }
 }
 
-impl<J: Job> Default for MemoryQueue<J> {
+impl<J: Send + Sync + Unpin + 'static> Default for MemoryQueue<J> {
     fn default() -> Self {
         let (tx, rx) = mpsc::unbounded();
         let sink = tx.sink_map_err(MemoryStorageError::from);
@@ -44,7 +45,7 @@ impl<J: Job> Default for MemoryQueue<J> {
     }
 }
 
-impl<J: Job> MemoryQueue<J> {
+impl<J: Send + Sync + Unpin + 'static> MemoryQueue<J> {
     /// A storage for a worker. The receiver is shared, so a restarted worker picks up where the
     /// previous one stopped.
     pub fn storage(&self) -> MemoryStorage<J> {
@@ -72,6 +73,9 @@ pub struct MemoryQueues {
     pub reset_daily: MemoryQueue<ResetDaily>,
     pub reset_monthly: MemoryQueue<ResetMonthly>,
     pub prune_events: MemoryQueue<PruneEvents>,
+    pub dispatch_events: MemoryQueue<DispatchEvents>,
+    /// The webhook attempts' jobs.
+    pub deliveries: MemoryQueue<adbudget_core::webhooks::AttemptJob>,
 }
 
 impl MemoryQueues {
@@ -94,6 +98,11 @@ impl MemoryQueues {
             JobKind::ResetDaily => self.reset_daily.push(ResetDaily::for_tick(tick)).await,
             JobKind::ResetMonthly => self.reset_monthly.push(ResetMonthly::for_tick(tick)).await,
             JobKind::PruneEvents => self.prune_events.push(PruneEvents::for_tick(tick)).await,
+            JobKind::DispatchEvents => {
+                self.dispatch_events
+                    .push(DispatchEvents::for_tick(tick))
+                    .await
+            }
         }
     }
 }

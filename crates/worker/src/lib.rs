@@ -6,15 +6,18 @@
 //! every backend error, polling every 500 ms, and a watchdog that exits non-zero when no worker
 //! has managed a heartbeat for 30 s (six missed beats), so a supervisor restarts the process.
 
+pub mod webhooks;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use adbudget_core::config::Settings;
 use adbudget_core::jobs::{
-    ApplyDayparting, EnforceBudgets, Job, JobKind, JobReport, JobSettings, PruneEvents, ResetDaily,
-    ResetMonthly,
+    ApplyDayparting, DispatchEvents, EnforceBudgets, Job, JobKind, JobReport, JobSettings,
+    PruneEvents, ResetDaily, ResetMonthly,
 };
+use adbudget_core::webhooks::AttemptJob;
 use adbudget_db::error::DomainError;
 use adbudget_db::{self as db, DbPool};
 use adbudget_queue::health::{self, Probes};
@@ -40,6 +43,51 @@ pub struct JobContext {
     /// `ADBUDGET_WORKER_CONCURRENCY` permits shared by all job types of this process.
     pub permits: Arc<Semaphore>,
     pub settings: JobSettings,
+    /// Where `dispatch_events` pushes the webhook attempts' jobs.
+    pub deliveries: DeliveryQueue,
+    /// `ADBUDGET_WEBHOOK_ALLOW_PRIVATE`.
+    pub allow_private: bool,
+}
+
+/// The queue of the webhook attempts' jobs.
+#[derive(Clone)]
+pub enum DeliveryQueue {
+    Redis(Box<apalis_redis::RedisStorage<AttemptJob>>),
+    Memory(MemoryQueue<AttemptJob>),
+}
+
+impl DeliveryQueue {
+    async fn push(&self, job: AttemptJob) -> anyhow::Result<()> {
+        match self {
+            DeliveryQueue::Redis(storage) => {
+                let task = TaskBuilder::new(job)
+                    .idempotency_key(format!("attempt:{}:{}", job.delivery_id, job.attempt))
+                    .build();
+                let mut storage = (**storage).clone();
+                storage
+                    .push_task(task)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("push of a webhook attempt: {e}"))
+            }
+            DeliveryQueue::Memory(queue) => queue.push(job).await,
+        }
+    }
+}
+
+/// Runs one webhook attempt (the `deliver_webhook` queue). A failed attempt is not an error of
+/// the job: its retry is the delivery's next attempt, scheduled in the database.
+pub async fn deliver(job: AttemptJob, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    let _permit = ctx
+        .permits
+        .acquire()
+        .await
+        .map_err(|e| AbortError::new(e.to_string()))?;
+    webhooks::deliver(ctx.pool.clone(), job, ctx.allow_private)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, delivery.id = job.delivery_id, "webhook attempt could not run");
+            BoxDynError::from(e.to_string())
+        })
 }
 
 /// Runs job `J` now. Database trouble is retried (in process with backoff, then by Redis); any
@@ -99,6 +147,14 @@ pub async fn handle<J: Job>(
             adbudget_queue::record_run(&mut conn, prefix, kind, outcome, elapsed, &detail).await
         {
             tracing::warn!(error = %e, "could not record the job run in Redis");
+        }
+    }
+    if let Ok(Ok(report)) = &result {
+        for job in &report.deliveries {
+            if let Err(e) = ctx.deliveries.push(*job).await {
+                // Its lease runs out and a later dispatch hands it out again.
+                tracing::warn!(error = %e, delivery.id = job.delivery_id, "could not queue a webhook attempt");
+            }
         }
     }
     match result {
@@ -224,12 +280,31 @@ pub fn register_in_memory(
         redis: None,
         permits: Arc::new(Semaphore::new(settings.worker_concurrency)),
         settings: job_settings(settings),
+        deliveries: DeliveryQueue::Memory(queues.deliveries.clone()),
+        allow_private: settings.webhook_allow_private,
     };
+    let (queue, concurrency, timeout, dctx) = (
+        queues.deliveries.clone(),
+        settings.worker_concurrency,
+        settings.job_timeout,
+        ctx.clone(),
+    );
+    let monitor = monitor.register(move |run| {
+        WorkerBuilder::new(format!("deliver_webhook@standalone:r{run}"))
+            .backend(queue.storage())
+            .concurrency(concurrency)
+            .timeout(timeout)
+            .enable_tracing()
+            .catch_panic()
+            .data(dctx.clone())
+            .build(deliver)
+    });
     let monitor = add_in_memory(monitor, &queues.enforce_budgets, settings, &ctx);
     let monitor = add_in_memory(monitor, &queues.apply_dayparting, settings, &ctx);
     let monitor = add_in_memory(monitor, &queues.reset_daily, settings, &ctx);
     let monitor = add_in_memory(monitor, &queues.reset_monthly, settings, &ctx);
-    add_in_memory(monitor, &queues.prune_events, settings, &ctx)
+    let monitor = add_in_memory(monitor, &queues.prune_events, settings, &ctx);
+    add_in_memory(monitor, &queues.dispatch_events, settings, &ctx)
 }
 
 /// A built worker process: connected, with its probes served; not yet consuming.
@@ -254,6 +329,11 @@ impl WorkerProcess {
             redis: Some((conn.clone(), settings.queue_prefix.clone())),
             permits: Arc::new(Semaphore::new(settings.worker_concurrency)),
             settings: job_settings(settings),
+            deliveries: DeliveryQueue::Redis(Box::new(adbudget_queue::delivery_storage(
+                conn.clone(),
+                &settings.queue_prefix,
+            ))),
+            allow_private: settings.webhook_allow_private,
         };
         let last_heartbeat = Arc::new(AtomicI64::new(unix_now()));
         let beats = last_heartbeat.clone();
@@ -275,6 +355,33 @@ impl WorkerProcess {
         monitor = add::<ResetDaily>(monitor, &conn, settings, &ctx);
         monitor = add::<ResetMonthly>(monitor, &conn, settings, &ctx);
         monitor = add::<PruneEvents>(monitor, &conn, settings, &ctx);
+        monitor = add::<DispatchEvents>(monitor, &conn, settings, &ctx);
+        let (storage, concurrency, timeout, dctx) = (
+            adbudget_queue::delivery_storage(conn.clone(), &settings.queue_prefix),
+            settings.worker_concurrency,
+            settings.job_timeout,
+            ctx.clone(),
+        );
+        monitor = monitor.register(move |run| {
+            let name = format!(
+                "{}@{}:{}:r{run}",
+                adbudget_core::webhooks::DELIVERY_QUEUE,
+                host(),
+                std::process::id()
+            );
+            WorkerBuilder::new(name)
+                .backend(
+                    storage
+                        .clone()
+                        .poll_with_interval(adbudget_queue::POLL_INTERVAL),
+                )
+                .concurrency(concurrency)
+                .timeout(timeout)
+                .enable_tracing()
+                .catch_panic()
+                .data(dctx.clone())
+                .build(deliver)
+        });
 
         let metrics = adbudget_core::telemetry::metrics()?;
         let probes = probes(

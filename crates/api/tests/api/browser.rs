@@ -683,7 +683,8 @@ async fn the_job_monitor_lists_the_schedules(backend: Backend) {
             "apply_dayparting",
             "reset_daily",
             "reset_monthly",
-            "prune_events"
+            "prune_events",
+            "dispatch_events"
         ]
     );
     assert_eq!(

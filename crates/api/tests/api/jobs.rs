@@ -42,7 +42,8 @@ async fn job_queues_show_what_redis_holds(backend: Backend) {
             "apply_dayparting",
             "reset_daily",
             "reset_monthly",
-            "prune_events"
+            "prune_events",
+            "dispatch_events"
         ]
     );
     for q in fresh["queues"].as_array().unwrap() {

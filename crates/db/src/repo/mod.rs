@@ -21,6 +21,7 @@ pub mod spend;
 pub mod tokens;
 pub mod users;
 pub mod verify;
+pub mod webhooks;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
