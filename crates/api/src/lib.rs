@@ -5,6 +5,7 @@ pub mod admin;
 pub mod error;
 pub mod extract;
 pub mod ingest;
+pub mod nudge;
 pub mod openapi;
 pub mod routes;
 pub mod state;
@@ -67,7 +68,8 @@ impl Application {
         let admin = admin::AdminState::from_settings(settings);
         let state = AppState::new(pool)
             .with_jobs(jobs)
-            .with_gauge_refresh(state::GAUGE_REFRESH);
+            .with_gauge_refresh(state::GAUGE_REFRESH)
+            .with_webhook_allow_private(settings.webhook_allow_private);
         Self::new(state, admin, listener)
     }
 
@@ -130,8 +132,16 @@ impl Application {
             .state
             .gauge_refresh
             .map(|every| tokio::spawn(routes::health::refresh_gauges(self.state.clone(), every)));
+        let nudges = self
+            .state
+            .nudges
+            .clone()
+            .map(|target| tokio::spawn(nudge::run(target, self.state.nudge_now.clone())));
         let stopped = self.server.await;
         if let Some(task) = gauges {
+            task.abort();
+        }
+        if let Some(task) = nudges {
             task.abort();
         }
         stopped

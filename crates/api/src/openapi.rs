@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{audit, brands, campaigns, events, health, jobs, pacing, spend};
+use crate::routes::{audit, brands, campaigns, events, health, jobs, pacing, spend, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,11 +14,13 @@ use crate::routes::{audit, brands, campaigns, events, health, jobs, pacing, spen
         campaigns::put_dayparting, campaigns::delete_dayparting, campaigns::pause, campaigns::resume,
         campaigns::history, spend::list, spend::record, spend::record_batch, spend::reverse, pacing::brand, pacing::campaign,
         pacing::series, audit::list, events::list,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete, webhooks::test,
+        webhooks::rotate_secret, webhooks::deliveries, webhooks::redeliver,
         jobs::queues, health::healthz, health::readyz,
     ),
     components(schemas(adbudget_core::views::WindowView)),
     modifiers(&BearerAuth, &CommonResponses),
-    tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "pacing"), (name = "audit"), (name = "events"), (name = "jobs"), (name = "health"))
+    tags((name = "brands"), (name = "campaigns"), (name = "spend"), (name = "pacing"), (name = "audit"), (name = "events"), (name = "webhooks"), (name = "jobs"), (name = "health"))
 )]
 pub struct ApiDoc;
 

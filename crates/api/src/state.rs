@@ -20,6 +20,12 @@ pub struct AppState {
     /// How often the campaign gauges of `/metrics` are refreshed from the database; `None`: never
     /// (tests, which share one recorder per process, turn it on where they look at gauges).
     pub gauge_refresh: Option<std::time::Duration>,
+    /// `ADBUDGET_WEBHOOK_ALLOW_PRIVATE`.
+    pub webhook_allow_private: bool,
+    /// Where the dispatcher's nudges go (`None`: nowhere; the sweep dispatches).
+    pub nudges: Option<crate::nudge::NudgeTarget>,
+    /// Asks the nudger for a nudge now (a test ping, a redelivery).
+    pub nudge_now: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// The gauge refresh of a deployed API (Prometheus scrapes every 15–60 s).
@@ -48,7 +54,29 @@ impl AppState {
             spend_writer,
             token_cache: Default::default(),
             gauge_refresh: None,
+            webhook_allow_private: false,
+            nudges: None,
+            nudge_now: Default::default(),
         }
+    }
+
+    pub fn with_webhook_allow_private(self, allow: bool) -> Self {
+        AppState {
+            webhook_allow_private: allow,
+            ..self
+        }
+    }
+
+    pub fn with_nudges(self, target: crate::nudge::NudgeTarget) -> Self {
+        AppState {
+            nudges: Some(target),
+            ..self
+        }
+    }
+
+    /// Asks for a dispatch now.
+    pub fn nudge(&self) {
+        self.nudge_now.notify_one();
     }
 
     pub fn with_gauge_refresh(self, every: std::time::Duration) -> Self {
@@ -58,9 +86,15 @@ impl AppState {
         }
     }
 
+    /// The deployment's Redis: the job monitor reads it, and the dispatcher's nudges go to it.
     pub fn with_jobs(self, jobs: JobsMonitor) -> Self {
+        let nudges = crate::nudge::NudgeTarget::Redis {
+            conn: jobs.redis.clone(),
+            prefix: jobs.prefix.clone(),
+        };
         AppState {
             jobs: Some(jobs),
+            nudges: Some(nudges),
             ..self
         }
     }

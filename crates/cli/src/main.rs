@@ -586,7 +586,12 @@ fn standalone(settings: Settings) -> anyhow::Result<()> {
         // change or a midnight.
         adbudget_beat::catch_up(&sink, &settings.schedules, chrono::Utc::now()).await?;
         let admin = adbudget_api::admin::AdminState::from_settings(&settings);
-        let state = AppState::new(pool).with_gauge_refresh(adbudget_api::state::GAUGE_REFRESH);
+        let state = AppState::new(pool)
+            .with_gauge_refresh(adbudget_api::state::GAUGE_REFRESH)
+            .with_webhook_allow_private(settings.webhook_allow_private)
+            .with_nudges(adbudget_api::nudge::NudgeTarget::Memory(
+                queues.dispatch_events.clone(),
+            ));
         let app = adbudget_api::Application::new(state, admin, listener)?;
         println!(
             "adbudget is serving http://{}  (Ctrl-C stops it)",

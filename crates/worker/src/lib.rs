@@ -149,6 +149,33 @@ pub async fn handle<J: Job>(
             tracing::warn!(error = %e, "could not record the job run in Redis");
         }
     }
+    // A rule job that changed campaigns wrote events: dispatch them now rather than at the next
+    // sweep (the dispatcher's own runs hand out what they found themselves).
+    let mut result = result;
+    if let Ok(Ok(report)) = &mut result
+        && report.changed > 0
+        && kind != JobKind::DispatchEvents
+        && kind != JobKind::PruneEvents
+    {
+        let pool = ctx.pool.clone();
+        let dispatched = tokio::task::spawn_blocking(move || {
+            let mut conn = db::get(&pool)?;
+            adbudget_db::jobs::run(
+                &mut conn,
+                JobKind::DispatchEvents,
+                adbudget_core::forms::now(),
+                &settings,
+            )
+        })
+        .await;
+        match dispatched {
+            Ok(Ok(d)) => report.deliveries = d.deliveries,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "dispatch after the job failed; the sweep will dispatch")
+            }
+            Err(e) => tracing::warn!(error = %e, "dispatch after the job panicked"),
+        }
+    }
     if let Ok(Ok(report)) = &result {
         for job in &report.deliveries {
             if let Err(e) = ctx.deliveries.push(*job).await {

@@ -6,6 +6,7 @@ pub mod health;
 pub mod jobs;
 pub mod pacing;
 pub mod spend;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -60,5 +61,26 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/spend/{id}/reverse").route(web::post().to(spend::reverse)))
     .service(web::resource("/audit").route(web::get().to(audit::list)))
     .service(web::resource("/events").route(web::get().to(events::list)))
+    .service(
+        web::resource("/webhooks")
+            .route(web::get().to(webhooks::list))
+            .route(web::post().to(webhooks::create)),
+    )
+    .service(
+        web::resource("/webhooks/{id}")
+            .route(web::get().to(webhooks::get))
+            .route(web::patch().to(webhooks::update))
+            .route(web::delete().to(webhooks::delete)),
+    )
+    .service(web::resource("/webhooks/{id}/test").route(web::post().to(webhooks::test)))
+    .service(
+        web::resource("/webhooks/{id}/rotate-secret")
+            .route(web::post().to(webhooks::rotate_secret)),
+    )
+    .service(web::resource("/webhooks/{id}/deliveries").route(web::get().to(webhooks::deliveries)))
+    .service(
+        web::resource("/webhooks/{id}/deliveries/{delivery_id}/redeliver")
+            .route(web::post().to(webhooks::redeliver)),
+    )
     .service(web::resource("/jobs/queues").route(web::get().to(jobs::queues)));
 }

@@ -222,13 +222,29 @@ async fn the_api_permissions_table(backend: Backend) {
         ("GET",    "/api/v1/events",                      "",  [200, 200, 200, 200, 200, 200]),
         ("GET",    "/api/v1/events?brand_id={A}",         "",  [200, 200, 200, 200, 200, 200]),
         ("GET",    "/api/v1/events?brand_id={B}",         "",  [200, 200, 200, 404, 404, 404]),
+        ("GET",    "/api/v1/webhooks",                    "",  [403, 403, 200, 403, 403, 403]),
+        ("POST",   "/api/v1/webhooks", r#"{"url": "https://93.184.216.34/hook"}"#, [403, 403, 201, 403, 403, 403]),
+        ("GET",    "/api/v1/webhooks/999999",             "",  [403, 403, 404, 403, 403, 403]),
+        ("PATCH",  "/api/v1/webhooks/999999", r#"{"description": "x"}"#, [403, 403, 404, 403, 403, 403]),
+        ("DELETE", "/api/v1/webhooks/999999",             "",  [403, 403, 404, 403, 403, 403]),
+        ("POST",   "/api/v1/webhooks/999999/test",        "",  [403, 403, 404, 403, 403, 403]),
+        ("POST",   "/api/v1/webhooks/999999/rotate-secret", "", [403, 403, 404, 403, 403, 403]),
+        ("GET",    "/api/v1/webhooks/999999/deliveries",  "",  [403, 403, 404, 403, 403, 403]),
+        ("POST",   "/api/v1/webhooks/999999/deliveries/1/redeliver", "", [403, 403, 404, 403, 403, 403]),
         ("GET",    "/api/v1/jobs/queues",                 "",  [200, 200, 200, 200, 200, 200]),
     ];
     // Every operation the OpenAPI document lists is in the table: a new route cannot be added
     // without saying who may use it.
     let template = |path: &str| {
         path.split('/')
-            .map(|seg| if seg.starts_with('{') { "{}" } else { seg })
+            .map(|seg| {
+                let id = !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit());
+                if seg.starts_with('{') || id {
+                    "{}"
+                } else {
+                    seg
+                }
+            })
             .collect::<Vec<_>>()
             .join("/")
     };

@@ -186,3 +186,122 @@ async fn alert_thresholds_are_a_brand_field(backend: Backend) {
     let changes = &audit["items"][0]["changes"]["alert_thresholds"];
     assert_eq!(changes["new"], json!([25, 90]), "{audit}");
 }
+
+on_both_databases!(
+    webhook_urls_are_checked_when_created,
+    an_admin_manages_an_endpoint,
+);
+
+async fn webhook_urls_are_checked_when_created(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "https://127.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://10.0.0.1/hook",
+        "https://localhost/hook",
+        "https://[::1]/hook",
+        "http://93.184.216.34/hook",
+        "not a url",
+    ] {
+        let resp = app.post("/api/v1/webhooks", json!({ "url": url })).await;
+        assert_eq!(resp.status, 422, "{url}: {}", resp.body);
+        assert_eq!(resp.error_field(), "url", "{url}");
+    }
+    for (body, field) in [
+        (
+            json!({"url": "https://93.184.216.34/", "event_types": ["campaign.deleted"]}),
+            "event_types",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/", "event_types": ["ping"]}),
+            "event_types",
+        ),
+        (
+            json!({"url": "https://93.184.216.34/", "brand_ids": [0]}),
+            "brand_ids",
+        ),
+    ] {
+        let resp = app.post("/api/v1/webhooks", body.clone()).await;
+        assert_eq!(resp.status, 422, "{body}: {}", resp.body);
+        assert_eq!(resp.error_field(), field);
+    }
+    let listed = app.get("/api/v1/webhooks").await.expect(200);
+    assert_eq!(listed, json!([]), "nothing was stored");
+}
+
+async fn an_admin_manages_an_endpoint(backend: Backend) {
+    let app = crate::helpers::spawn_app_with(backend, |s| s.with_webhook_allow_private(true)).await;
+    let created = app
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/hook", "event_types": ["campaign.paused"], "description": "connector"}),
+        )
+        .await
+        .expect(201);
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let id = created["endpoint"]["id"].as_i64().unwrap();
+    let shown = app.get(&format!("/api/v1/webhooks/{id}")).await.expect(200);
+    assert!(
+        !shown.to_string().contains(&secret),
+        "the secret is shown once"
+    );
+    assert_eq!(shown["event_types"], json!(["campaign.paused"]));
+    assert_eq!(shown["enabled"], true);
+
+    let ping = app
+        .post(&format!("/api/v1/webhooks/{id}/test"), json!({}))
+        .await
+        .expect(202);
+    assert!(ping["delivery_id"].is_i64());
+    let log = app
+        .get(&format!("/api/v1/webhooks/{id}/deliveries"))
+        .await
+        .expect(200);
+    assert_eq!(log[0]["event_type"], "ping");
+    assert_eq!(log[0]["status"], "pending");
+    let d = log[0]["id"].as_i64().unwrap();
+    app.post(
+        &format!("/api/v1/webhooks/{id}/deliveries/{d}/redeliver"),
+        json!({}),
+    )
+    .await
+    .expect(202);
+    app.post(
+        &format!("/api/v1/webhooks/{id}/deliveries/{}/redeliver", d + 100),
+        json!({}),
+    )
+    .await
+    .expect(404);
+
+    let rotated = app
+        .post(&format!("/api/v1/webhooks/{id}/rotate-secret"), json!({}))
+        .await
+        .expect(200);
+    assert_ne!(rotated["secret"], secret.as_str());
+    let patched = app
+        .patch(
+            &format!("/api/v1/webhooks/{id}"),
+            json!({"enabled": false, "event_types": null}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(patched["enabled"], false);
+    assert_eq!(patched["event_types"], serde_json::Value::Null);
+    let audit = app
+        .get(&format!("/api/v1/audit?object=webhook:{id}"))
+        .await
+        .expect(200);
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["update", "rotate_secret", "create"]);
+    app.delete(&format!("/api/v1/webhooks/{id}"))
+        .await
+        .expect(204);
+    app.get(&format!("/api/v1/webhooks/{id}")).await.expect(404);
+}

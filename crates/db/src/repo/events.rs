@@ -36,6 +36,14 @@ use super::{CHUNK, naive, utc};
 use crate::DbConnection;
 use crate::schema::events;
 
+/// Events this process has written (committed or not): what the dispatcher's nudges watch.
+static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many events this process has written so far.
+pub fn written() -> u64 {
+    WRITTEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// An event to write in the current transaction.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -76,6 +84,7 @@ pub(crate) fn insert(
             .execute(c))?;
     }
     if written > 0 {
+        WRITTEN.fetch_add(written as u64, std::sync::atomic::Ordering::Relaxed);
         metrics::counter!("adbudget_events_total").increment(written as u64);
     }
     Ok(written)

@@ -305,7 +305,16 @@ pub fn rotate_secret(
             object_id: id,
             brand_id: None,
             action: "rotate_secret",
-            changes: Default::default(),
+            // The secrets themselves are never written anywhere but their column.
+            changes: [(
+                "secret_rotated_at".to_owned(),
+                adbudget_core::audit::FieldChange {
+                    old: serde_json::Value::Null,
+                    new: serde_json::json!(now),
+                },
+            )]
+            .into_iter()
+            .collect(),
         };
         super::audit::record(conn, author, entry, now)?;
         Ok(secret.clone())

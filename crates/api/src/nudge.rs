@@ -1,0 +1,73 @@
+//! Nudges of the webhook dispatcher (SPEC §9): right after a commit that wrote events, a
+//! `dispatch_events` job is queued, so that deliveries start within moments instead of at the
+//! next 5-second sweep. The outbox is read by the dispatcher, not by this: a nudge that is lost
+//! with the process delays a delivery until the sweep, never loses it.
+//!
+//! This process's commits are noticed through `adbudget_db::repo::events::written()` (a counter
+//! the outbox's inserts move): whenever it moved, a nudge is queued, and a second one half a
+//! second later, for an event whose transaction committed just after the first nudge's dispatch
+//! looked.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adbudget_core::jobs::{DispatchEvents, Job};
+use adbudget_queue::memory::MemoryQueue;
+use apalis::prelude::TaskSink;
+use tokio::sync::Notify;
+
+/// Where nudges go.
+#[derive(Clone)]
+pub enum NudgeTarget {
+    /// The deployment's Redis queue of `dispatch_events`.
+    Redis {
+        conn: redis::aio::ConnectionManager,
+        prefix: String,
+    },
+    /// `standalone`'s in-process queue.
+    Memory(MemoryQueue<DispatchEvents>),
+}
+
+impl NudgeTarget {
+    async fn push(&self) {
+        let job = DispatchEvents::for_tick(chrono::Utc::now());
+        let pushed = match self {
+            NudgeTarget::Redis { conn, prefix } => {
+                let mut storage = adbudget_queue::storage::<DispatchEvents>(conn.clone(), prefix);
+                storage.push(job).await.map_err(|e| anyhow::anyhow!("{e}"))
+            }
+            NudgeTarget::Memory(queue) => queue.push(job).await,
+        };
+        if let Err(e) = pushed {
+            tracing::debug!(error = %e, "dispatcher nudge not queued; the sweep will dispatch");
+        }
+    }
+}
+
+/// How often the outbox counter is looked at.
+const LOOK_EVERY: Duration = Duration::from_millis(25);
+/// The second nudge after the first.
+const AGAIN_AFTER: Duration = Duration::from_millis(500);
+
+/// Queues nudges until aborted: when this process wrote events, or when `asked` is notified.
+pub async fn run(target: NudgeTarget, asked: Arc<Notify>) {
+    let mut seen = adbudget_db::repo::events::written();
+    loop {
+        tokio::select! {
+            () = asked.notified() => {}
+            () = tokio::time::sleep(LOOK_EVERY) => {
+                let now = adbudget_db::repo::events::written();
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+            }
+        }
+        target.push().await;
+        let again = target.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(AGAIN_AFTER).await;
+            again.push().await;
+        });
+    }
+}
