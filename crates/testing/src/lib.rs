@@ -12,6 +12,7 @@ use adbudget_db::schema::campaigns;
 use diesel::prelude::*;
 
 pub mod process;
+pub mod receiver;
 pub mod services;
 
 pub use services::{postgres_admin_url, redis_url};

@@ -10,3 +10,4 @@ mod flood;
 mod jobs;
 mod logging;
 mod standalone;
+mod webhooks;

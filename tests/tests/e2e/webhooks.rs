@@ -1,0 +1,190 @@
+//! Webhooks on the distributed stack (SPEC §9): API, worker and beat as real processes on
+//! PostgreSQL and Redis, a real receiver. Latency from the commit of a pause to the receiver's
+//! request, over 100 pauses, and a worker killed with SIGKILL while deliveries are under way.
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use adbudget_testing::receiver::Receiver;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Process, TestDatabase, command, free_port, wait_ready};
+
+struct Stack {
+    db: TestDatabase,
+    prefix: String,
+    base: String,
+    token: String,
+    api: Process,
+    worker: Option<Process>,
+    _beat: Process,
+    client: reqwest::Client,
+}
+
+impl Stack {
+    fn env(&self, cmd: &mut Command) {
+        env(cmd, &self.prefix);
+    }
+
+    fn start_worker(&mut self) {
+        let mut worker = command("adbudget-worker", &self.db.url);
+        self.env(&mut worker);
+        self.worker = Some(Process::spawn(&mut worker).unwrap());
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+}
+
+fn env(cmd: &mut Command, prefix: &str) {
+    cmd.env("REDIS_URL", adbudget_testing::redis_url())
+        .env("ADBUDGET_QUEUE_PREFIX", prefix)
+        .env("ADBUDGET_HEALTH_BIND", format!("127.0.0.1:{}", free_port()))
+        .env("ADBUDGET_WEBHOOK_ALLOW_PRIVATE", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+}
+
+async fn stack() -> Stack {
+    let db = TestDatabase::create(Backend::Postgres).unwrap();
+    let prefix = format!("adbudget-e2e-{}", uuid::Uuid::new_v4().simple());
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut api = command("adbudget-api", &db.url);
+    env(&mut api, &prefix);
+    api.env("ADBUDGET_BIND", format!("127.0.0.1:{port}"));
+    let mut api = Process::spawn(&mut api).unwrap();
+    let mut beat = command("adbudget-beat", &db.url);
+    env(&mut beat, &prefix);
+    let beat = Process::spawn(&mut beat).unwrap();
+    wait_ready(&format!("{base}/readyz"), &mut api).await;
+    let out = command("adbudget", &db.url)
+        .args(["token", "create", "--name", "e2e", "--scope", "admin"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let mut s = Stack {
+        db,
+        prefix,
+        base,
+        token,
+        api,
+        worker: None,
+        _beat: beat,
+        client: reqwest::Client::new(),
+    };
+    s.start_worker();
+    s
+}
+
+/// 100 campaigns with a cap of 1; each spend of 1 pauses one. The receiver's pause requests by
+/// campaign, and when each spend's response came (its commit had happened by then).
+async fn pause_campaigns(s: &Stack, receiver: &Receiver, n: usize) -> BTreeMap<i64, Instant> {
+    let brand = s
+        .post(
+            "/api/v1/brands",
+            json!({"name": "Acme", "daily_budget": "100000", "monthly_budget": "1000000", "alert_thresholds": []}),
+        )
+        .await;
+    s.post(
+        "/api/v1/webhooks",
+        json!({"url": receiver.url, "event_types": ["campaign.paused"]}),
+    )
+    .await;
+    let mut committed = BTreeMap::new();
+    for i in 0..n {
+        let c = s
+            .post(
+                "/api/v1/campaigns",
+                json!({"brand_id": brand["id"], "name": format!("c{i}"), "daily_cap": "1"}),
+            )
+            .await;
+        let id = c["id"].as_i64().unwrap();
+        let after = s
+            .post("/api/v1/spend", json!({"campaign_id": id, "amount": "1"}))
+            .await;
+        assert_eq!(after["campaign"]["is_active"], false);
+        committed.insert(id, Instant::now());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    committed
+}
+
+/// Waits until every campaign's pause arrived (at most `within`); the first arrival of each.
+async fn arrivals(
+    receiver: &Receiver,
+    n: usize,
+    within: Duration,
+) -> BTreeMap<i64, (Instant, String)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut first = BTreeMap::new();
+        for r in receiver.received() {
+            let body: Value = serde_json::from_str(&r.body).unwrap();
+            let id = body["data"]["campaign"]["id"].as_i64().unwrap();
+            let webhook_id = r.headers["webhook-id"].to_str().unwrap().to_owned();
+            assert_eq!(body["id"], webhook_id.as_str());
+            let e = first.entry(id).or_insert((r.at, webhook_id.clone()));
+            assert_eq!(e.1, webhook_id, "a redelivery carries the same id");
+        }
+        if first.len() >= n || Instant::now() > deadline {
+            return first;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn pauses_reach_the_receiver_within_seconds() {
+    let s = stack().await;
+    let receiver = Receiver::start().await;
+    let n = 100;
+    let committed = pause_campaigns(&s, &receiver, n).await;
+    let got = arrivals(&receiver, n, Duration::from_secs(60)).await;
+    assert_eq!(got.len(), n, "every pause arrived");
+    let mut latencies: Vec<Duration> = committed
+        .iter()
+        .map(|(id, at)| got[id].0.saturating_duration_since(*at))
+        .collect();
+    latencies.sort();
+    let p99 = latencies[(n * 99).div_ceil(100) - 1];
+    eprintln!(
+        "commit → receiver over {n} pauses: p50 {:?}, p99 {p99:?}, max {:?}",
+        latencies[n / 2],
+        latencies[n - 1]
+    );
+    assert!(p99 <= Duration::from_secs(5), "p99 {p99:?}");
+    drop(s.api);
+}
+
+#[tokio::test]
+async fn a_worker_killed_during_deliveries_loses_none() {
+    let mut s = stack().await;
+    let receiver = Receiver::start().await;
+    // The receiver fails the first answers, so deliveries are still being retried when the
+    // worker dies.
+    receiver.answers.lock().unwrap().extend([500; 10]);
+    let n = 20;
+    pause_campaigns(&s, &receiver, n).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Some(mut worker) = s.worker.take() {
+        worker.kill();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    s.start_worker();
+    // Retries and any attempt lost with the worker (its lease runs out after a minute).
+    let got = arrivals(&receiver, n, Duration::from_secs(120)).await;
+    assert_eq!(got.len(), n, "every pause arrived after the kill");
+    drop(s.api);
+}
