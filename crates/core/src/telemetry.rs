@@ -53,6 +53,10 @@ pub fn metrics() -> anyhow::Result<metrics_exporter_prometheus::PrometheusHandle
         )?
         .set_buckets_for_metric(Matcher::Full("adbudget_spend_batch_size".into()), &sizes)?
         .set_buckets_for_metric(Matcher::Full("adbudget_job_duration_seconds".into()), &jobs)?
+        .set_buckets_for_metric(
+            Matcher::Full("adbudget_webhook_delivery_seconds".into()),
+            &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+        )?
         .install_recorder()
         .map_err(|e| anyhow::anyhow!("failed to install the metrics recorder: {e}"))?;
     describe();
@@ -71,6 +75,11 @@ pub const METRIC_NAMES: &[&str] = &[
     "adbudget_job_duration_seconds",
     "adbudget_queue_depth",
     "adbudget_beat_ticks_total",
+    "adbudget_events_total",
+    "adbudget_webhook_deliveries_total",
+    "adbudget_webhook_delivery_seconds",
+    "adbudget_outbox_backlog",
+    "adbudget_webhook_oldest_undelivered_seconds",
 ];
 
 fn describe() {
@@ -109,5 +118,23 @@ fn describe() {
     describe_counter!(
         "adbudget_beat_ticks_total",
         "Schedule ticks seen by this beat, by job and outcome."
+    );
+    describe_counter!("adbudget_events_total", "Events written to the outbox.");
+    describe_counter!(
+        "adbudget_webhook_deliveries_total",
+        "Webhook attempts, by outcome (delivered, retrying, failed)."
+    );
+    describe_histogram!(
+        "adbudget_webhook_delivery_seconds",
+        Unit::Seconds,
+        "Duration of webhook attempts, from the connection to the receiver's answer."
+    );
+    describe_gauge!(
+        "adbudget_outbox_backlog",
+        "Events the dispatcher has not turned into deliveries yet."
+    );
+    describe_gauge!(
+        "adbudget_webhook_oldest_undelivered_seconds",
+        "Age of the oldest webhook delivery still pending."
     );
 }

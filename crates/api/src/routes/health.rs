@@ -52,6 +52,10 @@ pub async fn refresh_gauges(state: web::Data<AppState>, every: std::time::Durati
         let refreshed = web::block(move || -> adbudget_db::error::DomainResult<()> {
             let mut conn = adbudget_db::get(&pool)?;
             adbudget_db::repo::campaigns::publish_state_gauges(&mut conn)?;
+            let (backlog, oldest) =
+                adbudget_db::repo::webhooks::backlog(&mut conn, adbudget_core::forms::now())?;
+            metrics::gauge!("adbudget_outbox_backlog").set(backlog as f64);
+            metrics::gauge!("adbudget_webhook_oldest_undelivered_seconds").set(oldest);
             if pace {
                 let now = adbudget_core::forms::now();
                 adbudget_db::repo::pacing::publish_pace_gauges(&mut conn, now)?;
