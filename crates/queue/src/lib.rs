@@ -151,7 +151,24 @@ pub async fn vacuum(
     prefix: &str,
     kind: JobKind,
 ) -> redis::RedisResult<usize> {
-    let q = queue_name(prefix, kind);
+    vacuum_queue(conn, &queue_name(prefix, kind), &keys::stats(prefix, kind)).await
+}
+
+/// [`vacuum`] of the webhook attempts' queue (a job per attempt: the most numerous).
+pub async fn vacuum_deliveries(
+    conn: &mut ConnectionManager,
+    prefix: &str,
+) -> redis::RedisResult<usize> {
+    let q = format!("{prefix}:{}", adbudget_core::webhooks::DELIVERY_QUEUE);
+    let stats = format!("{prefix}:stats:{}", adbudget_core::webhooks::DELIVERY_QUEUE);
+    vacuum_queue(conn, &q, &stats).await
+}
+
+async fn vacuum_queue(
+    conn: &mut ConnectionManager,
+    q: &str,
+    stats: &str,
+) -> redis::RedisResult<usize> {
     let done: Vec<String> = conn.srandmember_multiple(format!("{q}:done"), 1000).await?;
     if done.is_empty() {
         return Ok(0);
@@ -162,11 +179,7 @@ pub async fn vacuum(
             .del(format!("{q}:meta:{id}"))
             .srem(format!("{q}:done"), id);
     }
-    pipe.hincr(
-        keys::stats(prefix, kind),
-        "vacuumed_done",
-        done.len() as i64,
-    );
+    pipe.hincr(stats, "vacuumed_done", done.len() as i64);
     pipe.query_async::<()>(conn).await?;
     Ok(done.len())
 }

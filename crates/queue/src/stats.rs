@@ -82,32 +82,42 @@ pub async fn overview(
     let mut queues = Vec::new();
     let mut workers = Vec::new();
     let alive_after = now.timestamp() - (HEARTBEAT.as_secs() * MISSED_HEARTBEATS as u64) as i64;
-    for kind in JobKind::ALL {
-        let q = queue_name(prefix, kind);
+    let delivery = adbudget_core::webhooks::DELIVERY_QUEUE;
+    let named = JobKind::ALL
+        .iter()
+        .map(|k| (k.name(), queue_name(prefix, *k), keys::stats(prefix, *k)))
+        .chain([(
+            delivery,
+            format!("{prefix}:{delivery}"),
+            format!("{prefix}:stats:{delivery}"),
+        )]);
+    for (name, q, stats_key) in named {
         let (active, scheduled, done, dead, registered, stats): QueueRead = redis::pipe()
             .llen(format!("{q}:active"))
             .zcard(format!("{q}:scheduled"))
             .scard(format!("{q}:done"))
             .scard(format!("{q}:dead"))
             .zrange_withscores(format!("{q}:workers"), 0, -1)
-            .hgetall(keys::stats(prefix, kind))
+            .hgetall(stats_key)
             .query_async(conn)
             .await?;
         let mut running = 0;
-        for (name, beat) in &registered {
+        for (worker, beat) in &registered {
             let alive = (*beat as i64) >= alive_after;
             if alive {
-                running += conn.scard::<_, u64>(format!("{q}:inflight:{name}")).await?;
+                running += conn
+                    .scard::<_, u64>(format!("{q}:inflight:{worker}"))
+                    .await?;
             }
             workers.push(WorkerStats {
-                name: name.clone(),
-                job: kind.name().to_owned(),
+                name: worker.clone(),
+                job: name.to_owned(),
                 last_heartbeat: DateTime::from_timestamp(*beat as i64, 0).unwrap_or_default(),
                 alive,
             });
         }
         queues.push(QueueStats {
-            name: kind.name().to_owned(),
+            name: name.to_owned(),
             pending: active + scheduled,
             running,
             done: done + parse::<u64>(stats.get("vacuumed_done")).unwrap_or(0),

@@ -537,5 +537,8 @@ async fn vacuum_forever(mut conn: ConnectionManager, prefix: String) {
                 tracing::debug!(error = %e, "vacuum skipped");
             }
         }
+        if let Err(e) = adbudget_queue::vacuum_deliveries(&mut conn, &prefix).await {
+            tracing::debug!(error = %e, "vacuum skipped");
+        }
     }
 }

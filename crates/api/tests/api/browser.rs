@@ -693,7 +693,8 @@ async fn the_job_monitor_lists_the_schedules(backend: Backend) {
             .await
             .unwrap()
             .len(),
-        adbudget_core::jobs::JobKind::ALL.len()
+        adbudget_core::jobs::JobKind::ALL.len() + 1,
+        "the scheduled jobs' queues and the webhook attempts'"
     );
     assert_eq!(
         b.text("#queues tr[data-queue=enforce_budgets] td.pending")

@@ -43,7 +43,8 @@ async fn job_queues_show_what_redis_holds(backend: Backend) {
             "reset_daily",
             "reset_monthly",
             "prune_events",
-            "dispatch_events"
+            "dispatch_events",
+            "deliver_webhook"
         ]
     );
     for q in fresh["queues"].as_array().unwrap() {
