@@ -311,6 +311,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/tokens", web::get().to(token_list))
         .route("/admin/tokens", web::post().to(token_create))
         .route("/admin/tokens/{id}/revoke", web::post().to(token_revoke))
+        .route("/admin/webhooks", web::get().to(webhook_list))
+        .route("/admin/webhooks", web::post().to(webhook_create))
+        .route("/admin/webhooks/{id}", web::get().to(webhook_page))
+        .route("/admin/webhooks/{id}/test", web::post().to(webhook_test))
+        .route(
+            "/admin/webhooks/{id}/deliveries/{delivery}/redeliver",
+            web::post().to(webhook_redeliver),
+        )
+        .route("/admin/events", web::get().to(event_list))
         .route("/jobs", web::get().to(jobs::monitor))
         .route("/jobs/{job}/{task}/retry", web::post().to(jobs::retry))
         .route("/jobs/{job}/{task}/discard", web::post().to(jobs::discard));

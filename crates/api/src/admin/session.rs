@@ -218,6 +218,7 @@ pub enum Notice {
     UserCreated,
     UserSaved,
     TokenRevoked,
+    WebhookQueued,
 }
 
 const NOTICE_COOKIE: &str = "adbudget_notice";
@@ -240,6 +241,7 @@ impl Notice {
             Notice::UserCreated => "User created.".into(),
             Notice::UserSaved => "User saved.".into(),
             Notice::TokenRevoked => "Token revoked.".into(),
+            Notice::WebhookQueued => "Delivery queued.".into(),
         }
     }
 
@@ -273,6 +275,7 @@ impl Notice {
             Notice::UserCreated,
             Notice::UserSaved,
             Notice::TokenRevoked,
+            Notice::WebhookQueued,
         ]
         .into_iter()
         .find(|n| n.code() == code)

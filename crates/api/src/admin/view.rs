@@ -52,11 +52,13 @@ pub fn page(title: &str, active: &str, user: Option<Header<'_>>, body: Markup) -
         ("Campaigns", "/admin/campaigns"),
         ("Spend", "/admin/spend"),
         ("Audit", "/admin/audit"),
+        ("Events", "/admin/events"),
         ("Jobs", "/jobs"),
     ];
     if user.as_ref().is_some_and(|u| u.administers) {
         nav.push(("Users", "/admin/users"));
         nav.push(("Tokens", "/admin/tokens"));
+        nav.push(("Webhooks", "/admin/webhooks"));
     }
     html! {
         (DOCTYPE)

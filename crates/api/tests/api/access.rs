@@ -430,6 +430,14 @@ async fn the_admin_permissions_table(backend: Backend) {
         ("GET",  "/admin/tokens",                       none,        [403, 403, 200, 403, 403, 403]),
         ("POST", "/admin/tokens", &[("name", "t{n}"), ("scope", "read"), ("brands", ""), ("expires_days", "")],
                                                                      [403, 403, 200, 403, 403, 403]),
+        ("GET",  "/admin/webhooks",                     none,        [403, 403, 200, 403, 403, 403]),
+        ("POST", "/admin/webhooks", &[("url", "https://93.184.216.34/hook"), ("event_types", ""), ("brand_ids", "")],
+                                                                     [403, 403, 200, 403, 403, 403]),
+        ("GET",  "/admin/webhooks/999999",              none,        [403, 403, 404, 403, 403, 403]),
+        ("POST", "/admin/webhooks/999999/test",         none,        [403, 403, 404, 403, 403, 403]),
+        ("POST", "/admin/webhooks/999999/deliveries/1/redeliver", none, [403, 403, 404, 403, 403, 403]),
+        ("GET",  "/admin/events",                       none,        [200, 200, 200, 200, 200, 200]),
+        ("GET",  "/admin/events?type=%00&brand_id=x&after=%00", none, [200, 200, 200, 200, 200, 200]),
         ("GET",  "/jobs",                               none,        [200, 200, 200, 200, 200, 200]),
     ];
     let mut wrong = Vec::new();

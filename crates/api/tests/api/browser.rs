@@ -230,7 +230,8 @@ on_both_databases!(
     the_job_monitor_lists_the_schedules,
     a_viewer_sees_no_edit_buttons,
     an_operator_bound_to_one_brand,
-    an_admin_manages_users_and_tokens
+    an_admin_manages_users_and_tokens,
+    an_admin_runs_webhooks_and_browses_events
 );
 
 fn create_user(app: &TestApp, name: &str, role: Role, brands: Option<Vec<i64>>) {
@@ -378,6 +379,46 @@ async fn an_admin_manages_users_and_tokens(backend: Backend) {
         .request(reqwest::Method::GET, "/api/v1/brands", Some(&secret), None)
         .await;
     assert_eq!(resp.status, 401);
+    b.close().await;
+}
+
+async fn an_admin_runs_webhooks_and_browses_events(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_admin(&app);
+    let brand = app.create_brand("Acme", "10", "1000").await;
+    let c = app.create_campaign(&brand["id"], "c", json!({})).await;
+    app.spend(&c["id"], "10").await;
+    let b = Browser::start().await;
+    b.login(&app, PASSWORD).await;
+    b.click("header a[href='/admin/webhooks']").await;
+    b.fill("#webhook-url", "https://93.184.216.34/hook").await;
+    b.fill("#webhook-types", "campaign.paused, campaign.resumed")
+        .await;
+    b.click("#new-webhook button").await;
+    let shown = b.text("#webhook-secret").await;
+    assert!(shown.contains("whsec_"), "{shown}");
+    assert!(
+        b.text("#webhooks")
+            .await
+            .contains("campaign.paused, campaign.resumed"),
+        "listed with its event types"
+    );
+    b.click("#webhooks a").await;
+    assert!(b.text("#health").await.contains("healthy"));
+    b.click("#ping").await;
+    assert!(b.text("[role=status]").await.contains("Delivery queued"));
+    assert_eq!(
+        b.text("#deliveries tr[data-status=pending] td:nth-child(2)")
+            .await,
+        "ping"
+    );
+
+    b.click("header a[href='/admin/events']").await;
+    let types = b.text("#events").await;
+    assert!(types.contains("campaign.paused"), "{types}");
+    assert!(types.contains("budget.threshold_reached"));
+    b.goto(&app, "/admin/events?type=campaign.paused").await;
+    assert_eq!(b.count("#events tbody tr").await, 1);
     b.close().await;
 }
 

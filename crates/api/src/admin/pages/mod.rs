@@ -19,6 +19,7 @@ mod campaigns;
 mod dashboard;
 mod login;
 mod spend;
+mod webhooks;
 
 pub use access::*;
 pub use brands::*;
@@ -26,6 +27,7 @@ pub use campaigns::*;
 pub use dashboard::*;
 pub use login::*;
 pub use spend::*;
+pub use webhooks::*;
 
 type Query = web::Query<HashMap<String, String>>;
 
