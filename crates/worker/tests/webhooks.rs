@@ -148,6 +148,7 @@ on_both_databases!(
     gone_disables_the_endpoint,
     private_addresses_are_refused_at_delivery,
     a_rotated_secret_signs_beside_the_new_one_for_a_day,
+    three_days_of_failures_fail_the_delivery_and_disable_the_endpoint,
 );
 
 fn verify(secret: &str, r: &Received) {
@@ -343,5 +344,68 @@ fn a_rotated_secret_signs_beside_the_new_one_for_a_day(backend: Backend) {
         let body: serde_json::Value = serde_json::from_str(&got[0].body).unwrap();
         assert_eq!(body["type"], "ping");
         assert_eq!(body["data"], serde_json::json!({}));
+    });
+}
+
+fn three_days_of_failures_fail_the_delivery_and_disable_the_endpoint(backend: Backend) {
+    run(async {
+        let w = world(backend);
+        let receiver = Receiver::start().await;
+        receiver.answers.lock().unwrap().extend([500; 100]);
+        let (endpoint, _) = w.endpoint(&receiver.url);
+        let start = adbudget_core::forms::now();
+        let ping = webhooks::ping(&mut w.conn(), endpoint, &Brands::All, start).unwrap();
+        // Attempts as the schedule makes them, each at its due time (the clock moved by hand).
+        let mut at = start;
+        let mut attempts = 0;
+        loop {
+            let due = w.dispatch_at(at);
+            let Some(job) = due.first().copied() else {
+                break;
+            };
+            let attempt = webhooks::attempt(&mut w.conn(), job, at).unwrap().unwrap();
+            let outcome = adbudget_worker::webhooks::send(&attempt, true).await;
+            assert_eq!(outcome.status, Some(500));
+            webhooks::record(&mut w.conn(), &attempt, &outcome, at).unwrap();
+            attempts += 1;
+            let log = webhooks::deliveries(&mut w.conn(), endpoint, &Brands::All, 1).unwrap();
+            match log[0].next_attempt_at {
+                Some(next) if log[0].status == "pending" => at = next,
+                _ => break,
+            }
+        }
+        let log = webhooks::deliveries(&mut w.conn(), endpoint, &Brands::All, 1).unwrap();
+        assert_eq!(log[0].id, ping);
+        assert_eq!(log[0].status, "failed", "given up after 3 days");
+        assert!((10..=20).contains(&attempts), "{attempts} attempts");
+        assert!(at - start >= chrono::TimeDelta::days(3));
+        let ep = webhooks::get(&mut w.conn(), endpoint, &Brands::All).unwrap();
+        assert!(!ep.enabled);
+        let reason = ep.disabled_reason.unwrap();
+        assert!(
+            reason.starts_with("every attempt failed for 3 days"),
+            "{reason}"
+        );
+        assert_eq!(ep.failure_streak, attempts);
+        // Redelivered by hand after the endpoint is enabled again: it goes through.
+        receiver.answers.lock().unwrap().clear();
+        let changes = webhooks::EndpointChanges {
+            enabled: Some(true),
+            ..Default::default()
+        };
+        webhooks::update(
+            &mut w.conn(),
+            endpoint,
+            &changes,
+            &Brands::All,
+            at,
+            &Author::cli(),
+        )
+        .unwrap();
+        webhooks::redeliver(&mut w.conn(), endpoint, ping, &Brands::All, at).unwrap();
+        let jobs = w.dispatch_at(at + chrono::TimeDelta::seconds(1));
+        w.deliver(&jobs, true).await;
+        let log = webhooks::deliveries(&mut w.conn(), endpoint, &Brands::All, 1).unwrap();
+        assert_eq!(log[0].status, "delivered");
     });
 }
