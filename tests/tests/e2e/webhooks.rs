@@ -188,3 +188,97 @@ async fn a_worker_killed_during_deliveries_loses_none() {
     assert_eq!(got.len(), n, "every pause arrived after the kill");
     drop(s.api);
 }
+
+/// `standalone` delivers too: the same outbox, an in-process queue, no Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_delivers() {
+    let dir = std::env::temp_dir().join(format!(
+        "adbudget-e2e-hooks-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}", dir.join("standalone.db").display());
+    let port = free_port();
+    let mut cmd = command("adbudget", &url);
+    cmd.arg("standalone")
+        .env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
+        .env("ADBUDGET_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut process = Process::spawn(&mut cmd).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&format!("{base}/readyz"), &mut process).await;
+    let out = command("adbudget", &url)
+        .args(["token", "create", "--name", "hooks", "--scope", "admin"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let receiver = Receiver::start().await;
+    let created: Value = post("/api/v1/webhooks", json!({"url": receiver.url}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let brand: Value = post(
+        "/api/v1/brands",
+        json!({"name": "Acme", "daily_budget": "10", "monthly_budget": "100"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let c: Value = post(
+        "/api/v1/campaigns",
+        json!({"brand_id": brand["id"], "name": "c"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    post(
+        "/api/v1/spend",
+        json!({"campaign_id": c["id"], "amount": "10"}),
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.received().len() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = receiver.received();
+    let mut types: Vec<String> = got
+        .iter()
+        .map(|r| {
+            standardwebhooks::Webhook::new(&secret)
+                .unwrap()
+                .verify(r.body.as_bytes(), &r.headers)
+                .unwrap();
+            let body: Value = serde_json::from_str(&r.body).unwrap();
+            body["type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        [
+            "budget.threshold_reached",
+            "budget.threshold_reached",
+            "budget.threshold_reached",
+            "campaign.paused"
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
