@@ -129,9 +129,10 @@ fn seed(pool: &DbPool, n: usize) -> anyhow::Result<Vec<i64>> {
 }
 
 /// Spend history, as a database in service has: `per_campaign` events per campaign in January
-/// (past periods, so today's totals start at zero), with their period totals, then fresh planner
-/// statistics. Without it the load starts on empty tables whose plans (sequential scans, chosen
-/// before autovacuum's first ANALYZE) say nothing about a database in service. PostgreSQL only.
+/// (past periods, so today's totals start at zero), with their period and lifetime totals and
+/// buckets, then fresh planner statistics. Without it the load starts on empty tables whose plans
+/// (sequential scans, chosen before autovacuum's first ANALYZE) say nothing about a database in
+/// service. PostgreSQL only.
 /// Returns how many events it stored.
 fn seed_history(pool: &DbPool, per_campaign: u32) -> anyhow::Result<u64> {
     use diesel::connection::SimpleConnection;
@@ -147,7 +148,7 @@ fn seed_history(pool: &DbPool, per_campaign: u32) -> anyhow::Result<u64> {
            FROM campaigns c CROSS JOIN generate_series(1, {per_campaign}) g;
          INSERT INTO campaign_spend (campaign_id, period, amount)
            SELECT campaign_id, p.period, SUM(amount) FROM spend_logs
-           CROSS JOIN (VALUES ('2026-01-15'), ('2026-01')) AS p(period)
+           CROSS JOIN (VALUES ('2026-01-15'), ('2026-01'), ('lifetime')) AS p(period)
            WHERE event_id LIKE 'history-%' GROUP BY campaign_id, p.period;
          INSERT INTO brand_spend (brand_id, period, amount)
            SELECT c.brand_id, p.period, SUM(s.amount) FROM spend_logs s

@@ -279,13 +279,13 @@ async fn a_killed_workers_job_runs_again_on_another_worker() {
 }
 
 /// A redis-server of this test's own, on a free port.
-struct OwnRedis {
+pub(crate) struct OwnRedis {
     port: u16,
     process: Option<Process>,
 }
 
 impl OwnRedis {
-    fn start(port: u16) -> Self {
+    pub(crate) fn start(port: u16) -> Self {
         let process = Process::spawn(redis_server(port).stderr(Stdio::null()))
             .expect("redis-server is installed (.ci/run installs it)");
         let r = OwnRedis {
@@ -299,10 +299,13 @@ impl OwnRedis {
         }
         r
     }
-    fn url(&self) -> String {
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         self.process.take();
     }
 }

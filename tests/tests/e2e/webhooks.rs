@@ -14,6 +14,7 @@ use crate::helpers::{Backend, Process, TestDatabase, command, free_port, wait_re
 struct Stack {
     db: TestDatabase,
     prefix: String,
+    redis: String,
     base: String,
     token: String,
     api: Process,
@@ -24,7 +25,7 @@ struct Stack {
 
 impl Stack {
     fn env(&self, cmd: &mut Command) {
-        env(cmd, &self.prefix);
+        env(cmd, &self.redis, &self.prefix);
     }
 
     fn start_worker(&mut self) {
@@ -47,8 +48,8 @@ impl Stack {
     }
 }
 
-fn env(cmd: &mut Command, prefix: &str) {
-    cmd.env("REDIS_URL", adbudget_testing::redis_url())
+fn env(cmd: &mut Command, redis: &str, prefix: &str) {
+    cmd.env("REDIS_URL", redis)
         .env("ADBUDGET_QUEUE_PREFIX", prefix)
         .env("ADBUDGET_HEALTH_BIND", format!("127.0.0.1:{}", free_port()))
         .env("ADBUDGET_WEBHOOK_ALLOW_PRIVATE", "true")
@@ -57,16 +58,20 @@ fn env(cmd: &mut Command, prefix: &str) {
 }
 
 async fn stack() -> Stack {
+    stack_on(&adbudget_testing::redis_url()).await
+}
+
+async fn stack_on(redis: &str) -> Stack {
     let db = TestDatabase::create(Backend::Postgres).unwrap();
     let prefix = format!("adbudget-e2e-{}", uuid::Uuid::new_v4().simple());
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut api = command("adbudget-api", &db.url);
-    env(&mut api, &prefix);
+    env(&mut api, redis, &prefix);
     api.env("ADBUDGET_BIND", format!("127.0.0.1:{port}"));
     let mut api = Process::spawn(&mut api).unwrap();
     let mut beat = command("adbudget-beat", &db.url);
-    env(&mut beat, &prefix);
+    env(&mut beat, redis, &prefix);
     let beat = Process::spawn(&mut beat).unwrap();
     wait_ready(&format!("{base}/readyz"), &mut api).await;
     let out = command("adbudget", &db.url)
@@ -77,6 +82,7 @@ async fn stack() -> Stack {
     let mut s = Stack {
         db,
         prefix,
+        redis: redis.to_owned(),
         base,
         token,
         api,
@@ -187,6 +193,78 @@ async fn a_worker_killed_during_deliveries_loses_none() {
     let got = arrivals(&receiver, n, Duration::from_secs(120)).await;
     assert_eq!(got.len(), n, "every pause arrived after the kill");
     drop(s.api);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_killed_right_after_a_commit_loses_nothing() {
+    let mut s = stack().await;
+    let receiver = Receiver::start().await;
+    let brand = s
+        .post(
+            "/api/v1/brands",
+            json!({"name": "Acme", "daily_budget": "5", "monthly_budget": "100", "alert_thresholds": []}),
+        )
+        .await;
+    s.post(
+        "/api/v1/webhooks",
+        json!({"url": receiver.url, "event_types": ["campaign.paused"]}),
+    )
+    .await;
+    let c = s
+        .post(
+            "/api/v1/campaigns",
+            json!({"brand_id": brand["id"], "name": "c"}),
+        )
+        .await;
+    let paused = s
+        .post(
+            "/api/v1/spend",
+            json!({"campaign_id": c["id"], "amount": "5"}),
+        )
+        .await;
+    assert_eq!(paused["campaign"]["is_active"], false);
+    // SIGKILL at once: whatever nudge the process had not sent is gone with it.
+    s.api.kill();
+    let got = arrivals(&receiver, 1, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1, "the sweep delivered the pause");
+    assert!(got.contains_key(&c["id"].as_i64().unwrap()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_loses_nothing() {
+    let mut own = crate::jobs::OwnRedis::start(free_port());
+    let s = stack_on(&own.url()).await;
+    let receiver = Receiver::start().await;
+    let brand = s
+        .post(
+            "/api/v1/brands",
+            json!({"name": "Acme", "daily_budget": "5", "monthly_budget": "100", "alert_thresholds": []}),
+        )
+        .await;
+    s.post(
+        "/api/v1/webhooks",
+        json!({"url": receiver.url, "event_types": ["campaign.paused"]}),
+    )
+    .await;
+    let c = s
+        .post(
+            "/api/v1/campaigns",
+            json!({"brand_id": brand["id"], "name": "c"}),
+        )
+        .await;
+    // Redis goes away (its data with it: no persistence), the pause is committed meanwhile.
+    own.stop();
+    let paused = s
+        .post(
+            "/api/v1/spend",
+            json!({"campaign_id": c["id"], "amount": "5"}),
+        )
+        .await;
+    assert_eq!(paused["campaign"]["is_active"], false);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _own = crate::jobs::OwnRedis::start(own.port());
+    let got = arrivals(&receiver, 1, Duration::from_secs(90)).await;
+    assert_eq!(got.len(), 1, "delivered once Redis was back");
 }
 
 /// `standalone` delivers too: the same outbox, an in-process queue, no Redis.
