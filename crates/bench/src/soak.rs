@@ -4,13 +4,15 @@
 //! `adbudget-worker` and two `adbudget-beat` processes (the real binaries, built next to this one)
 //! and drives them with single and batch spend (including replays of earlier event ids), budget
 //! edits, schedule edits and manual pause/resume, spread over both APIs as a load balancer would.
-//! Meanwhile it kills a worker with SIGKILL, restarts Redis, restarts an API process and kills a
-//! beat. A client whose request fails (connection lost, 503) sends the same event ids again later,
-//! as the API's idempotency allows.
+//! Meanwhile it kills a worker with SIGKILL, restarts Redis, restarts an API process, kills the
+//! other API process with SIGKILL and kills a beat. A client whose request fails (connection lost,
+//! 503) sends the same event ids again later, as the API's idempotency allows. A webhook receiver
+//! (an HTTP server in this process) is registered for the campaigns' pauses and resumptions.
 //!
 //! Afterwards it checks that every acknowledged event is stored exactly once with its payload,
-//! that nothing else was stored, that the jobs run again after the faults, and that
-//! `adbudget verify` is clean. Any failure is an error (exit 1).
+//! that nothing else was stored, that the jobs run again after the faults, that every state change
+//! in the outbox reached the receiver (none twice under different ids), and that `adbudget verify`
+//! is clean. Any failure is an error (exit 1).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -202,6 +204,19 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         token,
     });
     let data = create_data_set(&target, &args, &system.run_id).await?;
+    let receiver = adbudget_testing::receiver::Receiver::start().await;
+    let endpoint = target
+        .client
+        .post(format!("{}/api/v1/webhooks", target.apis[1]))
+        .bearer_auth(&target.token)
+        .json(&json!({"url": receiver.url, "event_types": ["campaign.paused", "campaign.resumed"]}))
+        .send()
+        .await?;
+    ensure!(
+        endpoint.status() == StatusCode::CREATED,
+        "webhook endpoint not created: {}",
+        endpoint.status()
+    );
     println!("process logs: {}", logs_dir().display());
     println!(
         "soak {}: {} brands, {} campaigns, 2 APIs, 2 workers, 2 beats, {} clients, {} s",
@@ -219,6 +234,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let (ledger, load_secs, sent) = load.finish().await?;
     let retried = resend_unanswered(&target, &ledger).await?;
     let run_id = system.run_id.clone();
+    let deliveries = Deliveries::wait_for_all(&url, &receiver, Duration::from_secs(120)).await?;
     system.check_recovered_and_stop(&target).await?;
 
     let ledger = Arc::try_unwrap(ledger)
@@ -227,7 +243,15 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("a client panicked"))?;
     let audit = Audit::of(&url, &run_id, &ledger)?;
     report(&ledger, &faults, &audit, sent, load_secs, retried);
+    println!(
+        "webhooks: {} state changes in the outbox, {} delivered ({} requests, {} redeliveries)",
+        deliveries.outbox,
+        deliveries.delivered,
+        deliveries.requests,
+        deliveries.requests - deliveries.delivered
+    );
     audit.ensure_clean(&ledger)?;
+    deliveries.ensure_clean()?;
     println!("soak passed");
     Ok(())
 }
@@ -406,7 +430,26 @@ impl System {
             recovered_in: recovered,
         });
 
-        sleep_until(at(0.75)).await;
+        sleep_until(at(0.7)).await;
+        let t = started.elapsed();
+        // SIGKILL under load: requests in flight are lost (their clients send them again), and
+        // so is any dispatcher nudge not yet queued (the 5-second sweep delivers those events).
+        self.apis[1].kill();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.apis[1].restart()?;
+        let recovered = wait_http(
+            &self.client,
+            &format!("{}/readyz", self.bases[1]),
+            Duration::from_secs(30),
+        )
+        .await?;
+        faults.push(Fault {
+            what: "API 2 killed with SIGKILL under load, started again (ready)",
+            at: t,
+            recovered_in: recovered + Duration::from_secs(1),
+        });
+
+        sleep_until(at(0.8)).await;
         let t = started.elapsed();
         self.beats[0].kill();
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -470,6 +513,7 @@ fn process_env(
             .env("ADBUDGET_DB_POOL_SIZE", "8")
             .env("ADBUDGET_WORKER_CONCURRENCY", "2")
             .env("ADBUDGET_SHUTDOWN_TIMEOUT_SECS", "10")
+            .env("ADBUDGET_WEBHOOK_ALLOW_PRIVATE", "true")
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::null());
@@ -949,4 +993,97 @@ fn stored_events(url: &str, run_id: &str) -> anyhow::Result<HashMap<String, (i64
         entry.2 += 1;
     }
     Ok(out)
+}
+
+/// The webhook deliveries of the run: the outbox's state changes against what the receiver got.
+struct Deliveries {
+    /// `campaign.paused` and `campaign.resumed` events in the outbox.
+    outbox: usize,
+    /// Of those, how many reached the receiver.
+    delivered: usize,
+    /// Requests the receiver got (redeliveries included).
+    requests: usize,
+    problems: Vec<String>,
+}
+
+impl Deliveries {
+    /// Waits until every state change in the outbox has reached the receiver (at most `within`),
+    /// then compares: each event id at least once, and one id per campaign state version.
+    async fn wait_for_all(
+        url: &str,
+        receiver: &adbudget_testing::receiver::Receiver,
+        within: Duration,
+    ) -> anyhow::Result<Deliveries> {
+        use adbudget_db::schema::events::dsl as e;
+        let mut conn = db::connect_one(url)?;
+        let deadline = Instant::now() + within;
+        loop {
+            let outbox: Vec<i64> = e::events
+                .filter(e::event_type.eq_any(["campaign.paused", "campaign.resumed"]))
+                .select(e::id)
+                .load(&mut conn)?;
+            let got = receiver.received();
+            let mut ids: HashMap<String, usize> = HashMap::new();
+            let mut versions: HashMap<(i64, i64), String> = HashMap::new();
+            let mut problems = Vec::new();
+            for r in &got {
+                let body: Value = serde_json::from_str(&r.body)?;
+                let id = r
+                    .headers
+                    .get("webhook-id")
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                if body["id"] != id.as_str() {
+                    problems.push(format!("{id}: the body's id is {}", body["id"]));
+                }
+                let key = (
+                    body["data"]["campaign"]["id"].as_i64().unwrap_or(0),
+                    body["data"]["state_version"].as_i64().unwrap_or(0),
+                );
+                if let Some(other) = versions.insert(key, id.clone())
+                    && other != id
+                {
+                    problems.push(format!(
+                        "campaign {} state {} delivered as {other} and as {id}",
+                        key.0, key.1
+                    ));
+                }
+                *ids.entry(id).or_default() += 1;
+            }
+            let missing: Vec<i64> = outbox
+                .iter()
+                .copied()
+                .filter(|id| !ids.contains_key(&adbudget_core::events::public_id(*id)))
+                .collect();
+            if missing.is_empty() || Instant::now() > deadline {
+                problems.extend(
+                    missing
+                        .iter()
+                        .take(10)
+                        .map(|id| format!("evt_{id} never arrived")),
+                );
+                return Ok(Deliveries {
+                    outbox: outbox.len(),
+                    delivered: outbox.len() - missing.len(),
+                    requests: got.len(),
+                    problems,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    fn ensure_clean(&self) -> anyhow::Result<()> {
+        ensure!(
+            self.problems.is_empty(),
+            "webhook deliveries disagree with the outbox: {:?}",
+            self.problems
+        );
+        ensure!(
+            self.outbox > 0,
+            "the soak caused no state change to deliver"
+        );
+        Ok(())
+    }
 }
