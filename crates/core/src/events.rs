@@ -69,6 +69,34 @@ impl FromStr for EventType {
     }
 }
 
+impl EventType {
+    /// The types an endpoint may subscribe to (every one but `ping`, which goes to the endpoint
+    /// tested), from their names; an unknown name is an error on `field`.
+    pub fn subscribable<S: AsRef<str>>(
+        names: &[S],
+        field: &str,
+    ) -> Result<Vec<EventType>, ValidationError> {
+        names
+            .iter()
+            .map(|n| {
+                n.as_ref()
+                    .parse::<EventType>()
+                    .ok()
+                    .filter(|t| *t != EventType::Ping)
+                    .ok_or_else(|| {
+                        ValidationError::new(
+                            field,
+                            format!(
+                                "{:?} is not one of campaign.paused, campaign.resumed, budget.threshold_reached, spend.reversed",
+                                n.as_ref()
+                            ),
+                        )
+                    })
+            })
+            .collect()
+    }
+}
+
 /// The public id of the event stored under `id`: `evt_` and the number.
 pub fn public_id(id: i64) -> String {
     format!("evt_{id}")

@@ -195,10 +195,8 @@ async fn a_worker_killed_during_deliveries_loses_none() {
     drop(s.api);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_api_killed_right_after_a_commit_loses_nothing() {
-    let mut s = stack().await;
-    let receiver = Receiver::start().await;
+/// A brand with a daily budget of 5, an endpoint for its pauses, and one campaign.
+async fn one_campaign(s: &Stack, receiver: &Receiver) -> Value {
     let brand = s
         .post(
             "/api/v1/brands",
@@ -210,12 +208,15 @@ async fn an_api_killed_right_after_a_commit_loses_nothing() {
         json!({"url": receiver.url, "event_types": ["campaign.paused"]}),
     )
     .await;
-    let c = s
-        .post(
-            "/api/v1/campaigns",
-            json!({"brand_id": brand["id"], "name": "c"}),
-        )
-        .await;
+    s.post(
+        "/api/v1/campaigns",
+        json!({"brand_id": brand["id"], "name": "c"}),
+    )
+    .await
+}
+
+/// Spends the campaign's brand budget: the answer shows it paused (committed).
+async fn pause(s: &Stack, c: &Value) {
     let paused = s
         .post(
             "/api/v1/spend",
@@ -223,6 +224,14 @@ async fn an_api_killed_right_after_a_commit_loses_nothing() {
         )
         .await;
     assert_eq!(paused["campaign"]["is_active"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_killed_right_after_a_commit_loses_nothing() {
+    let mut s = stack().await;
+    let receiver = Receiver::start().await;
+    let c = one_campaign(&s, &receiver).await;
+    pause(&s, &c).await;
     // SIGKILL at once: whatever nudge the process had not sent is gone with it.
     s.api.kill();
     let got = arrivals(&receiver, 1, Duration::from_secs(30)).await;
@@ -235,32 +244,10 @@ async fn a_redis_restart_loses_nothing() {
     let mut own = crate::jobs::OwnRedis::start(free_port());
     let s = stack_on(&own.url()).await;
     let receiver = Receiver::start().await;
-    let brand = s
-        .post(
-            "/api/v1/brands",
-            json!({"name": "Acme", "daily_budget": "5", "monthly_budget": "100", "alert_thresholds": []}),
-        )
-        .await;
-    s.post(
-        "/api/v1/webhooks",
-        json!({"url": receiver.url, "event_types": ["campaign.paused"]}),
-    )
-    .await;
-    let c = s
-        .post(
-            "/api/v1/campaigns",
-            json!({"brand_id": brand["id"], "name": "c"}),
-        )
-        .await;
+    let c = one_campaign(&s, &receiver).await;
     // Redis goes away (its data with it: no persistence), the pause is committed meanwhile.
     own.stop();
-    let paused = s
-        .post(
-            "/api/v1/spend",
-            json!({"campaign_id": c["id"], "amount": "5"}),
-        )
-        .await;
-    assert_eq!(paused["campaign"]["is_active"], false);
+    pause(&s, &c).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let _own = crate::jobs::OwnRedis::start(own.port());
     let got = arrivals(&receiver, 1, Duration::from_secs(90)).await;

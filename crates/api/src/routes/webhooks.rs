@@ -65,23 +65,10 @@ pub struct WebhookWithSecret {
 }
 
 fn event_types(v: Option<Vec<String>>) -> Result<Option<Vec<EventType>>, ApiError> {
-    v.map(|types| {
-        types
-            .iter()
-            .map(|t| {
-                t.parse::<EventType>()
-                    .ok()
-                    .filter(|t| *t != EventType::Ping)
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            "event_types",
-                            "each must be campaign.paused, campaign.resumed, budget.threshold_reached or spend.reversed",
-                        )
-                    })
-            })
-            .collect()
-    })
-    .transpose()
+    Ok(
+        v.map(|types| EventType::subscribable(&types, "event_types"))
+            .transpose()?,
+    )
 }
 
 fn brand_ids(v: Option<Vec<i64>>) -> Result<Option<Vec<i64>>, ApiError> {

@@ -106,22 +106,7 @@ pub async fn webhook_create(
         let event_types = if types.is_empty() {
             None
         } else {
-            Some(
-                types
-                    .iter()
-                    .map(|t| {
-                        t.parse::<EventType>()
-                            .ok()
-                            .filter(|t| *t != EventType::Ping)
-                            .ok_or_else(|| {
-                                ApiError::invalid(
-                                    "event_types",
-                                    format!("{t:?} is not an event type"),
-                                )
-                            })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-            )
+            Some(EventType::subscribable(&types, "event_types")?)
         };
         let ids = comma_list(&form.text("brand_ids"));
         let brand_ids = if ids.is_empty() {
