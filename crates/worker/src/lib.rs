@@ -59,13 +59,13 @@ pub enum DeliveryQueue {
 impl DeliveryQueue {
     async fn push(&self, job: AttemptJob) -> anyhow::Result<()> {
         match self {
+            // No idempotency key: an attempt whose job was lost (its worker killed mid-flight) is
+            // handed out again under the same number when its lease ends, and must be queued
+            // again; a duplicate that does run finds the attempt taken and does nothing.
             DeliveryQueue::Redis(storage) => {
-                let task = TaskBuilder::new(job)
-                    .idempotency_key(format!("attempt:{}:{}", job.delivery_id, job.attempt))
-                    .build();
                 let mut storage = (**storage).clone();
                 storage
-                    .push_task(task)
+                    .push(job)
                     .await
                     .map_err(|e| anyhow::anyhow!("push of a webhook attempt: {e}"))
             }

@@ -149,6 +149,8 @@ on_both_databases!(
     private_addresses_are_refused_at_delivery,
     a_rotated_secret_signs_beside_the_new_one_for_a_day,
     three_days_of_failures_fail_the_delivery_and_disable_the_endpoint,
+    a_lost_attempt_is_handed_out_again_when_its_lease_ends,
+    redirects_are_not_followed,
 );
 
 fn verify(secret: &str, r: &Received) {
@@ -407,5 +409,59 @@ fn three_days_of_failures_fail_the_delivery_and_disable_the_endpoint(backend: Ba
         w.deliver(&jobs, true).await;
         let log = webhooks::deliveries(&mut w.conn(), endpoint, &Brands::All, 1).unwrap();
         assert_eq!(log[0].status, "delivered");
+    });
+}
+
+fn a_lost_attempt_is_handed_out_again_when_its_lease_ends(backend: Backend) {
+    run(async {
+        let w = world(backend);
+        let receiver = Receiver::start().await;
+        let (endpoint, _) = w.endpoint(&receiver.url);
+        let now = adbudget_core::forms::now();
+        let ping = webhooks::ping(&mut w.conn(), endpoint, &Brands::All, now).unwrap();
+        let first = w.dispatch_at(now);
+        assert_eq!(
+            first,
+            vec![AttemptJob {
+                delivery_id: ping,
+                attempt: 1
+            }]
+        );
+        // Its job is lost (the worker that took it was killed): nothing is recorded. While the
+        // lease runs, the attempt is not handed out again; after it, the same attempt is.
+        let within = now + webhooks::LEASE - chrono::TimeDelta::seconds(1);
+        assert!(w.dispatch_at(within).is_empty());
+        let after = now + webhooks::LEASE + chrono::TimeDelta::seconds(1);
+        assert_eq!(w.dispatch_at(after), first);
+        w.deliver(&first, true).await;
+        assert_eq!(receiver.received().len(), 1);
+        // The job that was lost turns up after all: the attempt is taken, it does nothing.
+        w.deliver(&first, true).await;
+        assert_eq!(receiver.received().len(), 1);
+    });
+}
+
+fn redirects_are_not_followed(backend: Backend) {
+    run(async {
+        let w = world(backend);
+        let receiver = Receiver::start().await;
+        receiver.answers.lock().unwrap().extend([302]);
+        let (endpoint, _) = w.endpoint(&receiver.url);
+        let now = adbudget_core::forms::now();
+        webhooks::ping(&mut w.conn(), endpoint, &Brands::All, now).unwrap();
+        let jobs = w.dispatch_until(1);
+        w.deliver(&jobs, true).await;
+        assert_eq!(
+            receiver.received().len(),
+            1,
+            "one request: the redirect was not followed"
+        );
+        let log = webhooks::deliveries(&mut w.conn(), endpoint, &Brands::All, 1).unwrap();
+        assert_eq!(
+            log[0].status, "pending",
+            "a redirect is a failed attempt, retried"
+        );
+        assert_eq!(log[0].attempts[0].status_code, Some(302));
+        assert_eq!(log[0].attempts[0].error.as_deref(), Some("HTTP 302"));
     });
 }

@@ -192,6 +192,38 @@ async fn a_worker_killed_during_deliveries_loses_none() {
     // Retries and any attempt lost with the worker (its lease runs out after a minute).
     let got = arrivals(&receiver, n, Duration::from_secs(120)).await;
     assert_eq!(got.len(), n, "every pause arrived after the kill");
+    // The feed holds each pause exactly once, under the id the receiver saw (its horizon may
+    // wait a moment for other tests' transactions on the same server).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let feed = loop {
+        let feed: Value = s
+            .client
+            .get(format!(
+                "{}/api/v1/events?type=campaign.paused&limit=500",
+                s.base
+            ))
+            .bearer_auth(&s.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if feed["items"].as_array().unwrap().len() >= n || Instant::now() > deadline {
+            break feed;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut in_feed: Vec<&str> = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    in_feed.sort_unstable();
+    let mut delivered: Vec<&str> = got.values().map(|(_, id)| id.as_str()).collect();
+    delivered.sort_unstable();
+    assert_eq!(in_feed, delivered);
     drop(s.api);
 }
 

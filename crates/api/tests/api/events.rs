@@ -198,6 +198,7 @@ async fn webhook_urls_are_checked_when_created(backend: Backend) {
         "http://127.0.0.1:9/hook",
         "https://127.0.0.1/hook",
         "https://169.254.169.254/latest/meta-data",
+        "http://169.254.169.254/latest/meta-data",
         "https://10.0.0.1/hook",
         "https://localhost/hook",
         "https://[::1]/hook",

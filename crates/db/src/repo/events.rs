@@ -90,6 +90,27 @@ pub(crate) fn insert(
     Ok(written)
 }
 
+/// Writes one event (without a dedupe key) and returns its id.
+pub(crate) fn insert_one(
+    conn: &mut DbConnection,
+    new: &NewEvent,
+    now: DateTime<Utc>,
+) -> QueryResult<i64> {
+    let id = diesel::insert_into(events::table)
+        .values((
+            events::event_type.eq(new.event_type.name()),
+            events::brand_id.eq(new.brand_id),
+            events::campaign_id.eq(new.campaign_id),
+            events::data.eq(new.data.to_string()),
+            events::created_at.eq(naive(now)),
+        ))
+        .returning(events::id)
+        .get_result(conn)?;
+    WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    metrics::counter!("adbudget_events_total").increment(1);
+    Ok(id)
+}
+
 /// The `campaign.paused` and `campaign.resumed` events of state changes just applied (their
 /// `state_version` already incremented): a campaign going from active to paused or back. A
 /// change of reasons that leaves it paused is a new state version but no event.

@@ -337,12 +337,7 @@ pub fn ping(
             dedupe_key: None,
             data: serde_json::json!({}),
         };
-        super::events::insert(conn, &[event], now)?;
-        let event_id: i64 = events::table
-            .select(events::id)
-            .filter(events::event_type.eq(EventType::Ping.name()))
-            .order(events::id.desc())
-            .first(conn)?;
+        let event_id = super::events::insert_one(conn, &event, now)?;
         Ok(new_delivery(conn, id, event_id, now)?)
     })
 }
