@@ -24,6 +24,10 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Browser {
+        // fantoccini's rustls reads the process's default crypto provider; with the workspace's
+        // features unified (the worker's reqwest brings ring, fantoccini aws-lc-rs) there is no
+        // single default, so choose one (a second call in the same process changes nothing).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let port = free_port().unwrap();
         let driver = Process::spawn(
             Command::new("chromedriver")
