@@ -17,6 +17,10 @@ use futures::{SinkExt, StreamExt};
 pub struct MemoryQueue<J> {
     sink: MemorySink<J>,
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<apalis::prelude::Task<J>>>>,
+    /// One push at a time: apalis 1.0's `MemorySink::start_send` takes its inner lock with
+    /// `try_lock().unwrap()`, which panics when another push holds it (the beat's tick, a
+    /// dispatcher nudge and its second nudge can meet on one queue).
+    pushing: Arc<Mutex<()>>,
 }
 
 impl<J> Clone for MemoryQueue<J> {
@@ -24,6 +28,7 @@ impl<J> Clone for MemoryQueue<J> {
         MemoryQueue {
             sink: self.sink.clone(),
             receiver: self.receiver.clone(),
+            pushing: self.pushing.clone(),
         }
     }
 }
@@ -41,6 +46,7 @@ impl<J: Send + Sync + Unpin + 'static> Default for MemoryQueue<J> {
         MemoryQueue {
             sink: MemorySink::new(Arc::new(Mutex::new(boxed))),
             receiver: Arc::new(Mutex::new(rx)),
+            pushing: Arc::new(Mutex::new(())),
         }
     }
 }
@@ -58,6 +64,7 @@ impl<J: Send + Sync + Unpin + 'static> MemoryQueue<J> {
     }
 
     pub async fn push(&self, job: J) -> anyhow::Result<()> {
+        let _one_at_a_time = self.pushing.lock().await;
         let mut sink = self.sink.clone();
         sink.send(TaskBuilder::new(job).build())
             .await

@@ -301,8 +301,9 @@ async fn standalone_delivers() {
         .env("ADBUDGET_BIND", format!("127.0.0.1:{port}"))
         .env("ADBUDGET_WEBHOOK_ALLOW_PRIVATE", "true")
         .env("REDIS_URL", "redis://127.0.0.1:1")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(dir.join("standalone.log")).unwrap());
     let mut process = Process::spawn(&mut cmd).unwrap();
     let base = format!("http://127.0.0.1:{port}");
     wait_ready(&format!("{base}/readyz"), &mut process).await;
@@ -368,6 +369,7 @@ async fn standalone_delivers() {
         })
         .collect();
     types.sort();
+    let log = std::fs::read_to_string(dir.join("standalone.log")).unwrap_or_default();
     assert_eq!(
         types,
         [
@@ -375,7 +377,9 @@ async fn standalone_delivers() {
             "budget.threshold_reached",
             "budget.threshold_reached",
             "campaign.paused"
-        ]
+        ],
+        "standalone's log:\n{}",
+        &log[log.len().saturating_sub(4000)..]
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
