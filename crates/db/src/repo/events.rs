@@ -55,6 +55,39 @@ pub struct NewEvent {
     pub data: serde_json::Value,
 }
 
+impl NewEvent {
+    /// The row as inserted (`txid` is the column's default).
+    #[allow(clippy::type_complexity)]
+    fn row(
+        &self,
+        at: NaiveDateTime,
+    ) -> (
+        diesel::dsl::Eq<events::event_type, &'static str>,
+        diesel::dsl::Eq<events::brand_id, Option<i64>>,
+        diesel::dsl::Eq<events::campaign_id, Option<i64>>,
+        diesel::dsl::Eq<events::dedupe_key, Option<&str>>,
+        diesel::dsl::Eq<events::data, String>,
+        diesel::dsl::Eq<events::created_at, NaiveDateTime>,
+    ) {
+        (
+            events::event_type.eq(self.event_type.name()),
+            events::brand_id.eq(self.brand_id),
+            events::campaign_id.eq(self.campaign_id),
+            events::dedupe_key.eq(self.dedupe_key.as_deref()),
+            events::data.eq(self.data.to_string()),
+            events::created_at.eq(at),
+        )
+    }
+}
+
+/// Counts events written by this process (the nudges watch it) and in the metrics.
+fn counted(written: usize) {
+    if written > 0 {
+        WRITTEN.fetch_add(written as u64, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!("adbudget_events_total").increment(written as u64);
+    }
+}
+
 /// Writes `new` in the caller's transaction (one statement per 5,000); returns how many were
 /// written (those whose `dedupe_key` was taken are not).
 pub(crate) fn insert(
@@ -65,49 +98,27 @@ pub(crate) fn insert(
     let at = naive(now);
     let mut written = 0;
     for chunk in new.chunks(CHUNK / 8) {
-        let rows: Vec<_> = chunk
-            .iter()
-            .map(|e| {
-                (
-                    events::event_type.eq(e.event_type.name()),
-                    events::brand_id.eq(e.brand_id),
-                    events::campaign_id.eq(e.campaign_id),
-                    events::dedupe_key.eq(e.dedupe_key.as_deref()),
-                    events::data.eq(e.data.to_string()),
-                    events::created_at.eq(at),
-                )
-            })
-            .collect();
+        let rows: Vec<_> = chunk.iter().map(|e| e.row(at)).collect();
         written += crate::per_backend!(conn, c => diesel::insert_into(events::table)
             .values(&rows)
             .on_conflict_do_nothing()
             .execute(c))?;
     }
-    if written > 0 {
-        WRITTEN.fetch_add(written as u64, std::sync::atomic::Ordering::Relaxed);
-        metrics::counter!("adbudget_events_total").increment(written as u64);
-    }
+    counted(written);
     Ok(written)
 }
 
-/// Writes one event (without a dedupe key) and returns its id.
+/// Writes one event and returns its id (for an event without a dedupe key: a ping).
 pub(crate) fn insert_one(
     conn: &mut DbConnection,
     new: &NewEvent,
     now: DateTime<Utc>,
 ) -> QueryResult<i64> {
     let id = diesel::insert_into(events::table)
-        .values((
-            events::event_type.eq(new.event_type.name()),
-            events::brand_id.eq(new.brand_id),
-            events::campaign_id.eq(new.campaign_id),
-            events::data.eq(new.data.to_string()),
-            events::created_at.eq(naive(now)),
-        ))
+        .values(new.row(naive(now)))
         .returning(events::id)
         .get_result(conn)?;
-    WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    metrics::counter!("adbudget_events_total").increment(1);
+    counted(1);
     Ok(id)
 }
 

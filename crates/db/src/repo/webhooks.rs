@@ -85,14 +85,13 @@ impl EndpointRow {
         }
     }
 
-    /// Whether this endpoint receives `event` (of `brand_id`).
-    fn wants(&self, event: EventType, brand_id: Option<i64>) -> bool {
-        let types: Option<Vec<String>> = split(&self.event_types);
-        let brands: Option<Vec<i64>> = split(&self.brand_ids);
-        self.enabled
-            && event != EventType::Ping
-            && types.is_none_or(|t| t.iter().any(|t| t == event.name()))
-            && brands.is_none_or(|b| brand_id.is_some_and(|id| b.contains(&id)))
+    /// What this (enabled) endpoint receives, its lists parsed once for a dispatch round.
+    fn subscription(&self) -> Subscription {
+        Subscription {
+            endpoint_id: self.id,
+            types: split(&self.event_types),
+            brands: split(&self.brand_ids),
+        }
     }
 
     fn visible_to(&self, visible: &Brands) -> bool {
@@ -104,6 +103,25 @@ impl EndpointRow {
             }
             (Some(_), None) => false,
         }
+    }
+}
+
+/// An endpoint's filters, as a dispatch round matches events against them.
+struct Subscription {
+    endpoint_id: i64,
+    types: Option<Vec<EventType>>,
+    brands: Option<Vec<i64>>,
+}
+
+impl Subscription {
+    /// Whether it receives `event` (of `brand_id`); never a `ping`, which goes to one endpoint.
+    fn wants(&self, event: EventType, brand_id: Option<i64>) -> bool {
+        event != EventType::Ping
+            && self.types.as_ref().is_none_or(|t| t.contains(&event))
+            && self
+                .brands
+                .as_ref()
+                .is_none_or(|b| brand_id.is_some_and(|id| b.contains(&id)))
     }
 }
 
@@ -387,6 +405,8 @@ pub fn dispatch(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Dis
             .select(EndpointRow::as_select())
             .filter(webhook_endpoints::enabled.eq(true))
             .load(conn)?;
+        let subscriptions: Vec<Subscription> =
+            endpoints.iter().map(EndpointRow::subscription).collect();
         // A disabled endpoint's deliveries wait; enabling it again sends them.
         let enabled: Vec<i64> = endpoints.iter().map(|e| e.id).collect();
         let mut out = Dispatched::default();
@@ -406,12 +426,12 @@ pub fn dispatch(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Dis
                 .iter()
                 .flat_map(|e| {
                     let id = e.id.trim_start_matches("evt_").parse::<i64>().unwrap_or(0);
-                    endpoints
+                    subscriptions
                         .iter()
-                        .filter(|ep| ep.wants(e.event_type, e.brand_id))
-                        .map(move |ep| {
+                        .filter(|sub| sub.wants(e.event_type, e.brand_id))
+                        .map(move |sub| {
                             (
-                                webhook_deliveries::endpoint_id.eq(ep.id),
+                                webhook_deliveries::endpoint_id.eq(sub.endpoint_id),
                                 webhook_deliveries::event_id.eq(id),
                                 webhook_deliveries::status.eq("pending"),
                                 webhook_deliveries::next_attempt_at.eq(at),
