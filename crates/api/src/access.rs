@@ -46,8 +46,10 @@ permissions! {
     ToReverse => ReverseSpend, "reverse spend";
     /// Create a brand.
     ToCreateBrand => CreateBrand, "create brands";
-    /// Retry or discard scheduled jobs.
+    /// Retry, discard or run scheduled jobs.
     ToRunJobs => RunJobs, "act on the scheduled jobs";
+    /// Change the job schedules.
+    ToEditSchedules => EditSchedules, "change the job schedules";
     /// Users, tokens, webhooks.
     ToAdminister => Administer, "administer users and tokens";
 }

@@ -58,10 +58,20 @@ impl Application {
     /// `ADBUDGET_BIND`.
     pub fn build(settings: &Settings) -> anyhow::Result<Self> {
         let pool = adbudget_db::connect(&settings.database_url, settings.db_pool_size)?;
+        // The stored schedules, seeded from ADBUDGET_SCHEDULE_* if no beat has yet: the job
+        // routes and /jobs show them.
+        if let Err(e) = adbudget_db::get(&pool)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut c| {
+                adbudget_db::repo::schedules::seed(&mut c, &settings.schedules, chrono::Utc::now())
+                    .map_err(anyhow::Error::from)
+            })
+        {
+            tracing::warn!(error = %e, "could not seed the job schedules (has `adbudget migrate` run?)");
+        }
         let jobs = JobsMonitor {
             redis: adbudget_queue::connect_lazy(&settings.redis_url)?,
             prefix: settings.queue_prefix.clone(),
-            schedules: settings.schedules.clone(),
         };
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("failed to bind ADBUDGET_BIND={}", settings.bind))?;

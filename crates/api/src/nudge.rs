@@ -36,7 +36,7 @@ impl NudgeTarget {
                 let mut storage = adbudget_queue::storage::<DispatchEvents>(conn.clone(), prefix);
                 storage.push(job).await.map_err(|e| anyhow::anyhow!("{e}"))
             }
-            NudgeTarget::Memory(queue) => queue.push(job).await,
+            NudgeTarget::Memory(queue) => queue.push(job),
         };
         if let Err(e) = pushed {
             tracing::debug!(error = %e, "dispatcher nudge not queued; the sweep will dispatch");

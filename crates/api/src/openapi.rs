@@ -16,7 +16,7 @@ use crate::routes::{audit, brands, campaigns, events, health, jobs, pacing, spen
         pacing::series, audit::list, events::list,
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete, webhooks::test,
         webhooks::rotate_secret, webhooks::deliveries, webhooks::redeliver,
-        jobs::queues, health::healthz, health::readyz,
+        jobs::queues, jobs::list_schedules, jobs::update_schedule, jobs::run, health::healthz, health::readyz,
     ),
     components(schemas(adbudget_core::views::WindowView)),
     modifiers(&BearerAuth, &CommonResponses),

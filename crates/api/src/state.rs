@@ -1,5 +1,4 @@
 use actix_web::web;
-use adbudget_core::jobs::JobSchedule;
 use adbudget_db::error::DomainResult;
 use adbudget_db::{self as db, DbConnection, DbPool};
 
@@ -26,6 +25,8 @@ pub struct AppState {
     pub nudges: Option<crate::nudge::NudgeTarget>,
     /// Asks the nudger for a nudge now (a test ping, a redelivery).
     pub nudge_now: std::sync::Arc<tokio::sync::Notify>,
+    /// Where "Run now" queues a job (`None`: nowhere, answered `503`).
+    pub queues: Option<adbudget_queue::Queues>,
 }
 
 /// The gauge refresh of a deployed API (Prometheus scrapes every 15–60 s).
@@ -36,7 +37,6 @@ pub const GAUGE_REFRESH: std::time::Duration = std::time::Duration::from_secs(15
 pub struct JobsMonitor {
     pub redis: redis::aio::ConnectionManager,
     pub prefix: String,
-    pub schedules: Vec<JobSchedule>,
 }
 
 impl AppState {
@@ -57,12 +57,21 @@ impl AppState {
             webhook_allow_private: false,
             nudges: None,
             nudge_now: Default::default(),
+            queues: None,
         }
     }
 
     pub fn with_webhook_allow_private(self, allow: bool) -> Self {
         AppState {
             webhook_allow_private: allow,
+            ..self
+        }
+    }
+
+    /// Where "Run now" queues jobs (standalone's in-memory queues).
+    pub fn with_queues(self, queues: adbudget_queue::Queues) -> Self {
+        AppState {
+            queues: Some(queues),
             ..self
         }
     }
@@ -92,9 +101,14 @@ impl AppState {
             conn: jobs.redis.clone(),
             prefix: jobs.prefix.clone(),
         };
+        let queues = adbudget_queue::Queues::Redis {
+            conn: jobs.redis.clone(),
+            prefix: jobs.prefix.clone(),
+        };
         AppState {
             jobs: Some(jobs),
             nudges: Some(nudges),
+            queues: Some(queues),
             ..self
         }
     }

@@ -50,7 +50,7 @@ pub async fn measure(database_url: &str, seconds: u64) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let overview = adbudget_queue::stats::overview(&mut redis, &prefix, &[], chrono::Utc::now())
+    let overview = adbudget_queue::stats::overview(&mut redis, &prefix, &[])
         .await
         .context("reading the queue counters")?;
     let done = overview

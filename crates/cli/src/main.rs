@@ -580,18 +580,20 @@ fn standalone(settings: Settings) -> anyhow::Result<()> {
         let monitor =
             adbudget_worker::register_in_memory(monitor, &queues, &settings, pool.clone());
         let last_tick = Arc::new(AtomicI64::new(0));
-        let monitor =
-            adbudget_beat::register_schedules(monitor, &settings.schedules, &sink, &last_tick);
+        let schedules = adbudget_beat::Schedules::load(pool.clone(), &settings.schedules).await?;
+        let monitor = adbudget_beat::register_schedules(monitor, &schedules, &sink, &last_tick);
         // Bring every campaign up to date at start: the process may have been down over a window
         // change or a midnight.
-        adbudget_beat::catch_up(&sink, &settings.schedules, chrono::Utc::now()).await?;
+        adbudget_beat::catch_up(&sink, &schedules, chrono::Utc::now()).await?;
+        tokio::spawn(schedules.follow());
         let admin = adbudget_api::admin::AdminState::from_settings(&settings);
         let state = AppState::new(pool)
             .with_gauge_refresh(adbudget_api::state::GAUGE_REFRESH)
             .with_webhook_allow_private(settings.webhook_allow_private)
             .with_nudges(adbudget_api::nudge::NudgeTarget::Memory(
                 queues.dispatch_events.clone(),
-            ));
+            ))
+            .with_queues(sink.clone());
         let app = adbudget_api::Application::new(state, admin, listener)?;
         println!(
             "adbudget is serving http://{}  (Ctrl-C stops it)",

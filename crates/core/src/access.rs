@@ -8,6 +8,7 @@
 //! | [`Action::Manage`] | – | – | ✓ | – | ✓ | ✓ |
 //! | [`Action::ReverseSpend`] | – | – | ✓ | – | ✓ | ✓ |
 //! | [`Action::RunJobs`] | – | – | ✓ unbound | – | ✓ unbound | ✓ unbound |
+//! | [`Action::EditSchedules`] | – | – | ✓ unbound | – | – | ✓ unbound |
 //! | [`Action::CreateBrand`] | – | – | ✓ unbound | – | ✓ unbound | ✓ unbound |
 //! | [`Action::Administer`] | – | – | ✓ unbound | – | – | ✓ unbound |
 //!
@@ -90,8 +91,11 @@ pub enum Action {
     ReverseSpend,
     /// Create a brand.
     CreateBrand,
-    /// Retry or discard a scheduled job (they run over every brand).
+    /// Retry, discard or "Run now" a scheduled job (they run over every brand).
     RunJobs,
+    /// Change the job schedules (re-time, enable, disable): they govern every brand, so admins
+    /// only.
+    EditSchedules,
     /// Users, tokens, webhook endpoints.
     Administer,
 }
@@ -101,7 +105,7 @@ impl Action {
     const fn needs_every_brand(self) -> bool {
         matches!(
             self,
-            Action::CreateBrand | Action::RunJobs | Action::Administer
+            Action::CreateBrand | Action::RunJobs | Action::EditSchedules | Action::Administer
         )
     }
 }
@@ -307,13 +311,14 @@ mod tests {
             Grant::User(Role::Admin),
         ];
         #[rustfmt::skip]
-        let expected: [(Action, [bool; 6]); 7] = [
+        let expected: [(Action, [bool; 6]); 8] = [
             (Read,         [true,  true,  true,  true,  true,  true]),
             (PostSpend,    [false, true,  true,  false, false, true]),
             (Manage,       [false, false, true,  false, true,  true]),
             (ReverseSpend, [false, false, true,  false, true,  true]),
             (CreateBrand,  [false, false, true,  false, true,  true]),
             (RunJobs,      [false, false, true,  false, true,  true]),
+            (EditSchedules, [false, false, true, false, false, true]),
             (Administer,   [false, false, true,  false, false, true]),
         ];
         for (action, row) in expected {

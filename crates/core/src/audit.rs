@@ -32,12 +32,12 @@ pub struct AuditEntry {
     pub actor: Actor,
     /// The request's id, as in the logs (none for the CLI).
     pub request_id: Option<String>,
-    /// `brand`, `campaign`, `spend`, `token` or `user`.
+    /// `brand`, `campaign`, `schedule`, `spend`, `token`, `user` or `webhook`.
     pub object_type: String,
     pub object_id: i64,
     /// The brand the object belongs to (none for tokens and users).
     pub brand_id: Option<i64>,
-    /// `create`, `update`, `delete`, `pause`, `resume`, `reverse`, `revoke`, `disable`,
+    /// `create`, `update`, `delete`, `pause`, `resume`, `reverse`, `revoke`, `disable`, `run`,
     /// `set_password`, …
     pub action: String,
     /// Each changed field by name.

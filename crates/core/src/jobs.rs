@@ -95,7 +95,11 @@ pub trait Job:
 {
     const KIND: JobKind;
     fn for_tick(scheduled_for: DateTime<Utc>) -> Self;
+    /// A run asked for by hand ("Run now"), at `at`, by `by` (a user's or token's name).
+    fn run_now(at: DateTime<Utc>, by: String) -> Self;
     fn scheduled_for(&self) -> DateTime<Utc>;
+    /// Who asked for this run by hand; `None` for a scheduled tick.
+    fn run_by(&self) -> Option<&str>;
 }
 
 macro_rules! job_types {
@@ -104,17 +108,26 @@ macro_rules! job_types {
             $(#[$doc])*
             #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
             pub struct $ty {
-                /// The schedule tick this run was enqueued for.
+                /// The schedule tick this run was enqueued for (a manual run: when it was asked).
                 pub scheduled_for: DateTime<Utc>,
+                /// Who ran it by hand; absent for a scheduled tick.
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub run_by: Option<String>,
             }
 
             impl Job for $ty {
                 const KIND: JobKind = JobKind::$kind;
                 fn for_tick(scheduled_for: DateTime<Utc>) -> Self {
-                    $ty { scheduled_for }
+                    $ty { scheduled_for, run_by: None }
+                }
+                fn run_now(at: DateTime<Utc>, by: String) -> Self {
+                    $ty { scheduled_for: at, run_by: Some(by) }
                 }
                 fn scheduled_for(&self) -> DateTime<Utc> {
                     self.scheduled_for
+                }
+                fn run_by(&self) -> Option<&str> {
+                    self.run_by.as_deref()
                 }
             }
         )*
@@ -135,6 +148,48 @@ job_types! {
     /// Committed events become webhook deliveries; due attempts are handed to the workers
     /// (every 5 seconds, and nudged after every commit that wrote events).
     DispatchEvents => DispatchEvents,
+}
+
+/// Why a job runs: a tick of its schedule, or an operator's "Run now".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    Tick(DateTime<Utc>),
+    Manual { at: DateTime<Utc>, by: String },
+}
+
+impl Trigger {
+    /// The job's payload for this trigger.
+    pub fn payload<J: Job>(&self) -> J {
+        match self {
+            Trigger::Tick(at) => J::for_tick(*at),
+            Trigger::Manual { at, by } => J::run_now(*at, by.clone()),
+        }
+    }
+}
+
+/// A job's schedule as stored (SPEC §6 `GET /api/v1/jobs/schedules`): the beats follow it within
+/// seconds of a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ScheduleView {
+    /// The job's name.
+    #[schema(example = "enforce_budgets")]
+    pub job: String,
+    /// Six fields, seconds first, in UTC.
+    #[schema(example = "0 */5 * * * *")]
+    pub cron: String,
+    /// The cron in words.
+    #[schema(example = "Every 5 minutes")]
+    pub description: String,
+    /// A disabled schedule enqueues nothing (its catch-up after downtime neither); "Run now" still
+    /// runs the job.
+    pub enabled: bool,
+    pub updated_at: DateTime<Utc>,
+    /// Who changed it last (`null`: seeded from the `ADBUDGET_SCHEDULE_*` defaults).
+    pub updated_by: Option<String>,
+    /// The newest tick any beat handled (`null`: none known; standalone keeps none).
+    pub last_tick: Option<DateTime<Utc>>,
+    /// The next tick (`null` when disabled).
+    pub next_tick: Option<DateTime<Utc>>,
 }
 
 /// What the job handlers need of the configuration.
@@ -184,20 +239,98 @@ pub struct JobSchedule {
     pub schedule: cron::Schedule,
 }
 
+/// Reads a cron expression as the beat does: six fields, seconds first (`cron` 0.17), in UTC.
+/// The error says what is expected, for a form or an API field.
+pub fn parse_cron(expression: &str) -> Result<cron::Schedule, String> {
+    let fields = expression.split_whitespace().count();
+    if fields != 6 {
+        return Err(format!(
+            "must have 6 fields (second minute hour day-of-month month day-of-week), such as \"0 */5 * * * *\"; this one has {fields}"
+        ));
+    }
+    cron::Schedule::from_str(expression).map_err(|e| {
+        format!("is not a cron schedule with seconds, such as \"0 */5 * * * *\" ({e})")
+    })
+}
+
+/// A cron expression in words, in English ("Every 5 minutes"); the expression itself when it
+/// uses syntax the describer does not read. `cronspeak` reads five-field cron (minutes first,
+/// days of the week 0–6 from Sunday); `cron` 0.17 counts days 1–7 from Sunday, so numeric days
+/// are handed over as names.
+pub fn describe_cron(expression: &str) -> String {
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let [second, minute, hour, dom, month, dow] = fields[..] else {
+        return expression.to_owned();
+    };
+    const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    let dow: String = {
+        let mut out = String::new();
+        let mut number = String::new();
+        let flush = |number: &mut String, out: &mut String, after_slash: bool| {
+            if number.is_empty() {
+                return;
+            }
+            match number.parse::<usize>() {
+                Ok(n @ 1..=7) if !after_slash => out.push_str(DAYS[n - 1]),
+                _ => out.push_str(number),
+            }
+            number.clear();
+        };
+        let mut after_slash = false;
+        for c in dow.chars() {
+            if c.is_ascii_digit() {
+                number.push(c);
+            } else {
+                flush(&mut number, &mut out, after_slash);
+                after_slash = c == '/';
+                out.push(c);
+            }
+        }
+        flush(&mut number, &mut out, after_slash);
+        out
+    };
+    let rest = [minute, hour, dom, month, dow.as_str()];
+    let every_minute = rest.iter().all(|f| *f == "*");
+    match second {
+        "*" if every_minute => return "Every second".to_owned(),
+        s if every_minute && (s.starts_with("*/") || s.starts_with("0/")) => {
+            let n = &s[2..];
+            return if n == "1" {
+                "Every second".to_owned()
+            } else {
+                format!("Every {n} seconds")
+            };
+        }
+        _ => {}
+    }
+    let five = rest.join(" ");
+    let words = match five.as_str() {
+        // cronspeak says "At 0 minutes past the hour".
+        "0 * * * *" => "Every hour".to_owned(),
+        _ => match cronspeak::describe(&five) {
+            Ok(words) => words,
+            Err(_) => return expression.to_owned(),
+        },
+    };
+    match second {
+        "0" => words,
+        s => format!("{words}, at second {s}"),
+    }
+}
+
 impl JobSchedule {
+    /// `expression` for `kind`, from its environment variable (the error names the variable).
     pub fn parse(kind: JobKind, expression: &str) -> Result<Self, String> {
-        cron::Schedule::from_str(expression)
-            .map(|schedule| JobSchedule {
-                kind,
-                expression: expression.to_owned(),
-                schedule,
-            })
-            .map_err(|e| {
-                format!(
-                    "{} is not a cron schedule with seconds, such as \"0 */5 * * * *\" ({e})",
-                    kind.schedule_var()
-                )
-            })
+        Self::new(kind, expression).map_err(|e| format!("{} {e}", kind.schedule_var()))
+    }
+
+    /// `expression` for `kind` (the error says what is wrong, without a subject).
+    pub fn new(kind: JobKind, expression: &str) -> Result<Self, String> {
+        parse_cron(expression).map(|schedule| JobSchedule {
+            kind,
+            expression: expression.trim().to_owned(),
+            schedule,
+        })
     }
 
     /// The first tick strictly after `t`.
@@ -289,6 +422,47 @@ mod tests {
             json,
             serde_json::json!({"scheduled_for": "2026-11-21T00:00:00Z"})
         );
+    }
+
+    #[test]
+    fn crons_read_in_words() {
+        for (cron, words) in [
+            ("0 */5 * * * *", "Every 5 minutes"),
+            ("0 * * * * *", "Every minute"),
+            ("*/5 * * * * *", "Every 5 seconds"),
+            ("* * * * * *", "Every second"),
+            ("0 17 3 * * *", "At 03:17 AM"),
+            ("0 0 * * * *", "Every hour"),
+            // `cron` counts the days of the week from Sunday = 1.
+            ("0 0 9 * * 2-6", "At 09:00 AM, Monday through Friday"),
+            ("0 0 9 * * Mon-Fri", "At 09:00 AM, Monday through Friday"),
+            ("30 0 9 * * *", "At 09:00 AM, at second 30"),
+        ] {
+            assert_eq!(describe_cron(cron), words, "{cron}");
+        }
+        // What the describer cannot read is shown as written.
+        assert_eq!(describe_cron("0 0 0 ? * *"), "0 0 0 ? * *");
+        for k in JobKind::ALL {
+            let words = describe_cron(k.default_schedule());
+            assert_ne!(words, k.default_schedule(), "{k} reads in words");
+        }
+    }
+
+    #[test]
+    fn crons_need_six_fields_and_a_valid_expression() {
+        assert!(parse_cron("0 */5 * * * *").is_ok());
+        let five = parse_cron("*/5 * * * *").unwrap_err();
+        assert!(
+            five.contains("6 fields") && five.contains("has 5"),
+            "{five}"
+        );
+        assert!(
+            parse_cron("0 0 0 1 1 * 2030")
+                .unwrap_err()
+                .contains("has 7")
+        );
+        assert!(parse_cron("0 61 * * * *").is_err());
+        assert!(parse_cron("").is_err());
     }
 
     #[test]

@@ -38,7 +38,7 @@ const fn rule_job(kind: JobKind) -> Option<(Cause, Selection)> {
 /// Runs one job at `now` in a write transaction. The rule's jobs lock the brands involved, then
 /// reconcile the selected campaigns: a constant number of statements whatever the number of
 /// campaigns (plus one per 5,000 changed campaigns). `prune_events` removes the events older than
-/// the retention (their deliveries with them); `dispatch_events` turns committed events into
+/// the retention (their deliveries with them, and the "Run now" requests as old); `dispatch_events` turns committed events into
 /// webhook deliveries and returns the attempts that are due (`JobReport::deliveries`).
 #[tracing::instrument(skip_all, fields(job.name = kind.name(), job.changed = tracing::field::Empty))]
 pub fn run(
@@ -58,7 +58,10 @@ pub fn run(
     }
     write_transaction(conn, |conn| {
         let Some((cause, select)) = rule_job(kind) else {
-            let pruned = crate::repo::events::prune(conn, now - settings.event_retention)?;
+            let before = now - settings.event_retention;
+            let pruned = crate::repo::events::prune(conn, before)?;
+            // "Run now" requests (their idempotency keys) are kept as long as the events.
+            crate::repo::schedules::prune_runs(conn, before)?;
             tracing::Span::current().record("job.changed", pruned);
             return Ok(JobReport {
                 changed: pruned,

@@ -139,6 +139,28 @@ diesel::table! {
 }
 
 diesel::table! {
+    job_runs (id) {
+        id -> Int8,
+        job -> Text,
+        idempotency_key -> Text,
+        requested_by -> Text,
+        requested_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    job_schedules (id) {
+        id -> Int8,
+        job -> Text,
+        cron -> Text,
+        enabled -> Bool,
+        updated_at -> Timestamp,
+        updated_by -> Nullable<Text>,
+        last_tick -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     login_failures (key) {
         key -> Text,
         failures -> Int4,
@@ -255,6 +277,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     campaigns,
     event_dispatch,
     events,
+    job_runs,
+    job_schedules,
     login_failures,
     spend_logs,
     user_brands,

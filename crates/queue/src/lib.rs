@@ -12,8 +12,12 @@ pub mod stats;
 
 use std::time::Duration;
 
-use adbudget_core::jobs::{Job, JobKind};
+use adbudget_core::jobs::{
+    ApplyDayparting, DispatchEvents, EnforceBudgets, Job, JobKind, PruneEvents, ResetDaily,
+    ResetMonthly, Trigger,
+};
 use anyhow::Context;
+use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_redis::{Config, RedisStorage};
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -88,6 +92,79 @@ pub fn delivery_storage(
         .missed_heartbeats(MISSED_HEARTBEATS)
         .idempotency_ttl(Some(Duration::from_secs(7 * 24 * 3600)));
     RedisStorage::new(conn).with_config(config)
+}
+
+/// Where job runs go: the deployment's Redis (shared by every beat, worker and API), or this
+/// process's in-memory queues (`adbudget standalone`).
+#[derive(Clone)]
+pub enum Queues {
+    Redis {
+        conn: ConnectionManager,
+        prefix: String,
+    },
+    Memory(memory::MemoryQueues),
+}
+
+impl Queues {
+    /// Queues a run of `kind`. `idempotency_key` (Redis only): apalis refuses a second push of
+    /// the same key for a week.
+    pub async fn push(
+        &self,
+        kind: JobKind,
+        trigger: &Trigger,
+        idempotency_key: Option<String>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Queues::Redis { conn, prefix } => {
+                push(conn, prefix, kind, trigger, idempotency_key).await
+            }
+            Queues::Memory(queues) => queues.push(kind, trigger),
+        }
+    }
+}
+
+/// Pushes a run of `kind` into its Redis queue. With an `idempotency_key`, apalis refuses a
+/// second push of the same key for a week (apalis #281), as a second guard behind our own claims.
+pub async fn push(
+    conn: &ConnectionManager,
+    prefix: &str,
+    kind: JobKind,
+    trigger: &Trigger,
+    idempotency_key: Option<String>,
+) -> anyhow::Result<()> {
+    async fn typed<J: Job>(
+        conn: &ConnectionManager,
+        prefix: &str,
+        trigger: &Trigger,
+        key: Option<String>,
+    ) -> anyhow::Result<()> {
+        let task = || {
+            let builder = TaskBuilder::new(trigger.payload::<J>());
+            match &key {
+                Some(k) => builder.idempotency_key(k.clone()).build(),
+                None => builder.build(),
+            }
+        };
+        let mut storage = storage::<J>(conn.clone(), prefix);
+        if let Err(first) = storage.push_task(task()).await {
+            // The first command after a reconnect can fail with "broken pipe": retry once.
+            tracing::debug!(error = %first, "push failed; retrying once");
+            storage
+                .push_task(task())
+                .await
+                .with_context(|| format!("failed to push {}", J::KIND))?;
+        }
+        Ok(())
+    }
+    let key = idempotency_key;
+    match kind {
+        JobKind::EnforceBudgets => typed::<EnforceBudgets>(conn, prefix, trigger, key).await,
+        JobKind::ApplyDayparting => typed::<ApplyDayparting>(conn, prefix, trigger, key).await,
+        JobKind::ResetDaily => typed::<ResetDaily>(conn, prefix, trigger, key).await,
+        JobKind::ResetMonthly => typed::<ResetMonthly>(conn, prefix, trigger, key).await,
+        JobKind::PruneEvents => typed::<PruneEvents>(conn, prefix, trigger, key).await,
+        JobKind::DispatchEvents => typed::<DispatchEvents>(conn, prefix, trigger, key).await,
+    }
 }
 
 /// Keys of our own (not apalis's).

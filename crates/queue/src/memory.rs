@@ -4,49 +4,44 @@
 use std::sync::Arc;
 
 use adbudget_core::jobs::{
-    ApplyDayparting, DispatchEvents, EnforceBudgets, Job, JobKind, PruneEvents, ResetDaily,
-    ResetMonthly,
+    ApplyDayparting, DispatchEvents, EnforceBudgets, JobKind, PruneEvents, ResetDaily,
+    ResetMonthly, Trigger,
 };
-use apalis::prelude::{MemorySink, MemoryStorage, MemoryStorageError, TaskBuilder};
+use apalis::prelude::{
+    MemorySink, MemoryStorage, MemoryStorageError, RandomId, Task, TaskBuilder, TaskId,
+};
 use futures::channel::mpsc;
 use futures::lock::Mutex;
 use futures::{SinkExt, StreamExt};
 
-/// One job's in-memory queue: a sender any number of producers clone, and a receiver that each
-/// (re)started worker reads from.
+/// One job's in-memory queue: a channel any number of producers push into, and a receiver that
+/// each (re)started worker reads from.
+///
+/// Pushes go straight into the channel's sender and never through apalis's `MemorySink`: that
+/// sink's `start_send` takes its lock with `try_lock().unwrap()` (a panic when another push holds
+/// it), and its `poll_ready` drops the pending lock future, so a worker whose `poll_ready` met a
+/// push holding the lock was never woken again (standalone stopped dispatching under load). Each
+/// worker's storage gets a sink of its own, which only that worker ever locks.
 pub struct MemoryQueue<J> {
-    sink: MemorySink<J>,
-    receiver: Arc<Mutex<mpsc::UnboundedReceiver<apalis::prelude::Task<J>>>>,
-    /// One push at a time: apalis 1.0's `MemorySink::start_send` takes its inner lock with
-    /// `try_lock().unwrap()`, which panics when another push holds it (the beat's tick, a
-    /// dispatcher nudge and its second nudge can meet on one queue).
-    pushing: Arc<Mutex<()>>,
+    sender: mpsc::UnboundedSender<Task<J>>,
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Task<J>>>>,
 }
 
 impl<J> Clone for MemoryQueue<J> {
     fn clone(&self) -> Self {
         MemoryQueue {
-            sink: self.sink.clone(),
+            sender: self.sender.clone(),
             receiver: self.receiver.clone(),
-            pushing: self.pushing.clone(),
         }
     }
 }
 
 impl<J: Send + Sync + Unpin + 'static> Default for MemoryQueue<J> {
     fn default() -> Self {
-        let (tx, rx) = mpsc::unbounded();
-        let sink = tx.sink_map_err(MemoryStorageError::from);
-        let boxed: Box<
-            dyn futures::Sink<apalis::prelude::Task<J>, Error = MemoryStorageError>
-                + Send
-                + Sync
-                + Unpin,
-        > = Box::new(sink);
+        let (sender, receiver) = mpsc::unbounded();
         MemoryQueue {
-            sink: MemorySink::new(Arc::new(Mutex::new(boxed))),
-            receiver: Arc::new(Mutex::new(rx)),
-            pushing: Arc::new(Mutex::new(())),
+            sender,
+            receiver: Arc::new(Mutex::new(receiver)),
         }
     }
 }
@@ -60,14 +55,18 @@ impl<J: Send + Sync + Unpin + 'static> MemoryQueue<J> {
             let next = rx.lock().await.next().await;
             next.map(|task| (task, rx))
         });
-        MemoryStorage::new_with(self.sink.clone(), stream.boxed())
+        let sink: Box<
+            dyn futures::Sink<Task<J>, Error = MemoryStorageError> + Send + Sync + Unpin,
+        > = Box::new(self.sender.clone().sink_map_err(MemoryStorageError::from));
+        MemoryStorage::new_with(MemorySink::new(Arc::new(Mutex::new(sink))), stream.boxed())
     }
 
-    pub async fn push(&self, job: J) -> anyhow::Result<()> {
-        let _one_at_a_time = self.pushing.lock().await;
-        let mut sink = self.sink.clone();
-        sink.send(TaskBuilder::new(job).build())
-            .await
+    pub fn push(&self, job: J) -> anyhow::Result<()> {
+        let task = TaskBuilder::new(job)
+            .task_id(TaskId::from_string(RandomId::default()))
+            .build();
+        self.sender
+            .unbounded_send(task)
             .map_err(|e| anyhow::anyhow!("in-memory queue closed: {e}"))
     }
 }
@@ -86,30 +85,15 @@ pub struct MemoryQueues {
 }
 
 impl MemoryQueues {
-    pub async fn push(
-        &self,
-        kind: JobKind,
-        tick: chrono::DateTime<chrono::Utc>,
-    ) -> anyhow::Result<()> {
+    /// Queues a run of `kind`.
+    pub fn push(&self, kind: JobKind, trigger: &Trigger) -> anyhow::Result<()> {
         match kind {
-            JobKind::EnforceBudgets => {
-                self.enforce_budgets
-                    .push(EnforceBudgets::for_tick(tick))
-                    .await
-            }
-            JobKind::ApplyDayparting => {
-                self.apply_dayparting
-                    .push(ApplyDayparting::for_tick(tick))
-                    .await
-            }
-            JobKind::ResetDaily => self.reset_daily.push(ResetDaily::for_tick(tick)).await,
-            JobKind::ResetMonthly => self.reset_monthly.push(ResetMonthly::for_tick(tick)).await,
-            JobKind::PruneEvents => self.prune_events.push(PruneEvents::for_tick(tick)).await,
-            JobKind::DispatchEvents => {
-                self.dispatch_events
-                    .push(DispatchEvents::for_tick(tick))
-                    .await
-            }
+            JobKind::EnforceBudgets => self.enforce_budgets.push(trigger.payload()),
+            JobKind::ApplyDayparting => self.apply_dayparting.push(trigger.payload()),
+            JobKind::ResetDaily => self.reset_daily.push(trigger.payload()),
+            JobKind::ResetMonthly => self.reset_monthly.push(trigger.payload()),
+            JobKind::PruneEvents => self.prune_events.push(trigger.payload()),
+            JobKind::DispatchEvents => self.dispatch_events.push(trigger.payload()),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What `GET /api/v1/jobs/queues` shows, read straight from Redis (apalis-board's readers are
 //! broken against apalis-redis 1.0: see STACK-NOTES).
 
-use adbudget_core::jobs::{JobKind, JobSchedule};
+use adbudget_core::jobs::{JobKind, ScheduleView};
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -76,9 +76,9 @@ fn parse<T: std::str::FromStr>(v: Option<&String>) -> Option<T> {
 pub async fn overview(
     conn: &mut ConnectionManager,
     prefix: &str,
-    schedules: &[JobSchedule],
-    now: DateTime<Utc>,
+    schedules: &[ScheduleView],
 ) -> redis::RedisResult<QueuesOverview> {
+    let now = Utc::now();
     let mut queues = Vec::new();
     let mut workers = Vec::new();
     let alive_after = now.timestamp() - (HEARTBEAT.as_secs() * MISSED_HEARTBEATS as u64) as i64;
@@ -129,16 +129,15 @@ pub async fn overview(
             last_detail: stats.get("last_detail").cloned(),
         });
     }
-    let mut out = Vec::new();
-    for s in schedules {
-        let last: Option<i64> = conn.get(keys::beat_last(prefix, s.kind)).await?;
-        out.push(ScheduleStats {
-            name: s.kind.name().to_owned(),
-            cron: s.expression.clone(),
-            last_tick: last.and_then(|t| DateTime::from_timestamp(t, 0)),
-            next_tick: s.next_after(now),
-        });
-    }
+    let out = schedules
+        .iter()
+        .map(|s| ScheduleStats {
+            name: s.job.clone(),
+            cron: s.cron.clone(),
+            last_tick: s.last_tick,
+            next_tick: s.next_tick,
+        })
+        .collect();
     Ok(QueuesOverview {
         queues,
         workers,

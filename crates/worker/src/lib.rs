@@ -69,7 +69,7 @@ impl DeliveryQueue {
                     .await
                     .map_err(|e| anyhow::anyhow!("push of a webhook attempt: {e}"))
             }
-            DeliveryQueue::Memory(queue) => queue.push(job).await,
+            DeliveryQueue::Memory(queue) => queue.push(job),
         }
     }
 }
@@ -103,7 +103,9 @@ pub async fn handle<J: Job>(
         .await
         .map_err(|e| AbortError::new(e.to_string()))?;
     let kind = J::KIND;
-    let span = tracing::info_span!("job", job.name = kind.name(), job.tick = %job.scheduled_for(), job.attempt = attempt.current());
+    // A run by hand ("Run now") names who asked for it; a tick has no `job.run_by`.
+    let run_by = job.run_by().map(str::to_owned);
+    let span = tracing::info_span!("job", job.name = kind.name(), job.tick = %job.scheduled_for(), job.run_by = run_by.as_deref(), job.attempt = attempt.current());
     let started = Instant::now();
     let (pool, settings) = (ctx.pool.clone(), ctx.settings);
     let result = tokio::task::spawn_blocking(move || {
@@ -121,6 +123,7 @@ pub async fn handle<J: Job>(
         Ok(Ok(report)) => {
             tracing::info!(
                 job.name = kind.name(),
+                job.run_by = run_by.as_deref(),
                 job.changed = report.changed,
                 job.activated = report.activated,
                 job.paused = report.paused,

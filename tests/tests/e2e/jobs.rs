@@ -271,7 +271,7 @@ async fn a_killed_workers_job_runs_again_on_another_worker() {
     let done: usize = conn.scard(format!("{q}:done")).await.unwrap();
     let payloads: usize = conn.hlen(format!("{q}:data")).await.unwrap();
     assert_eq!((done, payloads), (0, 0), "payload and done entry are gone");
-    let overview = adbudget_queue::stats::overview(&mut conn, &prefix, &[], chrono::Utc::now())
+    let overview = adbudget_queue::stats::overview(&mut conn, &prefix, &[])
         .await
         .unwrap();
     assert_eq!(overview.queues[0].done, 1, "and still counted");

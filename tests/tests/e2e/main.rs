@@ -9,5 +9,6 @@ mod deploy;
 mod flood;
 mod jobs;
 mod logging;
+mod schedules;
 mod standalone;
 mod webhooks;

@@ -321,6 +321,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/events", web::get().to(event_list))
         .route("/jobs", web::get().to(jobs::monitor))
+        .route("/jobs/{job}/run", web::post().to(jobs::run))
+        .route("/jobs/{job}/schedule", web::post().to(jobs::save_schedule))
         .route("/jobs/{job}/{task}/retry", web::post().to(jobs::retry))
         .route("/jobs/{job}/{task}/discard", web::post().to(jobs::discard));
 }

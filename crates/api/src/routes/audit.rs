@@ -12,7 +12,9 @@ use crate::extract::QueryParams;
 use crate::state::AppState;
 
 /// The object types the audit trail knows.
-pub const OBJECT_TYPES: [&str; 6] = ["brand", "campaign", "spend", "token", "user", "webhook"];
+pub const OBJECT_TYPES: [&str; 7] = [
+    "brand", "campaign", "schedule", "spend", "token", "user", "webhook",
+];
 
 impl QueryParams {
     /// `object`: a type (`campaign`) or one object (`campaign:12`).
@@ -67,7 +69,7 @@ impl QueryParams {
 /// and users, with who made it, the request, and each changed field's old and new value. A
 /// brand-bound token sees its brands' entries only.
 #[utoipa::path(get, operation_id = "list_audit_entries", path = "/api/v1/audit", tag = "audit",
-    params(("object" = Option<String>, Query, description = "`brand`, `campaign`, `spend`, `token`, `user`, `webhook`, or one object: `campaign:12`"),
+    params(("object" = Option<String>, Query, description = "`brand`, `campaign`, `schedule`, `spend`, `token`, `user`, `webhook`, or one object: `campaign:12`"),
         ("actor" = Option<String>, Query, description = "A user's or token's name, or `user:NAME`, `token:NAME`, `cli:NAME`"),
         ("brand_id" = Option<i64>, Query, description = "Entries of this brand and of its campaigns and spend"),
         ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"),

@@ -82,5 +82,8 @@ pub fn api_v1(cfg: &mut web::ServiceConfig) {
         web::resource("/webhooks/{id}/deliveries/{delivery_id}/redeliver")
             .route(web::post().to(webhooks::redeliver)),
     )
-    .service(web::resource("/jobs/queues").route(web::get().to(jobs::queues)));
+    .service(web::resource("/jobs/queues").route(web::get().to(jobs::queues)))
+    .service(web::resource("/jobs/schedules").route(web::get().to(jobs::list_schedules)))
+    .service(web::resource("/jobs/schedules/{job}").route(web::patch().to(jobs::update_schedule)))
+    .service(web::resource("/jobs/{job}/run").route(web::post().to(jobs::run)));
 }

@@ -121,6 +121,7 @@ impl World {
             .replace("{a}", &self.campaign_a.to_string())
             .replace("{b}", &self.campaign_b.to_string())
             .replace("{n}", &self.next().to_string())
+            .replace("{job}", "prune_events")
     }
 }
 
@@ -232,6 +233,9 @@ async fn the_api_permissions_table(backend: Backend) {
         ("GET",    "/api/v1/webhooks/999999/deliveries",  "",  [403, 403, 404, 403, 403, 403]),
         ("POST",   "/api/v1/webhooks/999999/deliveries/1/redeliver", "", [403, 403, 404, 403, 403, 403]),
         ("GET",    "/api/v1/jobs/queues",                 "",  [200, 200, 200, 200, 200, 200]),
+        ("GET",    "/api/v1/jobs/schedules",              "",  [200, 200, 200, 200, 200, 200]),
+        ("PATCH",  "/api/v1/jobs/schedules/{job}", r#"{"enabled": true}"#, [403, 403, 200, 403, 403, 403]),
+        ("POST",   "/api/v1/jobs/{job}/run",              "",  [403, 403, 202, 403, 403, 403]),
     ];
     // Every operation the OpenAPI document lists is in the table: a new route cannot be added
     // without saying who may use it.
@@ -439,6 +443,11 @@ async fn the_admin_permissions_table(backend: Backend) {
         ("GET",  "/admin/events",                       none,        [200, 200, 200, 200, 200, 200]),
         ("GET",  "/admin/events?type=%00&brand_id=x&after=%00", none, [200, 200, 200, 200, 200, 200]),
         ("GET",  "/jobs",                               none,        [200, 200, 200, 200, 200, 200]),
+        // Schedules govern every brand: only admins re-time or disable them; "Run now" is for
+        // whoever may retry jobs.
+        ("POST", "/jobs/prune_events/schedule", &[("cron", "0 17 3 * * *"), ("enabled", "true")],
+                                                                     [403, 403, 303, 403, 403, 403]),
+        ("POST", "/jobs/prune_events/run", &[("key", "k{n}")],       [403, 303, 303, 403, 403, 403]),
     ];
     let mut wrong = Vec::new();
     for (method, path, form, expected) in table {

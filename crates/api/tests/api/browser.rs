@@ -232,6 +232,7 @@ on_both_databases!(
     the_brand_page_charts_its_pace,
     bulk_pause_from_the_list,
     the_job_monitor_lists_the_schedules,
+    schedules_are_edited_and_run_from_the_job_monitor,
     a_viewer_sees_no_edit_buttons,
     an_operator_bound_to_one_brand,
     an_admin_manages_users_and_tokens,
@@ -705,6 +706,85 @@ async fn bulk_pause_from_the_list(backend: Backend) {
     b.close().await;
 }
 
+/// An admin re-times and disables a schedule on /jobs (a bad cron is refused on the form), and
+/// runs a job with "Run now": it is queued once, as run by hand, by that admin.
+async fn schedules_are_edited_and_run_from_the_job_monitor(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_admin(&app);
+    let b = Browser::start().await;
+    b.login(&app, PASSWORD).await;
+    b.click("header a[href='/jobs']").await;
+    let row = "#schedules tr[data-schedule=enforce_budgets]";
+    assert_eq!(b.text(&format!("{row} td.words")).await, "Every 5 minutes");
+    assert_eq!(b.text(&format!("{row} td.enabled")).await, "enabled");
+
+    let edit = "#schedules tr[data-schedule-edit=enforce_budgets]";
+    b.fill(&format!("{edit} input[name=cron]"), "*/5 * * * *")
+        .await;
+    b.click(&format!("{edit} button[name=save]")).await;
+    let error = b.text(&format!("{edit} div.error[data-field=cron]")).await;
+    assert!(error.contains("6 fields"), "{error}");
+    assert_eq!(
+        b.text(&format!("{row} td code.cron")).await,
+        "0 */5 * * * *",
+        "nothing stored"
+    );
+
+    b.fill(&format!("{edit} input[name=cron]"), "0 */10 * * * *")
+        .await;
+    b.client
+        .find(Locator::Css(&format!("{edit} input[name=enabled]")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.click(&format!("{edit} button[name=save]")).await;
+    assert!(b.text("div.flash").await.contains("saved"));
+    assert_eq!(b.text(&format!("{row} td.words")).await, "Every 10 minutes");
+    assert_eq!(b.text(&format!("{row} td.enabled")).await, "disabled");
+    assert_eq!(b.text(&format!("{row} td.next")).await, "—");
+    let changed_by = b.text(row).await;
+    assert!(changed_by.contains("ops (user)"), "{changed_by}");
+    let stored = adbudget_db::repo::schedules::get(
+        &mut adbudget_db::get(&app.pool).unwrap(),
+        adbudget_core::jobs::JobKind::EnforceBudgets,
+    )
+    .unwrap();
+    assert_eq!(
+        (stored.cron.as_str(), stored.enabled),
+        ("0 */10 * * * *", false)
+    );
+
+    b.click("#schedules tr[data-schedule=reset_daily] form.run button")
+        .await;
+    assert!(
+        b.text("div.flash")
+            .await
+            .contains("reset_daily queued by hand"),
+        "{}",
+        b.text("div.flash").await
+    );
+    let trigger = b.text("#recent-jobs tr td.trigger").await;
+    assert_eq!(trigger, "manual by ops (user)");
+    let manual = b
+        .text("#schedules tr[data-schedule=reset_daily] td.manual")
+        .await;
+    assert!(manual.ends_with("by ops (user)"), "{manual}");
+    let mut conn = app.jobs.redis.clone();
+    assert_eq!(
+        adbudget_queue::pending(
+            &mut conn,
+            &app.jobs.prefix,
+            adbudget_core::jobs::JobKind::ResetDaily
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    b.close().await;
+}
+
 async fn the_job_monitor_lists_the_schedules(backend: Backend) {
     let app = spawn_app(backend).await;
     create_admin(&app);
@@ -714,7 +794,7 @@ async fn the_job_monitor_lists_the_schedules(backend: Backend) {
     assert_eq!(b.path().await, "/jobs");
     let schedules = b
         .client
-        .find_all(Locator::Css("#schedules tbody tr"))
+        .find_all(Locator::Css("#schedules tbody tr[data-schedule]"))
         .await
         .unwrap();
     let mut names = Vec::new();

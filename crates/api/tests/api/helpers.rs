@@ -116,11 +116,13 @@ async fn spawn_customized(
     let jobs = JobsMonitor {
         redis: adbudget_queue::connect_lazy(&redis_url).unwrap(),
         prefix: prefix.clone(),
-        schedules: JobKind::ALL
-            .iter()
-            .map(|k| JobSchedule::parse(*k, k.default_schedule()).unwrap())
-            .collect(),
     };
+    let defaults: Vec<JobSchedule> = JobKind::ALL
+        .iter()
+        .map(|k| JobSchedule::parse(*k, k.default_schedule()).unwrap())
+        .collect();
+    adbudget_db::repo::schedules::seed(&mut db::get(&pool).unwrap(), &defaults, chrono::Utc::now())
+        .unwrap();
     let address = serve(
         pool.clone(),
         jobs.clone(),

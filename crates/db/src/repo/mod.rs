@@ -17,6 +17,7 @@ pub mod enforce;
 pub mod events;
 pub mod login_throttle;
 pub mod pacing;
+pub mod schedules;
 pub mod spend;
 pub mod tokens;
 pub mod users;

@@ -20,6 +20,7 @@ mod migrations;
 mod pacing;
 mod race;
 mod rollover;
+mod schedules;
 
 pub(crate) use adbudget_testing::on_both_databases;
 
