@@ -302,12 +302,19 @@ impl QueryParams {
                     )
                 })?,
         };
+        // A cursor is the digits of an id, as `next_cursor` gives them (the document's pattern
+        // says the same: `^[0-9]{1,18}$`).
         let cursor = self
             .get("cursor")
             .map(|v| {
-                v.parse::<i64>().map_err(|_| {
-                    ApiError::invalid("cursor", "is not a cursor returned by this API")
-                })
+                Some(v)
+                    .filter(|v| {
+                        (1..=18).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit())
+                    })
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        ApiError::invalid("cursor", "is not a cursor returned by this API")
+                    })
             })
             .transpose()?;
         Ok(PageRequest { limit, cursor })

@@ -18,7 +18,6 @@ use actix_web::dev::Server;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use adbudget_core::config::Settings;
 use anyhow::Context;
-use utoipa::OpenApi;
 
 use crate::error::ApiError;
 use crate::state::{AppState, JobsMonitor};
@@ -171,7 +170,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(openapi::ApiDoc::openapi())
+    HttpResponse::Ok().json(openapi::document())
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {

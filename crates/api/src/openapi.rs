@@ -100,3 +100,171 @@ impl Modify for CommonResponses {
         }
     }
 }
+
+/// The JSON of `#/components/schemas/{name}`.
+fn schema_ref(name: &str) -> serde_json::Value {
+    serde_json::json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// Replaces every `$ref` equal to `from` with `to`, anywhere under `value`.
+fn rename_refs(value: &mut serde_json::Value, from: &str, to: &str) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "$ref" && v.as_str() == Some(from) {
+                    *v = serde_json::Value::String(to.to_owned());
+                } else {
+                    rename_refs(v, from, to);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                rename_refs(v, from, to);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What the derive macros cannot say, said over the whole document as served ([`document`]; on
+/// the JSON form, since utoipa's types do not read their own JSON back):
+///
+/// - A page is a named model that references its items by `$ref` (`CampaignPage.items` is a list
+///   of `Campaign`): utoipa 5 inlines a generic's type parameter (juhaku/utoipa#1586), which gave
+///   generated clients anonymous `PageCampaignItemsItem` classes.
+/// - Every `{id}`-like path parameter is an id (`minimum: 1`), every `limit` is 1–500 and every
+///   list `cursor` is the digits of an id, as the server checks them.
+fn refine(doc: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+    // Pages.
+    let names: Vec<String> = doc["components"]["schemas"]
+        .as_object()
+        .map(|s| s.keys().cloned().collect())
+        .unwrap_or_default();
+    for name in names.iter().filter(|n| n.starts_with("Page_")) {
+        let item = &name["Page_".len()..];
+        if !names.iter().any(|n| n == item) {
+            continue;
+        }
+        let page = format!("{item}Page");
+        let Some(schemas) = doc["components"]["schemas"].as_object_mut() else {
+            return;
+        };
+        let Some(mut schema) = schemas.remove(name) else {
+            continue;
+        };
+        schema["properties"]["items"]["items"] = schema_ref(item);
+        schema["description"] = json!(format!(
+            "A page of {item} items. Pass `next_cursor` as `cursor` to get the next page; null on the last page."
+        ));
+        schemas.insert(page.clone(), schema);
+        rename_refs(
+            doc,
+            &format!("#/components/schemas/{name}"),
+            &format!("#/components/schemas/{page}"),
+        );
+    }
+    // A schedule's list of windows: 1 to 100 (a newtype variant's attributes cannot say it).
+    if let Some(variants) = doc["components"]["schemas"]["Dayparting"]["oneOf"].as_array_mut() {
+        for v in variants.iter_mut().filter(|v| v["type"] == "array") {
+            v["minItems"] = json!(1);
+            v["maxItems"] = json!(100);
+        }
+    }
+    // Parameters.
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for p in params {
+                let name = p["name"].as_str().unwrap_or_default().to_owned();
+                let place = p["in"].as_str().unwrap_or_default().to_owned();
+                let schema = &mut p["schema"];
+                let integer = schema["type"] == "integer"
+                    || schema["type"]
+                        .as_array()
+                        .is_some_and(|t| t.contains(&json!("integer")));
+                match (place.as_str(), name.as_str()) {
+                    ("path", n) if integer && (n == "id" || n.ends_with("_id")) => {
+                        schema["minimum"] = json!(1);
+                    }
+                    ("query", n) if integer && n.ends_with("_id") => {
+                        schema["minimum"] = json!(1);
+                    }
+                    ("query", "limit") if integer => {
+                        schema["minimum"] = json!(1);
+                        schema["maximum"] = json!(500);
+                    }
+                    ("query", "cursor") => {
+                        schema["pattern"] = json!("^[0-9]{1,18}$");
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// The document as served: generated, then refined.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    refine(&mut doc);
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_reference_their_items_by_name() {
+        let doc = document();
+        let schemas = &doc["components"]["schemas"];
+        for item in [
+            "Brand",
+            "Campaign",
+            "SpendLog",
+            "StatusChange",
+            "AuditEntry",
+        ] {
+            let page = &schemas[format!("{item}Page")];
+            assert_eq!(
+                page["properties"]["items"]["items"]["$ref"],
+                format!("#/components/schemas/{item}"),
+                "{item}"
+            );
+            assert!(schemas.get(format!("Page_{item}")).is_none());
+        }
+        let text = doc.to_string();
+        assert!(
+            !text.contains("#/components/schemas/Page_"),
+            "no reference left to a Page_ schema"
+        );
+        let list = &doc["paths"]["/api/v1/campaigns"]["get"];
+        assert_eq!(
+            list["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+            "#/components/schemas/CampaignPage"
+        );
+        let limit = list["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap();
+        assert_eq!(
+            (
+                limit["schema"]["minimum"].as_i64(),
+                limit["schema"]["maximum"].as_i64()
+            ),
+            (Some(1), Some(500))
+        );
+    }
+}

@@ -626,3 +626,93 @@ mod properties {
         }
     }
 }
+
+/// The request schemas of a dayparting schedule, for the OpenAPI document only: the server reads
+/// schedules with [`Schedule::from_json`], which says the same and also refuses a window whose
+/// start equals its end (which a schema cannot say).
+pub mod schema {
+    use serde::Serialize;
+    use utoipa::ToSchema;
+
+    /// A day of the week.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    #[allow(dead_code)]
+    pub enum Day {
+        Mon,
+        Tue,
+        Wed,
+        Thu,
+        Fri,
+        Sat,
+        Sun,
+    }
+
+    /// A window by clock times, brand-local: `start` inclusive, `end` exclusive; a start after
+    /// the end runs past midnight (the window belongs to the day it starts on).
+    #[derive(Serialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    pub struct Window {
+        /// The days the window starts on; every day when left out.
+        #[schema(nullable, min_items = 1, max_items = 7, example = json!(["mon", "tue", "wed", "thu", "fri"]))]
+        days: Option<Vec<Day>>,
+        /// "HH:MM", 00:00–23:59.
+        #[schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "09:00")]
+        start: String,
+        /// "HH:MM", 00:01–24:00; not equal to `start`.
+        #[schema(
+            pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+            example = "17:00"
+        )]
+        end: String,
+    }
+
+    /// A window in the original system's whole hours: `{"start_hour": 9, "end_hour": 17}` is
+    /// 09:00–17:00; `end_hour` not equal to `start_hour`.
+    #[derive(Serialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    pub struct HoursWindow {
+        #[schema(nullable, min_items = 1, max_items = 7)]
+        days: Option<Vec<Day>>,
+        #[schema(minimum = 0, maximum = 23, example = 9)]
+        start_hour: i32,
+        #[schema(minimum = 1, maximum = 24, example = 17)]
+        end_hour: i32,
+    }
+
+    /// One window, either way.
+    #[derive(Serialize, ToSchema)]
+    #[serde(untagged)]
+    #[allow(dead_code)]
+    pub enum AnyWindow {
+        #[schema(title = "ClockWindow")]
+        Clock(Window),
+        #[schema(title = "HoursWindow")]
+        Hours(HoursWindow),
+    }
+
+    /// `{"windows": [...]}`.
+    #[derive(Serialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    pub struct Windows {
+        #[schema(min_items = 1, max_items = 100)]
+        windows: Vec<AnyWindow>,
+    }
+
+    /// A dayparting schedule (SPEC §5): a list of 1–100 windows, `{"windows": [...]}`, or one
+    /// window.
+    #[derive(Serialize, ToSchema)]
+    #[serde(untagged)]
+    #[allow(dead_code)]
+    pub enum Dayparting {
+        #[schema(title = "WindowList")]
+        List(Vec<AnyWindow>),
+        #[schema(title = "WindowsObject")]
+        Object(Windows),
+        #[schema(title = "OneWindow")]
+        One(AnyWindow),
+    }
+}

@@ -107,7 +107,7 @@ pub async fn delete(
 /// Replaces the schedule. The body is a list of windows, `{"windows": [...]}`, one window, or the
 /// original's `{"start_hour": 9, "end_hour": 17}`.
 #[utoipa::path(put, operation_id = "put_dayparting", path = "/api/v1/campaigns/{id}/dayparting", tag = "campaigns", params(("id" = i64, Path)),
-    request_body(content = Object, description = "A list of windows `[{\"days\": [\"mon\"], \"start\": \"09:00\", \"end\": \"17:00\"}]`, `{\"windows\": [...]}`, or `{\"start_hour\": 9, \"end_hour\": 17}`"),
+    request_body(content = adbudget_core::dayparting::schema::Dayparting, description = "A list of windows `[{\"days\": [\"mon\"], \"start\": \"09:00\", \"end\": \"17:00\"}]`, `{\"windows\": [...]}`, or one window, such as the original's `{\"start_hour\": 9, \"end_hour\": 17}`"),
     responses((status = 200, body = Campaign), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn put_dayparting(
