@@ -19,6 +19,7 @@ from adbudget_client.models import (
     CreateBrand,
     CreateCampaign,
     Day,
+    PauseReason,
     SpendEvent,
     SpendLog,
     SpendResult,
@@ -76,7 +77,7 @@ def main(base, token):
     event = SpendEvent(campaign_id=campaign.id, amount="40.00", event_id="evt-2")
     second = expect(record_spend.sync_detailed(client=client, body=event), 201, "spend 40")
     assert not second.campaign.is_active, second
-    assert [str(r) for r in second.campaign.pause_reasons] == ["brand_daily_budget"], second
+    assert second.campaign.pause_reasons == [PauseReason.BRAND_DAILY_BUDGET], second
 
     # Sending evt-2 again counts nothing (200 with the original result).
     again = expect(record_spend.sync_detailed(client=client, body=event), 200, "evt-2 again")

@@ -114,13 +114,47 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ApiError::BadRequest(format!("the request body is not valid JSON: {e}"))
     };
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| match e.inner().classify() {
-            serde_json::error::Category::Data => invalid_field(e),
-            _ => malformed(e.inner()),
-        })?;
+    let value = match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => value,
+        // JSON Schema's integers include `50.0`; serde's do not. Such a body is read again with
+        // its integral numbers as integers (only then: the usual path builds no JSON value).
+        Err(e)
+            if e.inner()
+                .to_string()
+                .starts_with("invalid type: floating point") =>
+        {
+            let mut value: serde_json::Value =
+                serde_json::from_slice(bytes).map_err(|e| malformed(&e))?;
+            integral_numbers(&mut value);
+            return serde_path_to_error::deserialize(value).map_err(invalid_field);
+        }
+        Err(e) => {
+            return Err(match e.inner().classify() {
+                serde_json::error::Category::Data => invalid_field(e),
+                _ => malformed(e.inner()),
+            });
+        }
+    };
     de.end().map_err(|e| malformed(&e))?;
     Ok(value)
+}
+
+/// Turns every number with no fractional part (within `i64`) into an integer.
+fn integral_numbers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && (-(2f64.powi(63))..2f64.powi(63)).contains(&f)
+            {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Value::Object(map) => map.values_mut().for_each(integral_numbers),
+        _ => {}
+    }
 }
 
 /// The deepest nesting of `[` and `{` in a JSON text, ignoring brackets inside strings. One pass

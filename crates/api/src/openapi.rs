@@ -101,6 +101,16 @@ impl Modify for CommonResponses {
     }
 }
 
+/// `s` as a regular expression that matches it literally.
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escape = "\\^$.|?*+()[]{}".contains(c);
+            escape.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
+
 /// The JSON of `#/components/schemas/{name}`.
 fn schema_ref(name: &str) -> serde_json::Value {
     serde_json::json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -172,6 +182,40 @@ fn refine(doc: &mut serde_json::Value) {
             v["maxItems"] = json!(100);
         }
     }
+    // Pause reasons and days of the week as named enums.
+    let reasons: Vec<&str> = adbudget_core::rule::PauseReason::ALL
+        .iter()
+        .map(|r| r.name())
+        .collect();
+    doc["components"]["schemas"]["PauseReason"] = json!({
+        "type": "string",
+        "enum": reasons,
+        "description": "Why a campaign is paused (SPEC §4), in the rule's order.",
+    });
+    for (schema, property, item) in [
+        ("Campaign", "pause_reasons", "PauseReason"),
+        ("StatusChange", "pause_reasons", "PauseReason"),
+        ("WindowView", "days", "Day"),
+    ] {
+        let p = &mut doc["components"]["schemas"][schema]["properties"][property];
+        if p.is_object() {
+            p["items"] = schema_ref(item);
+        }
+    }
+    // Timezones: the IANA names the server knows, as a pattern (a documented string: an enum of
+    // 600 names would make generated clients carry an enum class whose members collide, such as
+    // `GMT+0` and `GMT-0`).
+    let zones: Vec<String> = chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|tz| regex_escape(tz.name()))
+        .collect();
+    let pattern = format!(r"^\s*(?:{})\s*$", zones.join("|"));
+    for body in ["CreateBrand", "UpdateBrand"] {
+        let tz = &mut doc["components"]["schemas"][body]["properties"]["timezone"];
+        if tz.is_object() {
+            tz["pattern"] = json!(pattern);
+        }
+    }
     // Parameters.
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -205,6 +249,37 @@ fn refine(doc: &mut serde_json::Value) {
                     }
                     ("query", "cursor") => {
                         schema["pattern"] = json!("^[0-9]{1,18}$");
+                    }
+                    ("query", "after") => {
+                        schema["pattern"] = json!("^([0-9]{1,18}-[0-9]{1,18})?$");
+                    }
+                    ("query", "wait") if integer => {
+                        schema["minimum"] = json!(0);
+                        schema["maximum"] = json!(60);
+                    }
+                    ("query", "from" | "to") => {
+                        schema["format"] = json!("date-time");
+                    }
+                    ("query", "type") => {
+                        schema["enum"] = json!(
+                            adbudget_core::events::EventType::ALL
+                                .iter()
+                                .map(|t| t.name())
+                                .collect::<Vec<_>>()
+                        );
+                    }
+                    ("query", "actor") => {
+                        schema["maxLength"] = json!(300);
+                        schema["pattern"] = json!("^[^\\x00-\\x1f\\x7f-\\x9f]+$");
+                    }
+                    ("query", "bucket") => {
+                        schema["enum"] = json!(adbudget_core::pacing::SeriesBucket::NAMES);
+                    }
+                    ("query", "object") => {
+                        schema["pattern"] = json!(format!(
+                            "^({})(:[1-9][0-9]{{0,17}})?$",
+                            crate::routes::audit::OBJECT_TYPES.join("|")
+                        ));
                     }
                     _ => {}
                 }

@@ -291,6 +291,12 @@ fn hour(value: Option<&Value>, field: &str, min: u16, max: u16) -> Result<u16, V
         None => Err(ValidationError::new(field, "is required")),
         Some(v) => v
             .as_u64()
+            // JSON Schema's integers include `9.0`.
+            .or_else(|| {
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                    .map(|f| f as u64)
+            })
             .filter(|h| (u64::from(min)..=u64::from(max)).contains(h))
             .map(|h| h as u16)
             .ok_or_else(|| ValidationError::new(field, msg)),
@@ -655,14 +661,14 @@ pub mod schema {
     #[allow(dead_code)]
     pub struct Window {
         /// The days the window starts on; every day when left out.
-        #[schema(nullable, min_items = 1, max_items = 7, example = json!(["mon", "tue", "wed", "thu", "fri"]))]
+        #[schema(nullable, min_items = 1, example = json!(["mon", "tue", "wed", "thu", "fri"]))]
         days: Option<Vec<Day>>,
         /// "HH:MM", 00:00–23:59.
         #[schema(pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$", example = "09:00")]
         start: String,
         /// "HH:MM", 00:01–24:00; not equal to `start`.
         #[schema(
-            pattern = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$",
+            pattern = r"^(00:(0[1-9]|[1-5][0-9])|(0[1-9]|1[0-9]|2[0-3]):[0-5][0-9]|24:00)$",
             example = "17:00"
         )]
         end: String,
@@ -674,7 +680,7 @@ pub mod schema {
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     pub struct HoursWindow {
-        #[schema(nullable, min_items = 1, max_items = 7)]
+        #[schema(nullable, min_items = 1)]
         days: Option<Vec<Day>>,
         #[schema(minimum = 0, maximum = 23, example = 9)]
         start_hour: i32,

@@ -137,6 +137,11 @@ impl FromStr for Cursor {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || ValidationError::new("after", "is not a cursor this feed returned");
         let (txid, id) = s.split_once('-').ok_or_else(bad)?;
+        // The digits of two ids, as `next_cursor` gives them (the document's pattern says so).
+        let digits = |p: &str| (1..=18).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(txid) || !digits(id) {
+            return Err(bad());
+        }
         let (txid, id) = (
             txid.parse::<i64>().map_err(|_| bad())?,
             id.parse::<i64>().map_err(|_| bad())?,

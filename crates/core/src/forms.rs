@@ -24,10 +24,32 @@ fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A whole percent, 1–100 (an alert threshold), for the OpenAPI document.
+pub struct Percent;
+
+impl utoipa::PartialSchema for Percent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(100))
+            .description(Some("A whole percent, 1–100."))
+            .into()
+    }
+}
+impl utoipa::ToSchema for Percent {}
+
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBrand {
-    #[schema(example = "Acme")]
+    /// 1–200 characters, not blank, no control characters (surrounding spaces are dropped).
+    #[schema(
+        example = "Acme",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     pub daily_budget: NonNegativeMoney,
     pub monthly_budget: NonNegativeMoney,
@@ -38,27 +60,41 @@ pub struct CreateBrand {
     /// Whole percents 1–100 of each budget and cap at which a `budget.threshold_reached` event
     /// is sent; `[50, 80, 100]` when left out.
     #[serde(default)]
-    #[schema(example = json!([50, 80, 100]))]
+    #[schema(example = json!([50, 80, 100]), max_items = 20, value_type = Option<Vec<Percent>>)]
     pub alert_thresholds: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBrand {
+    /// 1–200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     pub daily_budget: Option<NonNegativeMoney>,
     pub monthly_budget: Option<NonNegativeMoney>,
     pub timezone: Option<String>,
     /// Replaces the alert thresholds (`[]`: no alerts). Thresholds the current periods have
     /// already passed do not fire.
+    #[schema(max_items = 20, value_type = Option<Vec<Percent>>)]
     pub alert_thresholds: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCampaign {
+    #[schema(minimum = 1)]
     pub brand_id: i64,
-    #[schema(example = "Winter sale")]
+    /// 1–200 characters, not blank, no control characters (surrounding spaces are dropped).
+    #[schema(
+        example = "Winter sale",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     #[serde(default)]
     pub daily_cap: Option<NonNegativeMoney>,
@@ -66,7 +102,7 @@ pub struct CreateCampaign {
     pub monthly_cap: Option<NonNegativeMoney>,
     /// A schedule (SPEC §5): a list of windows, or the original's `{"start_hour": 9, "end_hour": 17}`.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::dayparting::schema::Dayparting>)]
     pub dayparting: Option<serde_json::Value>,
     #[serde(default)]
     pub manually_paused: Option<bool>,
@@ -87,6 +123,12 @@ pub struct CreateCampaign {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCampaign {
+    /// 1–200 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: Option<String>,
     /// `null` removes the cap.
     #[serde(default, deserialize_with = "nullable")]
@@ -98,7 +140,7 @@ pub struct UpdateCampaign {
     pub monthly_cap: Option<Option<NonNegativeMoney>>,
     /// `null` removes the schedule.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::dayparting::schema::Dayparting>)]
     pub dayparting: Option<Option<serde_json::Value>>,
     pub manually_paused: Option<bool>,
     /// `null` removes the cap.
@@ -119,6 +161,7 @@ pub struct UpdateCampaign {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpendEvent {
+    #[schema(minimum = 1)]
     pub campaign_id: i64,
     pub amount: PositiveMoney,
     /// When the spend happened (RFC 3339); the time of receipt when left out. Late events count
@@ -126,8 +169,14 @@ pub struct SpendEvent {
     #[serde(default)]
     pub occurred_at: Option<DateTime<Utc>>,
     /// The sender's unique id of the event: a replay with the same id and payload is recorded once.
+    /// 1–200 characters, no control characters.
     #[serde(default)]
-    #[schema(example = "evt-2026-11-21-000123")]
+    #[schema(
+        example = "evt-2026-11-21-000123",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     pub event_id: Option<String>,
 }
 
@@ -135,6 +184,7 @@ pub struct SpendEvent {
 #[serde(deny_unknown_fields)]
 pub struct SpendBatch {
     /// Up to 10,000 events, validated all or nothing and applied in one transaction.
+    #[schema(min_items = 1, max_items = 10000)]
     pub events: Vec<SpendEvent>,
 }
 
@@ -375,11 +425,15 @@ impl SpendEvent {
         let event_id = match self.event_id {
             None => None,
             Some(id) => {
-                if id.is_empty() || id.len() > MAX_EVENT_ID_LEN || id.chars().any(char::is_control)
+                if id.is_empty()
+                    || id.chars().count() > MAX_EVENT_ID_LEN
+                    || id.chars().any(char::is_control)
                 {
                     return Err(ValidationError::new(
                         "event_id",
-                        format!("must be 1 to {MAX_EVENT_ID_LEN} bytes without control characters"),
+                        format!(
+                            "must be 1 to {MAX_EVENT_ID_LEN} characters without control characters"
+                        ),
                     ));
                 }
                 Some(id)

@@ -203,10 +203,31 @@ impl utoipa::PartialSchema for Money {
 }
 impl utoipa::ToSchema for Money {}
 
+/// What [`Money::parse_positive`] accepts, as a pattern for the OpenAPI document (tested against
+/// the parser below): optional surrounding whitespace, an optional `+`, leading zeros, at most six
+/// significant decimals (trailing zeros carry none), greater than zero and at most 1000000000.
+pub const POSITIVE_PATTERN: &str = concat!(
+    r"^\s*\+?(?:",
+    r"0*[1-9][0-9]{0,8}(?:\.[0-9]{0,6}0*)?",
+    r"|0*\.[0-9]{0,5}[1-9]0*",
+    r"|0*1000000000(?:\.0*)?",
+    r")\s*$"
+);
+
+/// What [`Money::parse_non_negative`] accepts: the same from zero (`-0` included).
+pub const NON_NEGATIVE_PATTERN: &str = concat!(
+    r"^\s*(?:\+?(?:",
+    r"0*[0-9]{1,9}(?:\.[0-9]{0,6}0*)?",
+    r"|0*\.[0-9]{1,6}0*",
+    r"|0*1000000000(?:\.0*)?",
+    r")|-(?:0+(?:\.0*)?|0*\.0+))\s*$"
+);
+
 impl utoipa::PartialSchema for PositiveMoney {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        money_schema(
+        money_schema_with(
             "A spend amount greater than zero and at most 1000000000: a decimal string with at most 6 decimal places.",
+            POSITIVE_PATTERN,
         )
     }
 }
@@ -214,16 +235,13 @@ impl utoipa::ToSchema for PositiveMoney {}
 
 impl utoipa::PartialSchema for NonNegativeMoney {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        money_schema(
+        money_schema_with(
             "A budget or cap, from zero to 1000000000: a decimal string with at most 6 decimal places.",
+            NON_NEGATIVE_PATTERN,
         )
     }
 }
 impl utoipa::ToSchema for NonNegativeMoney {}
-
-fn money_schema(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-    money_schema_with(description, r"^\+?[0-9]{0,10}(\.[0-9]*)?$")
-}
 
 fn money_schema_with(
     description: &str,
@@ -241,6 +259,61 @@ fn money_schema_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The OpenAPI document's patterns say exactly what the parsers accept (schemathesis
+        /// checks both ways: what matches must be accepted, what does not must be refused).
+        #[test]
+        fn the_documented_patterns_are_the_parsers(s in "[ 0-9.+-]{0,14}|[0-9]{9,11}(\\.[0-9]{0,8})?") {
+            let positive = regex::Regex::new(POSITIVE_PATTERN).unwrap();
+            let non_negative = regex::Regex::new(NON_NEGATIVE_PATTERN).unwrap();
+            proptest::prop_assert_eq!(positive.is_match(&s), Money::parse_positive(&s).is_ok(), "positive {:?}", s);
+            proptest::prop_assert_eq!(non_negative.is_match(&s), Money::parse_non_negative(&s).is_ok(), "non-negative {:?}", s);
+        }
+    }
+
+    #[test]
+    fn the_documented_patterns_on_the_edges() {
+        let positive = regex::Regex::new(POSITIVE_PATTERN).unwrap();
+        let non_negative = regex::Regex::new(NON_NEGATIVE_PATTERN).unwrap();
+        for s in [
+            "0",
+            "-0",
+            "+0",
+            "-0.000",
+            "-.0",
+            "0.0000001",
+            "0.1000000",
+            "5.",
+            ".5",
+            ".",
+            "",
+            "1000000000",
+            "1000000000.0",
+            "1000000000.000001",
+            "999999999.999999",
+            "9999999999",
+            "00000000000001",
+            " 12.34 ",
+            "1e5",
+            "+",
+            "-",
+            "-1",
+            "0.000001",
+            "12.3456789",
+        ] {
+            assert_eq!(
+                positive.is_match(s),
+                Money::parse_positive(s).is_ok(),
+                "positive {s:?}"
+            );
+            assert_eq!(
+                non_negative.is_match(s),
+                Money::parse_non_negative(s).is_ok(),
+                "non-negative {s:?}"
+            );
+        }
+    }
 
     #[test]
     fn parses_up_to_six_decimals() {

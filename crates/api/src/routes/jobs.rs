@@ -86,7 +86,7 @@ pub async fn list_schedules(
 pub struct UpdateSchedule {
     /// Six fields, seconds first, in UTC: second minute hour day-of-month month day-of-week
     /// (days of the week 1–7 from Sunday, or names).
-    #[schema(example = "0 */10 * * * *")]
+    #[schema(example = "0 */10 * * * *", pattern = r"^\s*\S+(\s+\S+){5}\s*$")]
     pub cron: Option<String>,
     /// `false`: the job is not enqueued on its ticks, nor caught up after downtime.
     pub enabled: Option<bool>,
@@ -200,7 +200,7 @@ pub(crate) fn idempotency_key(raw: Option<&str>, field: &str) -> Result<String, 
 /// `200` with the first request. The run shows in the job monitor as run by hand, by whom.
 #[utoipa::path(post, operation_id = "run_job", path = "/api/v1/jobs/{job}/run", tag = "jobs",
     params(("job" = String, Path, description = "The job's name, e.g. `reset_daily`"),
-        ("Idempotency-Key" = Option<String>, Header, description = "One run per key (1–200 visible ASCII characters); without it every request runs")),
+        ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,200}$", description = "One run per key (1–200 visible ASCII characters); without it every request runs")),
     responses((status = 202, body = JobRun, description = "Queued"), (status = 200, body = JobRun, description = "Queued already by an earlier request with this key"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody, description = "The job queue (Redis) is unreachable")),

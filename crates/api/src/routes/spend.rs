@@ -161,6 +161,7 @@ pub struct ReverseSpend {
     #[schema(
         min_length = 1,
         max_length = 1000,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
         example = "duplicate event sent by the connector"
     )]
     pub reason: String,

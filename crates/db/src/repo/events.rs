@@ -290,6 +290,13 @@ pub fn feed(conn: &mut DbConnection, q: &FeedQuery) -> QueryResult<FeedPage> {
         let next_cursor = match (full, rows.last()) {
             (true, Some(last)) => last.cursor(),
             // Everything up to the horizon that matched was served: continue from there.
+            // PostgreSQL's horizon is "every id of the transactions below `txid_below`": the
+            // cursor just before `(txid_below, 0)` says the same in small numbers (a cursor is the
+            // digits of two ids, at most 18 each).
+            _ if h.id_at_most == i64::MAX => q.after.max(Cursor {
+                txid: h.txid_below,
+                id: 0,
+            }),
             _ => q.after.max(Cursor {
                 txid: h.txid_below - 1,
                 id: h.id_at_most,
