@@ -111,6 +111,69 @@ fn regex_escape(s: &str) -> String {
         .collect()
 }
 
+/// A value of `schema` built from the examples its properties carry (else the simplest value of
+/// each type), for the examples of the document's answers.
+fn synthesize(
+    schema: &serde_json::Value,
+    schemas: &serde_json::Value,
+    depth: usize,
+) -> serde_json::Value {
+    use serde_json::{Value, json};
+    if depth > 8 {
+        return Value::Null;
+    }
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap_or_default();
+        return synthesize(&schemas[name], schemas, depth + 1);
+    }
+    if let Some(e) = schema.get("example") {
+        return e.clone();
+    }
+    if let Some(e) = schema["examples"].as_array().and_then(|e| e.first()) {
+        return e.clone();
+    }
+    if let Some(e) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return e.clone();
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        if let Some(variants) = schema[key].as_array() {
+            let first = variants.iter().find(|v| v["type"] != "null");
+            return first.map_or(Value::Null, |v| synthesize(v, schemas, depth + 1));
+        }
+    }
+    let kind = match &schema["type"] {
+        Value::Array(types) => types
+            .iter()
+            .find(|t| *t != "null")
+            .and_then(Value::as_str)
+            .unwrap_or("null"),
+        t => t.as_str().unwrap_or("object"),
+    };
+    match kind {
+        "object" => Value::Object(
+            schema["properties"]
+                .as_object()
+                .map(|props| {
+                    props
+                        .iter()
+                        .map(|(k, v)| (k.clone(), synthesize(v, schemas, depth + 1)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+        "array" => json!([synthesize(&schema["items"], schemas, depth + 1)]),
+        "string" => match schema["format"].as_str() {
+            Some("date-time") => json!("2026-12-01T09:00:00Z"),
+            Some("date") => json!("2026-12-01"),
+            _ => json!(""),
+        },
+        "integer" => schema.get("minimum").cloned().unwrap_or(json!(1)),
+        "number" => json!(1.0),
+        "boolean" => json!(true),
+        _ => Value::Null,
+    }
+}
+
 /// The JSON of `#/components/schemas/{name}`.
 fn schema_ref(name: &str) -> serde_json::Value {
     serde_json::json!({ "$ref": format!("#/components/schemas/{name}") })
@@ -216,6 +279,32 @@ fn refine(doc: &mut serde_json::Value) {
             tz["pattern"] = json!(pattern);
         }
     }
+    // An example on every operation: its success answer, built from the schemas' own examples.
+    let schemas = doc["components"]["schemas"].clone();
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in item.values_mut() {
+                let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                for (status, response) in responses.iter_mut() {
+                    // (`get_mut`: indexing a JSON value mutably would insert what is missing.)
+                    let Some(content) = response
+                        .get_mut("content")
+                        .and_then(|c| c.get_mut("application/json"))
+                        .filter(|c| c.is_object() && c.get("example").is_none())
+                    else {
+                        continue;
+                    };
+                    if !status.starts_with('2') {
+                        continue;
+                    }
+                    let example = synthesize(&content["schema"], &schemas, 0);
+                    content["example"] = example;
+                }
+            }
+        }
+    }
     // Parameters.
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
@@ -239,6 +328,10 @@ fn refine(doc: &mut serde_json::Value) {
                 match (place.as_str(), name.as_str()) {
                     ("path", n) if integer && (n == "id" || n.ends_with("_id")) => {
                         schema["minimum"] = json!(1);
+                        p["example"] = json!(1);
+                    }
+                    ("path", "job") => {
+                        p["example"] = json!("enforce_budgets");
                     }
                     ("query", n) if integer && n.ends_with("_id") => {
                         schema["minimum"] = json!(1);

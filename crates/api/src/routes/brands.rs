@@ -8,6 +8,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 
+/// Creates a brand with its daily and monthly budgets (in its timezone, `UTC` when left out) and
+/// its alert thresholds. Admins and operators not bound to brands.
 #[utoipa::path(post, operation_id = "create_brand", path = "/api/v1/brands", tag = "brands", request_body = CreateBrand,
     responses((status = 201, body = Brand), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -24,6 +26,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(brand))
 }
 
+/// The brands the caller sees, by id, each with today's and this month's spend (brand-local).
 #[utoipa::path(get, operation_id = "list_brands", path = "/api/v1/brands", tag = "brands",
     params(("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<Brand>)), security(("bearer" = [])))]
@@ -40,6 +43,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(brands))
 }
 
+/// One brand, with today's and this month's spend in its timezone.
 #[utoipa::path(get, operation_id = "get_brand", path = "/api/v1/brands/{id}", tag = "brands", params(("id" = i64, Path)),
     responses((status = 200, body = Brand), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
@@ -53,6 +57,8 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(brand))
 }
 
+/// Changes a brand; a field left out (or `null`) is unchanged. The rule is applied to its
+/// campaigns at once: a raised budget brings paused campaigns back in the same request.
 #[utoipa::path(patch, operation_id = "update_brand", path = "/api/v1/brands/{id}", tag = "brands", params(("id" = i64, Path)), request_body = UpdateBrand,
     responses((status = 200, body = Brand), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -72,6 +78,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(brand))
 }
 
+/// Deletes a brand with its campaigns and their spend logs.
 #[utoipa::path(delete, operation_id = "delete_brand", path = "/api/v1/brands/{id}", tag = "brands", params(("id" = i64, Path)),
     responses((status = 204, description = "Deleted with its campaigns and their spend"), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]

@@ -10,6 +10,8 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{JsonBody, QueryParams};
 use crate::state::AppState;
 
+/// Creates a campaign in a brand, with optional caps, dayparting schedule, flight and lifetime cap;
+/// its state (active or paused, with the reasons) follows from the rule at once.
 #[utoipa::path(post, operation_id = "create_campaign", path = "/api/v1/campaigns", tag = "campaigns", request_body = CreateCampaign,
     responses((status = 201, body = Campaign), (status = 404, body = ErrorBody, description = "No such brand"),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
@@ -30,6 +32,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(campaign))
 }
 
+/// The campaigns the caller sees, by id; `brand_id` and `active` filter.
 #[utoipa::path(get, operation_id = "list_campaigns", path = "/api/v1/campaigns", tag = "campaigns",
     params(("brand_id" = Option<i64>, Query), ("active" = Option<bool>, Query),
         ("limit" = Option<i64>, Query, description = "1 to 500, default 50"), ("cursor" = Option<String>, Query)),
@@ -51,6 +54,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(list))
 }
 
+/// One campaign: its state and pause reasons, spend, caps, schedule and flight.
 #[utoipa::path(get, operation_id = "get_campaign", path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = i64, Path)),
     responses((status = 200, body = Campaign), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
@@ -66,6 +70,8 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(campaign))
 }
 
+/// Changes a campaign; a field left out is unchanged, `null` clears a cap, the schedule or a
+/// flight date. The rule is applied at once.
 #[utoipa::path(patch, operation_id = "update_campaign", path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = i64, Path)), request_body = UpdateCampaign,
     responses((status = 200, body = Campaign), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -87,6 +93,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(campaign))
 }
 
+/// Deletes a campaign with its spend logs and history.
 #[utoipa::path(delete, operation_id = "delete_campaign", path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = i64, Path)),
     responses((status = 204, description = "Deleted with its spend and history"), (status = 404, body = ErrorBody)),
     security(("bearer" = [])))]

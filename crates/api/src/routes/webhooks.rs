@@ -192,6 +192,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(e))
 }
 
+/// Deletes an endpoint with its delivery log; nothing more is sent to it.
 #[utoipa::path(delete, operation_id = "delete_webhook", path = "/api/v1/webhooks/{id}", tag = "webhooks",
     params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]

@@ -197,6 +197,12 @@ async fn schedules_are_data_edited_through_the_api(backend: Backend) {
         assert_eq!(resp.error_field(), "cron", "{bad:?}");
     }
     assert_eq!(app.patch(path, json!({"cron": 5})).await.status, 422);
+    // serde would read the struct from an array: `[null, null]` was a 200 (found by schemathesis).
+    assert_eq!(app.patch(path, json!([null, null])).await.status, 422);
+    assert_eq!(
+        app.patch(path, json!(["0 0 * * * *", false])).await.status,
+        422
+    );
     assert_eq!(app.patch(path, json!({"when": "now"})).await.status, 422);
     app.patch(
         "/api/v1/jobs/schedules/make_coffee",

@@ -358,6 +358,18 @@ async fn spend_validation(backend: Backend) {
         assert_eq!(resp.status.as_u16(), status, "{body}: {}", resp.body);
         assert_eq!(resp.error_field(), field, "{body}: {}", resp.body);
     }
+    // An event written as an array (serde's positional form of a struct) is not an event: it was
+    // recorded before the body had to be an object. Nothing is stored.
+    let positional = app.post_spend(json!([id, "1"])).await;
+    assert_eq!(positional.status.as_u16(), 422, "{}", positional.body);
+    let batch = app
+        .post(
+            "/api/v1/spend/batch",
+            json!([[{"campaign_id": id, "amount": "1"}]]),
+        )
+        .await;
+    assert_eq!(batch.status.as_u16(), 422, "{}", batch.body);
+    assert_eq!(app.brand(&brand["id"]).await["daily_spend"], "0.00");
     let resp = app
         .raw(Method::POST, "/api/v1/spend", "{\"campaign_id\": 1,")
         .await;
