@@ -392,6 +392,23 @@ pub fn document() -> serde_json::Value {
 mod tests {
     use super::*;
 
+    /// The standard every route is documented to (ARCHITECTURE.md, "A new route").
+    #[test]
+    fn every_operation_has_an_id_a_description_and_an_example() {
+        let doc = document();
+        let mut missing = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let described = op["description"].is_string() || op["summary"].is_string();
+                let example = op.to_string().contains("\"example\"");
+                if !op["operationId"].is_string() || !described || !example {
+                    missing.push(format!("{method} {path}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:?}");
+    }
+
     #[test]
     fn pages_reference_their_items_by_name() {
         let doc = document();

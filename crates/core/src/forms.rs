@@ -64,6 +64,7 @@ pub struct CreateBrand {
     pub alert_thresholds: Option<Vec<i64>>,
 }
 
+/// A change of a brand: a field left out or `null` is unchanged.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateBrand {
@@ -120,6 +121,8 @@ pub struct CreateCampaign {
     pub flight_end: Option<NaiveDate>,
 }
 
+/// A change of a campaign: a field left out is unchanged; `null` clears a cap, the schedule or a
+/// flight date, and leaves `name` and `manually_paused` unchanged.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCampaign {

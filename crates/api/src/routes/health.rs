@@ -4,14 +4,16 @@ use serde_json::json;
 use crate::state::AppState;
 
 /// Liveness: the process answers.
-#[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "health", responses((status = 200, description = "The process is alive")))]
+#[utoipa::path(get, operation_id = "healthz", path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process is alive", body = Object, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
 /// Readiness: the database answers.
 #[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "health",
-    responses((status = 200, description = "Ready to serve"), (status = 503, description = "The database is unreachable")))]
+    responses((status = 200, description = "Ready to serve", body = Object, example = json!({"status": "ready", "database": "ok"})),
+        (status = 503, description = "The database is unreachable", body = Object, example = json!({"status": "unavailable", "database": "unreachable"}))))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
     match web::block(move || adbudget_db::ping(&pool)).await {

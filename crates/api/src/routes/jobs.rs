@@ -80,7 +80,7 @@ pub async fn list_schedules(
     Ok(HttpResponse::Ok().json(schedule_views(&state).await?))
 }
 
-/// A change of a job's schedule; a field left out is unchanged.
+/// A change of a job's schedule; a field left out or `null` is unchanged.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSchedule {

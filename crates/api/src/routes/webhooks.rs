@@ -38,6 +38,8 @@ pub struct CreateWebhook {
     pub brand_ids: Option<Vec<i64>>,
 }
 
+/// A change of an endpoint: a field left out is unchanged; `null` is unchanged for `url`,
+/// `description` and `enabled`, and means "all" for `event_types` and `brand_ids`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
