@@ -253,6 +253,12 @@ pub fn parse_cron(expression: &str) -> Result<cron::Schedule, String> {
     })
 }
 
+/// A cron expression as stored: checked by [`parse_cron`], with one space between its fields.
+pub fn normalize_cron(expression: &str) -> Result<String, String> {
+    parse_cron(expression)?;
+    Ok(expression.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
 /// A cron expression in words, in English ("Every 5 minutes"); the expression itself when it
 /// uses syntax the describer does not read. `cronspeak` reads five-field cron (minutes first,
 /// days of the week 0–6 from Sunday); `cron` 0.17 counts days 1–7 from Sunday, so numeric days

@@ -2,7 +2,7 @@
 //! Redis directly (apalis-board's readers are broken against apalis-redis 1.0; see STACK-NOTES).
 
 use actix_web::web;
-use adbudget_core::jobs::{JobKind, describe_cron, parse_cron};
+use adbudget_core::jobs::{JobKind, describe_cron, normalize_cron};
 use adbudget_db::repo::schedules::{self, ScheduleChanges};
 use adbudget_queue::stats;
 use maud::html;
@@ -241,18 +241,21 @@ pub async fn save_schedule(
     check_csrf(&user, &form)?;
     let kind = job_kind(&path)?;
     let typed = form.get("cron").unwrap_or_default().to_owned();
-    if let Err(message) = parse_cron(&typed) {
-        let invalid = ScheduleError {
-            job: kind.name().to_owned(),
-            cron: typed,
-            message,
-        };
-        let mut page = render(&user, &state, None, Some(invalid)).await?;
-        *page.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
-        return Ok(page);
-    }
+    let cron = match normalize_cron(&typed) {
+        Ok(cron) => cron,
+        Err(message) => {
+            let invalid = ScheduleError {
+                job: kind.name().to_owned(),
+                cron: typed,
+                message,
+            };
+            let mut page = render(&user, &state, None, Some(invalid)).await?;
+            *page.status_mut() = actix_web::http::StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(page);
+        }
+    };
     let changes = ScheduleChanges {
-        cron: Some(typed.split_whitespace().collect::<Vec<_>>().join(" ")),
+        cron: Some(cron),
         enabled: Some(form.get("enabled") == Some("true")),
     };
     let author = user.author();

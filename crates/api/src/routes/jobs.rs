@@ -1,5 +1,5 @@
 use actix_web::{HttpRequest, HttpResponse, web};
-use adbudget_core::jobs::{JobKind, ScheduleView, Trigger, parse_cron};
+use adbudget_core::jobs::{JobKind, ScheduleView, Trigger, normalize_cron};
 use adbudget_db::repo::schedules::{self, ScheduleChanges};
 use adbudget_queue::stats::{self, QueuesOverview};
 use serde::{Deserialize, Serialize};
@@ -107,13 +107,10 @@ pub async fn update_schedule(
     JsonBody(body): JsonBody<UpdateSchedule>,
 ) -> Result<HttpResponse, ApiError> {
     let kind = job_kind(&path)?;
-    let cron = match body.cron {
-        Some(c) => {
-            parse_cron(&c).map_err(|e| ApiError::invalid("cron", e))?;
-            Some(c.split_whitespace().collect::<Vec<_>>().join(" "))
-        }
-        None => None,
-    };
+    let cron = body
+        .cron
+        .map(|c| normalize_cron(&c).map_err(|e| ApiError::invalid("cron", e)))
+        .transpose()?;
     let changes = ScheduleChanges {
         cron,
         enabled: body.enabled,

@@ -106,8 +106,73 @@ on_both_databases!(
     failed_logins_are_throttled,
     job_monitor_retries_and_discards,
     lists_search_sort_and_filter,
-    sessions_expire
+    sessions_expire,
+    brand_alert_thresholds_on_the_form
 );
+
+/// A brand's alert thresholds are edited on its form: a list of percents, empty for none; a bad
+/// list is an error beside the field and stores nothing.
+async fn brand_alert_thresholds_on_the_form(backend: Backend) {
+    let app = spawn_app(backend).await;
+    create_admin(&app);
+    let (cookie, csrf) = login(&app, PASSWORD).await.1.unwrap();
+    let c = client();
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let (c, cookie, csrf) = (c.clone(), cookie.clone(), csrf.clone());
+        async move {
+            let mut form = form;
+            form.push(("csrf", csrf));
+            c.post(path)
+                .header("cookie", cookie)
+                .form(&form)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let brand = |thresholds: &str| {
+        vec![
+            ("name", "Acme".to_owned()),
+            ("daily_budget", "10".to_owned()),
+            ("monthly_budget", "100".to_owned()),
+            ("timezone", "UTC".to_owned()),
+            ("alert_thresholds", thresholds.to_owned()),
+        ]
+    };
+    let resp = post(format!("{}/admin/brands/new", app.address), brand("25, 75")).await;
+    assert_eq!(resp.status(), 303);
+    let created = &app.get("/api/v1/brands").await.expect(200)["items"][0];
+    assert_eq!(created["alert_thresholds"], json!([25, 75]));
+    let id = created["id"].as_i64().unwrap();
+    let page = c
+        .get(format!("{}/admin/brands/{id}", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("value=\"25, 75\""), "the form shows them");
+    let resp = post(
+        format!("{}/admin/brands/{id}", app.address),
+        brand("50, lots"),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("data-field=\"alert_thresholds\""), "{page}");
+    assert_eq!(
+        app.get(&format!("/api/v1/brands/{id}")).await.expect(200)["alert_thresholds"],
+        json!([25, 75])
+    );
+    let resp = post(format!("{}/admin/brands/{id}", app.address), brand("")).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(
+        app.get(&format!("/api/v1/brands/{id}")).await.expect(200)["alert_thresholds"],
+        json!([])
+    );
+}
 
 async fn lists_search_sort_and_filter(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -86,6 +86,7 @@ fn brand_form<P: Permission>(
                 (field("Daily budget", "daily_budget", &v("daily_budget"), "text", errors))
                 (field("Monthly budget", "monthly_budget", &v("monthly_budget"), "text", errors))
                 (field("Timezone (IANA name)", "timezone", &v("timezone"), "text", errors))
+                (field("Alert thresholds (% of each budget and cap, comma-separated; empty: none)", "alert_thresholds", &v("alert_thresholds"), "text", errors))
                 button type="submit" { "Save" }
             }
         } @else {
@@ -93,13 +94,50 @@ fn brand_form<P: Permission>(
                 dt { "Daily budget" } dd { (v("daily_budget")) }
                 dt { "Monthly budget" } dd { (v("monthly_budget")) }
                 dt { "Timezone" } dd { (v("timezone")) }
+                dt { "Alert thresholds (%)" } dd { (v("alert_thresholds")) }
             }
         }
     }
 }
 
+/// "50, 80, 100".
+fn thresholds_text(t: &adbudget_core::events::AlertThresholds) -> String {
+    t.percents()
+        .iter()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The form's alert thresholds ("50, 80, 100"; empty: none) as the API's list; left as it is when
+/// the form has no such field.
+fn with_thresholds(
+    mut body: serde_json::Value,
+    form: &Form,
+) -> Result<serde_json::Value, ApiError> {
+    let Some(text) = form.get("alert_thresholds") else {
+        return Ok(body);
+    };
+    let percents = text
+        .split([',', ' '])
+        .filter(|t| !t.is_empty())
+        .map(|t| t.parse::<i64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            ApiError::invalid(
+                "alert_thresholds",
+                "must be whole percents separated by commas, such as 50, 80, 100",
+            )
+        })?;
+    body["alert_thresholds"] = serde_json::json!(percents);
+    Ok(body)
+}
+
 pub async fn brand_new(user: AdminUser<ToCreateBrand>) -> HttpResponse {
-    let values = HashMap::from([("timezone", "UTC".to_owned())]);
+    let values = HashMap::from([
+        ("timezone", "UTC".to_owned()),
+        ("alert_thresholds", "50, 80, 100".to_owned()),
+    ]);
     shell(
         &user,
         "New brand",
@@ -123,7 +161,7 @@ pub async fn brand_create(
     let author = user.author();
     let fields = ["name", "daily_budget", "monthly_budget", "timezone"];
     let attempt: Result<_, ApiError> = async {
-        let body: CreateBrand = from_value(form_json(&form, &fields))?;
+        let body: CreateBrand = from_value(with_thresholds(form_json(&form, &fields), &form)?)?;
         let new = body.validate()?;
         state
             .db(move |conn| brands::create(conn, &new, now(), &author))
@@ -137,7 +175,11 @@ pub async fn brand_create(
         )),
         Err(e) => {
             let errors = field_errors(e)?;
-            let values = fields.iter().map(|f| (*f, form.text(f))).collect();
+            let values = fields
+                .iter()
+                .chain(&["alert_thresholds"])
+                .map(|f| (*f, form.text(f)))
+                .collect();
             Ok(shell(
                 &user,
                 "New brand",
@@ -169,6 +211,7 @@ pub async fn brand_edit(
         ("daily_budget", b.daily_budget.to_string()),
         ("monthly_budget", b.monthly_budget.to_string()),
         ("timezone", b.timezone.clone()),
+        ("alert_thresholds", thresholds_text(&b.alert_thresholds)),
     ]);
     Ok(shell(
         &user,
@@ -215,7 +258,7 @@ pub async fn brand_update(
     let author = user.author();
     let fields = ["name", "daily_budget", "monthly_budget", "timezone"];
     let attempt: Result<_, ApiError> = async {
-        let body: UpdateBrand = from_value(form_json(&form, &fields))?;
+        let body: UpdateBrand = from_value(with_thresholds(form_json(&form, &fields), &form)?)?;
         let changes = body.validate()?;
         state
             .db(move |conn| brands::update(conn, id, &changes, now(), &author))
@@ -226,7 +269,11 @@ pub async fn brand_update(
         Ok(_) => Ok(notice(&format!("/admin/brands/{id}"), Notice::BrandSaved)),
         Err(e) => {
             let errors = field_errors(e)?;
-            let values = fields.iter().map(|f| (*f, form.text(f))).collect();
+            let values = fields
+                .iter()
+                .chain(&["alert_thresholds"])
+                .map(|f| (*f, form.text(f)))
+                .collect();
             Ok(shell(
                 &user,
                 "Edit brand",
