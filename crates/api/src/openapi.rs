@@ -272,7 +272,7 @@ fn refine(doc: &mut serde_json::Value) {
         .iter()
         .map(|tz| regex_escape(tz.name()))
         .collect();
-    let pattern = format!(r"^\s*(?:{})\s*$", zones.join("|"));
+    let pattern = format!(r"^[ \t\n\r]*(?:{})[ \t\n\r]*$", zones.join("|"));
     for body in ["CreateBrand", "UpdateBrand"] {
         let tz = &mut doc["components"]["schemas"][body]["properties"]["timezone"];
         if tz.is_object() {
@@ -344,7 +344,7 @@ fn refine(doc: &mut serde_json::Value) {
                         schema["pattern"] = json!("^[0-9]{1,18}$");
                     }
                     ("query", "after") => {
-                        schema["pattern"] = json!("^([0-9]{1,18}-[0-9]{1,18})?$");
+                        schema["pattern"] = json!("^([0-9]{1,19}-[0-9]{1,19})?$");
                     }
                     ("query", "wait") if integer => {
                         schema["minimum"] = json!(0);

@@ -127,6 +127,9 @@ struct LiveState {
     enabled: bool,
     /// One more with every change of the cron.
     version: u64,
+    /// The read this state came from (reads are numbered when they start: a read that started
+    /// earlier but ended later is older, and ignored).
+    read: u64,
 }
 
 impl LiveSchedule {
@@ -134,9 +137,13 @@ impl LiveSchedule {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Takes the stored row; wakes the scheduler when the cron changed.
-    fn apply(&self, schedule: Option<JobSchedule>, enabled: bool) {
+    /// Takes the stored row of read number `read`; wakes the scheduler when the cron changed.
+    fn apply(&self, read: u64, schedule: Option<JobSchedule>, enabled: bool) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if read < state.read {
+            return;
+        }
+        state.read = read;
         let same_cron = match (&state.schedule, &schedule) {
             (Some(a), Some(b)) => a.expression == b.expression,
             (None, None) => true,
@@ -165,6 +172,8 @@ impl LiveSchedule {
 pub struct Schedules {
     pool: DbPool,
     live: Arc<Vec<Arc<LiveSchedule>>>,
+    /// Numbers the reads, in the order they start.
+    reads: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Schedules {
@@ -187,6 +196,7 @@ impl Schedules {
                         schedule: None,
                         enabled: false,
                         version: 0,
+                        read: 0,
                     }),
                     waker: AtomicWaker::new(),
                 })
@@ -195,6 +205,7 @@ impl Schedules {
         let schedules = Schedules {
             pool,
             live: Arc::new(live),
+            reads: Default::default(),
         };
         schedules.reload().await?;
         Ok(schedules)
@@ -202,6 +213,7 @@ impl Schedules {
 
     /// Re-reads every stored schedule.
     pub async fn reload(&self) -> anyhow::Result<()> {
+        let read = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
         let pool = self.pool.clone();
         let rows =
             tokio::task::spawn_blocking(move || schedules::list(&mut *adbudget_db::get(&pool)?))
@@ -209,6 +221,7 @@ impl Schedules {
         for live in self.live.iter() {
             let row = rows.iter().find(|r| r.kind() == Some(live.kind));
             live.apply(
+                read,
                 row.and_then(|r| r.schedule()),
                 row.is_some_and(|r| r.enabled),
             );
@@ -219,13 +232,14 @@ impl Schedules {
     /// Re-reads one schedule (at its tick). On a database error the last known state stands.
     async fn reload_one(&self, live: &LiveSchedule) -> LiveState {
         let kind = live.kind;
+        let read = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
         let pool = self.pool.clone();
         let row = tokio::task::spawn_blocking(move || {
             schedules::get(&mut *adbudget_db::get(&pool)?, kind)
         })
         .await;
         match row {
-            Ok(Ok(row)) => live.apply(row.schedule(), row.enabled),
+            Ok(Ok(row)) => live.apply(read, row.schedule(), row.enabled),
             Ok(Err(e)) => {
                 tracing::warn!(job.name = kind.name(), error = %e, "could not re-read the schedule; going by the last one read")
             }
@@ -299,9 +313,17 @@ impl Backend for LiveCron {
             self.version = Some(state.version);
             self.inner = state.schedule.map(|s| CronScheduler::new(s.schedule));
         }
-        match &mut self.inner {
-            Some(inner) => inner.poll_next(cx, worker),
-            None => Poll::Pending,
+        let Some(inner) = &mut self.inner else {
+            return Poll::Pending;
+        };
+        match inner.poll_next(cx, worker) {
+            // A schedule with no tick ahead ends apalis-cron's stream, and an ended worker is not
+            // restarted: wait for the next change instead.
+            Poll::Ready(None) => {
+                self.inner = None;
+                Poll::Pending
+            }
+            other => other,
         }
     }
 

@@ -138,14 +138,15 @@ impl FromStr for Cursor {
         let bad = || ValidationError::new("after", "is not a cursor this feed returned");
         let (txid, id) = s.split_once('-').ok_or_else(bad)?;
         // The digits of two ids, as `next_cursor` gives them (the document's pattern says so).
-        let digits = |p: &str| (1..=18).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit());
-        if !digits(txid) || !digits(id) {
-            return Err(bad());
-        }
-        let (txid, id) = (
-            txid.parse::<i64>().map_err(|_| bad())?,
-            id.parse::<i64>().map_err(|_| bad())?,
-        );
+        // Up to 19 digits: cursors this feed gave before 2026-12-01 ended an empty PostgreSQL
+        // page with `i64::MAX`; a number past it means the same ("after all of that txid").
+        let number = |p: &str| -> Result<i64, ValidationError> {
+            if !(1..=19).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            Ok(p.parse::<i64>().unwrap_or(i64::MAX))
+        };
+        let (txid, id) = (number(txid)?, number(id)?);
         if txid < 0 || id < 0 {
             return Err(bad());
         }
@@ -282,7 +283,24 @@ mod tests {
     fn cursors_print_and_parse() {
         let c = Cursor { txid: 812, id: 7 };
         assert_eq!(c.to_string().parse::<Cursor>().unwrap(), c);
-        for bad in ["", "7", "a-b", "-1-2", "1--2", "1-2-3"] {
+        // A cursor of the form this feed gave before 2026-12-01 still reads.
+        assert_eq!(
+            "812-9223372036854775807".parse::<Cursor>().unwrap(),
+            Cursor {
+                txid: 812,
+                id: i64::MAX
+            }
+        );
+        for bad in [
+            "",
+            "7",
+            "a-b",
+            "-1-2",
+            "1--2",
+            "1-2-3",
+            "+1-2",
+            "1-12345678901234567890",
+        ] {
             assert_eq!(bad.parse::<Cursor>().unwrap_err().field, "after", "{bad:?}");
         }
         assert!(Cursor { txid: 1, id: 0 } > Cursor { txid: 0, id: 99 });

@@ -298,12 +298,14 @@ pub fn validate_name(name: &str, field: &str) -> Result<String, ValidationError>
 }
 
 pub fn validate_timezone(tz: &str, field: &str) -> Result<Tz, ValidationError> {
-    tz.trim().parse::<Tz>().map_err(|_| {
-        ValidationError::new(
-            field,
-            format!("unknown timezone {tz:?}; use an IANA name such as \"Europe/Berlin\""),
-        )
-    })
+    tz.trim_matches([' ', '\t', '\n', '\r'])
+        .parse::<Tz>()
+        .map_err(|_| {
+            ValidationError::new(
+                field,
+                format!("unknown timezone {tz:?}; use an IANA name such as \"Europe/Berlin\""),
+            )
+        })
 }
 
 fn validate_id(id: i64, field: &str) -> Result<i64, ValidationError> {

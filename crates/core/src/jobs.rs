@@ -248,9 +248,14 @@ pub fn parse_cron(expression: &str) -> Result<cron::Schedule, String> {
             "must have 6 fields (second minute hour day-of-month month day-of-week), such as \"0 */5 * * * *\"; this one has {fields}"
         ));
     }
-    cron::Schedule::from_str(expression).map_err(|e| {
+    let schedule = cron::Schedule::from_str(expression).map_err(|e| {
         format!("is not a cron schedule with seconds, such as \"0 */5 * * * *\" ({e})")
-    })
+    })?;
+    // A schedule with no time ahead (the 30th of February) would end the beat's scheduler.
+    if schedule.upcoming(Utc).next().is_none() {
+        return Err("never fires: no such time lies ahead".to_owned());
+    }
+    Ok(schedule)
 }
 
 /// A cron expression as stored: checked by [`parse_cron`], with one space between its fields.
@@ -468,6 +473,11 @@ mod tests {
                 .contains("has 7")
         );
         assert!(parse_cron("0 61 * * * *").is_err());
+        assert!(
+            parse_cron("0 0 0 30 2 *")
+                .unwrap_err()
+                .contains("never fires")
+        );
         assert!(parse_cron("").is_err());
     }
 

@@ -94,7 +94,9 @@ impl Money {
 }
 
 fn parse_decimal(s: &str) -> Result<Decimal, MoneyError> {
-    let s = s.trim();
+    // Spaces, tabs and line ends around the number (not Unicode's other spaces: the document's
+    // pattern says `[ \t\n\r]`, which every regex dialect reads alike).
+    let s = s.trim_matches([' ', '\t', '\n', '\r']);
     // Only plain decimal notation: digits, one optional point, an optional leading sign.
     // Rejects exponents, "NaN", "1_000", thousands separators and the empty string.
     let body = s.strip_prefix(['-', '+']).unwrap_or(s);
@@ -207,20 +209,20 @@ impl utoipa::ToSchema for Money {}
 /// the parser below): optional surrounding whitespace, an optional `+`, leading zeros, at most six
 /// significant decimals (trailing zeros carry none), greater than zero and at most 1000000000.
 pub const POSITIVE_PATTERN: &str = concat!(
-    r"^\s*\+?(?:",
+    r"^[ \t\n\r]*\+?(?:",
     r"0*[1-9][0-9]{0,8}(?:\.[0-9]{0,6}0*)?",
     r"|0*\.[0-9]{0,5}[1-9]0*",
     r"|0*1000000000(?:\.0*)?",
-    r")\s*$"
+    r")[ \t\n\r]*$"
 );
 
 /// What [`Money::parse_non_negative`] accepts: the same from zero (`-0` included).
 pub const NON_NEGATIVE_PATTERN: &str = concat!(
-    r"^\s*(?:\+?(?:",
+    r"^[ \t\n\r]*(?:\+?(?:",
     r"0*[0-9]{1,9}(?:\.[0-9]{0,6}0*)?",
     r"|0*\.[0-9]{1,6}0*",
     r"|0*1000000000(?:\.0*)?",
-    r")|-(?:0+(?:\.0*)?|0*\.0+))\s*$"
+    r")|-(?:0+(?:\.0*)?|0*\.0+))[ \t\n\r]*$"
 );
 
 impl utoipa::PartialSchema for PositiveMoney {
@@ -264,7 +266,7 @@ mod tests {
         /// The OpenAPI document's patterns say exactly what the parsers accept (schemathesis
         /// checks both ways: what matches must be accepted, what does not must be refused).
         #[test]
-        fn the_documented_patterns_are_the_parsers(s in "[ 0-9.+-]{0,14}|[0-9]{9,11}(\\.[0-9]{0,8})?") {
+        fn the_documented_patterns_are_the_parsers(s in "[ \t\u{2003}\u{1c}0-9.+-]{0,14}|[0-9]{9,11}(\\.[0-9]{0,8})?") {
             let positive = regex::Regex::new(POSITIVE_PATTERN).unwrap();
             let non_negative = regex::Regex::new(NON_NEGATIVE_PATTERN).unwrap();
             proptest::prop_assert_eq!(positive.is_match(&s), Money::parse_positive(&s).is_ok(), "positive {:?}", s);

@@ -61,7 +61,7 @@ pub fn run(
             let before = now - settings.event_retention;
             let pruned = crate::repo::events::prune(conn, before)?;
             // "Run now" requests (their idempotency keys) are kept as long as the events.
-            crate::repo::schedules::prune_runs(conn, before)?;
+            crate::repo::schedules::prune_runs(conn, before, now)?;
             tracing::Span::current().record("job.changed", pruned);
             return Ok(JobReport {
                 changed: pruned,

@@ -50,23 +50,39 @@ fn job_kind(name: &str) -> Result<JobKind, ApiError> {
 pub(crate) async fn schedule_views(state: &AppState) -> Result<Vec<ScheduleView>, ApiError> {
     let rows = state.db(schedules::list).await?;
     let now = chrono::Utc::now();
-    let mut views = Vec::with_capacity(rows.len());
-    for row in rows {
-        let mut redis_last = None;
-        if let (Some(jobs), Some(kind)) = (&state.jobs, row.kind()) {
-            let mut conn = jobs.redis.clone();
-            // The monitor still shows the schedules when Redis is away.
-            let last: Option<i64> = redis::AsyncCommands::get(
-                &mut conn,
-                adbudget_queue::keys::beat_last(&jobs.prefix, kind),
-            )
-            .await
-            .unwrap_or(None);
-            redis_last = last.and_then(|t| chrono::DateTime::from_timestamp(t, 0));
+    // The beats' last ticks in Redis: one MGET, given a second (the schedules show without them
+    // while Redis is away).
+    let mut redis_last: Vec<Option<i64>> = vec![None; rows.len()];
+    if let Some(jobs) = &state.jobs {
+        let keys: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                adbudget_queue::keys::beat_last(
+                    &jobs.prefix,
+                    r.kind().unwrap_or(JobKind::EnforceBudgets),
+                )
+            })
+            .collect();
+        let mut conn = jobs.redis.clone();
+        let mut mget = redis::cmd("MGET");
+        mget.arg(&keys);
+        let read = mget.query_async::<Vec<Option<i64>>>(&mut conn);
+        if let Ok(Ok(values)) = tokio::time::timeout(std::time::Duration::from_secs(1), read).await
+            && values.len() == rows.len()
+        {
+            redis_last = values;
         }
-        views.push(row.view(now, redis_last));
     }
-    Ok(views)
+    Ok(rows
+        .iter()
+        .zip(redis_last)
+        .map(|(row, last)| {
+            let last = last
+                .filter(|_| row.kind().is_some())
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0));
+            row.view(now, last)
+        })
+        .collect())
 }
 
 /// Every job's schedule as stored: cron (six fields, seconds first, UTC) and in words, enabled,
@@ -137,7 +153,8 @@ pub struct JobRun {
     pub queued: bool,
 }
 
-/// Queues a run of `kind` by `author` under `key`, once per key: `(run, queued)`.
+/// Queues a run of `kind` by `author` under `key`, once per key (see
+/// [`schedules::request_run`]): the run, and whether this call queued it.
 pub(crate) async fn run_job(
     state: &AppState,
     kind: JobKind,
@@ -151,21 +168,23 @@ pub(crate) async fn run_job(
     };
     let now = chrono::Utc::now();
     let k = key.clone();
+    // The push happens inside the recording transaction (a blocking thread of actix's pool).
+    let runtime = tokio::runtime::Handle::current();
     let (request, new) = state
-        .db(move |conn| schedules::request_run(conn, kind, &k, now, &author))
+        .db(move |conn| {
+            schedules::request_run(conn, kind, &k, now, &author, |request| {
+                let trigger = Trigger::Manual {
+                    at: now,
+                    by: request.requested_by.clone(),
+                };
+                let apalis_key = format!("run:{}:{}", kind.name(), k);
+                runtime
+                    .block_on(queues.push(kind, &trigger, Some(apalis_key)))
+                    .map_err(|e| e.context("the job queue"))
+            })
+        })
         .await?;
     if new {
-        let trigger = Trigger::Manual {
-            at: now,
-            by: request.requested_by.clone(),
-        };
-        let apalis_key = format!("run:{}:{}", kind.name(), key);
-        if let Err(e) = queues.push(kind, &trigger, Some(apalis_key)).await {
-            // Not queued: forget the request so that a retry with the same key runs.
-            let id = request.id;
-            let _ = state.db(move |conn| schedules::forget_run(conn, id)).await;
-            return Err(ApiError::Unavailable(e.context("the job queue")));
-        }
         tracing::info!(job.name = kind.name(), job.run_by = %request.requested_by, "job run by hand");
     }
     Ok(JobRun {

@@ -141,7 +141,18 @@ pub fn update(
     author: &Author,
 ) -> DomainResult<StoredSchedule> {
     write_transaction(conn, |conn| {
-        let old = get(conn, kind)?;
+        // Locked on PostgreSQL (SQLite's writers take turns): two edits at once each diff their
+        // audit entry against what the other left.
+        let old = match conn {
+            DbConnection::Postgresql(c) => job_schedules::table
+                .filter(job_schedules::job.eq(kind.name()))
+                .select(StoredSchedule::as_select())
+                .for_update()
+                .first(c)
+                .optional()?
+                .ok_or(DomainError::not_found("schedule"))?,
+            DbConnection::Sqlite(_) => get(conn, kind)?,
+        };
         let cron = changes.cron.clone().unwrap_or_else(|| old.cron.clone());
         let enabled = changes.enabled.unwrap_or(old.enabled);
         if cron == old.cron && enabled == old.enabled {
@@ -205,15 +216,20 @@ pub struct RunRequest {
     pub requested_at: NaiveDateTime,
 }
 
-/// Records a "Run now" of `kind` under `key`, with its audit entry. `Ok((request, true))` for a
-/// new request, whose job the caller then enqueues; `Ok((original, false))` when the key was
-/// used already (a double click): nothing to enqueue.
+/// Records a "Run now" of `kind` under `key` with its audit entry and queues it with `push`, in
+/// one transaction: `Ok((request, true))` when this call queued the run, `Ok((original, false))`
+/// when the key was used already (a double click; nothing queued). A failed push rolls the
+/// record back, so a retry with the key runs; a concurrent request with the same key waits on
+/// the key's row until this one commits or rolls back. A crash between the push and the commit
+/// leaves the run queued and the key free: Redis refuses the retry's second push of the same
+/// apalis idempotency key (kept 7 days, which is why requests are kept at least that long).
 pub fn request_run(
     conn: &mut DbConnection,
     kind: JobKind,
     key: &str,
     now: DateTime<Utc>,
     author: &Author,
+    push: impl FnOnce(&RunRequest) -> anyhow::Result<()>,
 ) -> DomainResult<(RunRequest, bool)> {
     write_transaction(conn, |conn| {
         let schedule = get(conn, kind)?;
@@ -233,26 +249,32 @@ pub fn request_run(
             .filter(job_runs::idempotency_key.eq(key))
             .select(RunRequest::as_select())
             .first(conn)?;
-        if inserted == 1 {
-            let entry = adbudget_core::audit::NewEntry {
-                object_type: "schedule",
-                object_id: schedule.id,
-                brand_id: None,
-                action: "run",
-                changes: [(
-                    "run".to_owned(),
-                    adbudget_core::audit::FieldChange {
-                        old: serde_json::Value::Null,
-                        new: serde_json::json!({"job": kind.name(), "idempotency_key": key}),
-                    },
-                )]
-                .into(),
-            };
-            super::audit::record(conn, author, entry, now)?;
+        if inserted == 0 {
+            return Ok((request, false));
         }
-        Ok((request, inserted == 1))
+        let entry = adbudget_core::audit::NewEntry {
+            object_type: "schedule",
+            object_id: schedule.id,
+            brand_id: None,
+            action: "run",
+            changes: [(
+                "run".to_owned(),
+                adbudget_core::audit::FieldChange {
+                    old: serde_json::Value::Null,
+                    new: serde_json::json!({"job": kind.name(), "idempotency_key": key}),
+                },
+            )]
+            .into(),
+        };
+        super::audit::record(conn, author, entry, now)?;
+        push(&request).map_err(DomainError::Unavailable)?;
+        Ok((request, true))
     })
 }
+
+/// How long "Run now" keys are kept at least: as long as apalis keeps a pushed job's
+/// idempotency key in Redis.
+pub const RUN_KEYS_KEPT: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
 /// The latest "Run now" of each job that has one (for the job monitor, standalone included).
 pub fn latest_runs(conn: &mut DbConnection) -> DomainResult<Vec<RunRequest>> {
@@ -270,14 +292,14 @@ pub fn latest_runs(conn: &mut DbConnection) -> DomainResult<Vec<RunRequest>> {
     Ok(latest)
 }
 
-/// Forgets a request whose job could not be enqueued, so that a retry with its key runs.
-pub fn forget_run(conn: &mut DbConnection, id: i64) -> DomainResult<()> {
-    diesel::delete(job_runs::table.find(id)).execute(conn)?;
-    Ok(())
-}
-
-/// Drops "Run now" requests older than `before` (with `prune_events`).
-pub fn prune_runs(conn: &mut DbConnection, before: DateTime<Utc>) -> DomainResult<usize> {
+/// Drops "Run now" requests older than `before`, and at least [`RUN_KEYS_KEPT`] old before
+/// `now` (with `prune_events`).
+pub fn prune_runs(
+    conn: &mut DbConnection,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> DomainResult<usize> {
+    let before = before.min(now - RUN_KEYS_KEPT);
     Ok(
         diesel::delete(job_runs::table.filter(job_runs::requested_at.lt(naive(before))))
             .execute(conn)?,

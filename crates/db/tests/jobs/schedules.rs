@@ -35,6 +35,11 @@ fn defaults(cron: &str) -> Vec<JobSchedule> {
         .collect()
 }
 
+/// A push that succeeds.
+fn queued(_: &schedules::RunRequest) -> anyhow::Result<()> {
+    Ok(())
+}
+
 fn alice() -> Author {
     Author {
         actor: Actor {
@@ -131,24 +136,52 @@ fn one_idempotency_key_is_one_run(backend: Backend) {
     let w = world(backend);
     let now = utc("2026-12-01T10:00:00Z");
     schedules::seed(&mut w.conn(), &defaults("0 */15 * * * *"), now).unwrap();
-    let (first, new) =
-        schedules::request_run(&mut w.conn(), JobKind::ResetDaily, "k1", now, &alice()).unwrap();
+    let (first, new) = schedules::request_run(
+        &mut w.conn(),
+        JobKind::ResetDaily,
+        "k1",
+        now,
+        &alice(),
+        queued,
+    )
+    .unwrap();
     assert!(new);
     assert_eq!(first.requested_by, "alice (user)");
-    let (again, new) =
-        schedules::request_run(&mut w.conn(), JobKind::ResetDaily, "k1", now, &alice()).unwrap();
+    let (again, new) = schedules::request_run(
+        &mut w.conn(),
+        JobKind::ResetDaily,
+        "k1",
+        now,
+        &alice(),
+        queued,
+    )
+    .unwrap();
     assert!(!new, "the same key again is no new run");
     assert_eq!(again, first);
     // The key is per job; another key is another run.
     assert!(
-        schedules::request_run(&mut w.conn(), JobKind::ResetMonthly, "k1", now, &alice())
-            .unwrap()
-            .1
+        schedules::request_run(
+            &mut w.conn(),
+            JobKind::ResetMonthly,
+            "k1",
+            now,
+            &alice(),
+            queued
+        )
+        .unwrap()
+        .1
     );
     assert!(
-        schedules::request_run(&mut w.conn(), JobKind::ResetDaily, "k2", now, &alice())
-            .unwrap()
-            .1
+        schedules::request_run(
+            &mut w.conn(),
+            JobKind::ResetDaily,
+            "k2",
+            now,
+            &alice(),
+            queued
+        )
+        .unwrap()
+        .1
     );
     let filter = AuditFilter {
         object_type: Some("schedule".into()),
@@ -165,13 +198,39 @@ fn one_idempotency_key_is_one_run(backend: Backend) {
     .unwrap()
     .items;
     assert_eq!(runs.iter().filter(|e| e.action == "run").count(), 3);
-    // A request whose job could not be queued is forgotten: its key runs on a retry.
-    schedules::forget_run(&mut w.conn(), first.id).unwrap();
-    assert!(
-        schedules::request_run(&mut w.conn(), JobKind::ResetDaily, "k1", now, &alice())
-            .unwrap()
-            .1
+    // A run whose push failed is not recorded (nor audited): a retry with its key runs.
+    let failed = schedules::request_run(
+        &mut w.conn(),
+        JobKind::ResetDaily,
+        "k3",
+        now,
+        &alice(),
+        |_| Err(anyhow::anyhow!("Redis is away")),
     );
+    assert!(failed.is_err());
+    assert!(
+        schedules::request_run(
+            &mut w.conn(),
+            JobKind::ResetDaily,
+            "k3",
+            now,
+            &alice(),
+            queued
+        )
+        .unwrap()
+        .1
+    );
+    let runs = audit::list(
+        &mut w.conn(),
+        &filter,
+        PageRequest {
+            limit: 50,
+            cursor: None,
+        },
+    )
+    .unwrap()
+    .items;
+    assert_eq!(runs.iter().filter(|e| e.action == "run").count(), 4);
     // prune_events drops requests as old as the events it drops.
     let later = now + JobSettings::default().event_retention + chrono::Duration::days(1);
     adbudget_db::jobs::run(
@@ -182,9 +241,16 @@ fn one_idempotency_key_is_one_run(backend: Backend) {
     )
     .unwrap();
     assert!(
-        schedules::request_run(&mut w.conn(), JobKind::ResetDaily, "k2", later, &alice())
-            .unwrap()
-            .1
+        schedules::request_run(
+            &mut w.conn(),
+            JobKind::ResetDaily,
+            "k2",
+            later,
+            &alice(),
+            queued
+        )
+        .unwrap()
+        .1
     );
 }
 
