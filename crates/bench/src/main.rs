@@ -23,6 +23,8 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 
+mod cpu;
+mod limit;
 mod pacing;
 mod soak;
 mod worker_rss;
@@ -38,15 +40,18 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Db {
+pub enum Db {
     Sqlite,
     Postgres,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Spend ingestion over HTTP.
+    /// Spend ingestion over HTTP, with the server's CPU per event, then (unless `--url`) the
+    /// database's own limit for the same rows on the same data (`limit`), and the ratios.
     Ingest(IngestArgs),
+    /// The database's own limit: the rows the spend path writes, as raw SQL, nothing else.
+    Limit(limit::LimitArgs),
     /// The whole system (2 APIs, 2 workers, 2 beats, PostgreSQL, a Redis of its own) under
     /// mixed load while processes are killed and restarted; then every acknowledged event is
     /// checked and `adbudget verify` must be clean.
@@ -67,6 +72,13 @@ enum Command {
         #[arg(long)]
         worker_seconds: Option<u64>,
     },
+}
+
+fn db_name(db: Db) -> &'static str {
+    match db {
+        Db::Sqlite => "SQLite",
+        Db::Postgres => "PostgreSQL",
+    }
 }
 
 fn backend(db: Db) -> Backend {
@@ -187,6 +199,7 @@ fn main() -> anyhow::Result<()> {
         Command::Soak(args) => tokio::runtime::Runtime::new()?.block_on(soak::run(args)),
         Command::Ingest(args) => tokio::runtime::Runtime::new()?.block_on(bench_ingest(args)),
         Command::Pacing(args) => tokio::runtime::Runtime::new()?.block_on(pacing::run(args)),
+        Command::Limit(args) => tokio::runtime::Runtime::new()?.block_on(limit::bench_limit(args)),
     }
 }
 
@@ -259,6 +272,10 @@ struct IngestArgs {
     /// Campaigns spend is spread over (created when the tool starts the API).
     #[arg(long, default_value_t = 1000)]
     campaigns: usize,
+    /// Skip the `limit` run after the load (it runs on the same database, with the same
+    /// connections, for as long, in transactions of the group sizes the API formed).
+    #[arg(long)]
+    no_limit: bool,
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -310,6 +327,7 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
     let mut history = 0;
     let mut server = None;
     let mut pool = None;
+    let mut database_url = None;
     let (base, token, ids) = match args.url {
         Some(url) => {
             let token = args.token.context("--url needs --token")?;
@@ -336,6 +354,7 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
             let (child, base) = start_api(&url).await?;
             server = Some(child);
             pool = Some(p);
+            database_url = Some(url);
             (base, token, ids)
         }
     };
@@ -355,6 +374,9 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
 
     let run = format!("{:x}", rand::rng().random::<u64>());
     let ids = Arc::new(ids);
+    let cpu = server
+        .as_ref()
+        .map(|s| cpu::ServerCpu::start(args.db, Some(s.id().unwrap_or(0))));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.connections)
         .build()?;
@@ -427,6 +449,7 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
         events += e;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let cpu = cpu.map(cpu::ServerCpu::stop);
     ticker.abort();
     pb.finish_and_clear();
     if let Some(s) = sampler {
@@ -450,11 +473,34 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
         q(0.99),
         hist.max() as f64 / 1000.0
     );
+    let cpu_per_event = cpu.map(|c| c.report(events));
+    // The group sizes the API's group commit formed (its `adbudget_spend_batch_size`).
+    let mut group = args.batch as f64;
     if server.is_some() {
         println!(
             "server peak RSS {:.1} MiB",
             peak_rss.load(Ordering::Relaxed) as f64 / 1024.0
         );
+        if args.batch <= 1 {
+            let metrics = reqwest::get(format!("{base}/metrics"))
+                .await?
+                .text()
+                .await?;
+            let value = |name: &str| {
+                metrics
+                    .lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            };
+            if let (Some(sum), Some(count)) = (
+                value("adbudget_spend_batch_size_sum"),
+                value("adbudget_spend_batch_size_count"),
+            ) && count > 0.0
+            {
+                group = sum / count;
+                println!("group commit: {group:.1} events per transaction on average");
+            }
+        }
     }
     if let Some(pool) = pool {
         // Correctness after the load: every acknowledged event stored, totals and states agree.
@@ -472,6 +518,26 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
                 report.findings.iter().take(5).collect::<Vec<_>>()
             );
         }
+    }
+    // The database's own limit for the same rows, on the same data, in the same run.
+    if let (Some(url), false) = (database_url, args.no_limit) {
+        drop(server);
+        let limit = limit::measure(
+            args.db,
+            &url,
+            args.connections,
+            group.round().max(1.0) as usize,
+            args.seconds,
+        )?;
+        let throughput = events as f64 / elapsed;
+        println!(
+            "against the limit: throughput {:.0} % of it; server CPU per event {}",
+            throughput * 100.0 / limit.events_per_second,
+            cpu_per_event.map_or("n/a".to_owned(), |c| format!(
+                "{:.2}× its",
+                c / limit.cpu_us_per_event
+            ))
+        );
     }
     Ok(())
 }
