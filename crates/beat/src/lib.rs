@@ -559,3 +559,53 @@ impl BeatProcess {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live() -> LiveSchedule {
+        LiveSchedule {
+            kind: JobKind::ApplyDayparting,
+            state: Mutex::new(LiveState {
+                schedule: None,
+                enabled: false,
+                version: 0,
+                read: 0,
+            }),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    fn cron(expression: &str) -> Option<JobSchedule> {
+        Some(JobSchedule::new(JobKind::ApplyDayparting, expression).unwrap())
+    }
+
+    #[test]
+    fn an_older_read_never_undoes_a_newer_one() {
+        let l = live();
+        // Read 2 (a tick's, which saw the edit) is applied before read 1 (the periodic reload,
+        // which started before the edit and ended after it).
+        l.apply(2, cron("* * * * * *"), true);
+        l.apply(1, cron("0 0 0 1 1 *"), false);
+        let s = l.current();
+        assert_eq!(s.schedule.unwrap().expression, "* * * * * *");
+        assert!(s.enabled);
+        assert_eq!(s.version, 1, "one change of cron");
+    }
+
+    #[test]
+    fn only_a_changed_cron_re_times_the_scheduler() {
+        let l = live();
+        l.apply(1, cron("0 * * * * *"), true);
+        l.apply(2, cron("0 * * * * *"), false);
+        assert_eq!(
+            l.current().version,
+            1,
+            "enabling or disabling does not rebuild it"
+        );
+        assert!(!l.current().enabled);
+        l.apply(3, cron("0 */5 * * * *"), false);
+        assert_eq!(l.current().version, 2);
+    }
+}
