@@ -143,9 +143,9 @@ impl Application {
             .map(|every| tokio::spawn(routes::health::refresh_gauges(self.state.clone(), every)));
         let nudges = self
             .state
-            .nudges
+            .queues
             .clone()
-            .map(|target| tokio::spawn(nudge::run(target, self.state.nudge_now.clone())));
+            .map(|queues| tokio::spawn(nudge::run(queues, self.state.nudge_now.clone())));
         let stopped = self.server.await;
         if let Some(task) = gauges {
             task.abort();

@@ -11,36 +11,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use adbudget_core::jobs::{DispatchEvents, Job};
-use adbudget_queue::memory::MemoryQueue;
-use apalis::prelude::TaskSink;
+use adbudget_core::jobs::{JobKind, Trigger};
+use adbudget_queue::Queues;
 use tokio::sync::Notify;
 
-/// Where nudges go.
-#[derive(Clone)]
-pub enum NudgeTarget {
-    /// The deployment's Redis queue of `dispatch_events`.
-    Redis {
-        conn: redis::aio::ConnectionManager,
-        prefix: String,
-    },
-    /// `standalone`'s in-process queue.
-    Memory(MemoryQueue<DispatchEvents>),
-}
-
-impl NudgeTarget {
-    async fn push(&self) {
-        let job = DispatchEvents::for_tick(chrono::Utc::now());
-        let pushed = match self {
-            NudgeTarget::Redis { conn, prefix } => {
-                let mut storage = adbudget_queue::storage::<DispatchEvents>(conn.clone(), prefix);
-                storage.push(job).await.map_err(|e| anyhow::anyhow!("{e}"))
-            }
-            NudgeTarget::Memory(queue) => queue.push(job),
-        };
-        if let Err(e) = pushed {
-            tracing::debug!(error = %e, "dispatcher nudge not queued; the sweep will dispatch");
-        }
+/// Queues one `dispatch_events` run (without an idempotency key: every nudge counts).
+async fn push(queues: &Queues) {
+    let trigger = Trigger::Tick(chrono::Utc::now());
+    if let Err(e) = queues.push(JobKind::DispatchEvents, &trigger, None).await {
+        tracing::debug!(error = %e, "dispatcher nudge not queued; the sweep will dispatch");
     }
 }
 
@@ -50,7 +29,7 @@ const LOOK_EVERY: Duration = Duration::from_millis(25);
 const AGAIN_AFTER: Duration = Duration::from_millis(500);
 
 /// Queues nudges until aborted: when this process wrote events, or when `asked` is notified.
-pub async fn run(target: NudgeTarget, asked: Arc<Notify>) {
+pub async fn run(queues: Queues, asked: Arc<Notify>) {
     let mut seen = adbudget_db::repo::events::written();
     loop {
         tokio::select! {
@@ -63,11 +42,11 @@ pub async fn run(target: NudgeTarget, asked: Arc<Notify>) {
                 seen = now;
             }
         }
-        target.push().await;
-        let again = target.clone();
+        push(&queues).await;
+        let again = queues.clone();
         tokio::spawn(async move {
             tokio::time::sleep(AGAIN_AFTER).await;
-            again.push().await;
+            push(&again).await;
         });
     }
 }

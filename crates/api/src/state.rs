@@ -21,11 +21,10 @@ pub struct AppState {
     pub gauge_refresh: Option<std::time::Duration>,
     /// `ADBUDGET_WEBHOOK_ALLOW_PRIVATE`.
     pub webhook_allow_private: bool,
-    /// Where the dispatcher's nudges go (`None`: nowhere; the sweep dispatches).
-    pub nudges: Option<crate::nudge::NudgeTarget>,
     /// Asks the nudger for a nudge now (a test ping, a redelivery).
     pub nudge_now: std::sync::Arc<tokio::sync::Notify>,
-    /// Where "Run now" queues a job (`None`: nowhere, answered `503`).
+    /// Where "Run now" and the dispatcher's nudges queue jobs (`None`: nowhere; "Run now" is a
+    /// `503` and the sweep dispatches).
     pub queues: Option<adbudget_queue::Queues>,
 }
 
@@ -55,7 +54,6 @@ impl AppState {
             token_cache: Default::default(),
             gauge_refresh: None,
             webhook_allow_private: false,
-            nudges: None,
             nudge_now: Default::default(),
             queues: None,
         }
@@ -68,17 +66,10 @@ impl AppState {
         }
     }
 
-    /// Where "Run now" queues jobs (standalone's in-memory queues).
+    /// Where "Run now" and the nudges queue jobs (standalone's in-memory queues).
     pub fn with_queues(self, queues: adbudget_queue::Queues) -> Self {
         AppState {
             queues: Some(queues),
-            ..self
-        }
-    }
-
-    pub fn with_nudges(self, target: crate::nudge::NudgeTarget) -> Self {
-        AppState {
-            nudges: Some(target),
             ..self
         }
     }
@@ -97,17 +88,12 @@ impl AppState {
 
     /// The deployment's Redis: the job monitor reads it, and the dispatcher's nudges go to it.
     pub fn with_jobs(self, jobs: JobsMonitor) -> Self {
-        let nudges = crate::nudge::NudgeTarget::Redis {
-            conn: jobs.redis.clone(),
-            prefix: jobs.prefix.clone(),
-        };
         let queues = adbudget_queue::Queues::Redis {
             conn: jobs.redis.clone(),
             prefix: jobs.prefix.clone(),
         };
         AppState {
             jobs: Some(jobs),
-            nudges: Some(nudges),
             queues: Some(queues),
             ..self
         }

@@ -133,6 +133,20 @@ struct LiveState {
 }
 
 impl LiveSchedule {
+    /// Not read yet: no schedule, so no ticks.
+    fn new(kind: JobKind) -> Self {
+        LiveSchedule {
+            kind,
+            state: Mutex::new(LiveState {
+                schedule: None,
+                enabled: false,
+                version: 0,
+                read: 0,
+            }),
+            waker: AtomicWaker::new(),
+        }
+    }
+
     fn current(&self) -> LiveState {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -189,18 +203,7 @@ impl Schedules {
         .context("failed to seed the job schedules (has `adbudget migrate` run?)")?;
         let live = JobKind::ALL
             .into_iter()
-            .map(|kind| {
-                Arc::new(LiveSchedule {
-                    kind,
-                    state: Mutex::new(LiveState {
-                        schedule: None,
-                        enabled: false,
-                        version: 0,
-                        read: 0,
-                    }),
-                    waker: AtomicWaker::new(),
-                })
-            })
+            .map(|kind| Arc::new(LiveSchedule::new(kind)))
             .collect();
         let schedules = Schedules {
             pool,
@@ -565,16 +568,7 @@ mod tests {
     use super::*;
 
     fn live() -> LiveSchedule {
-        LiveSchedule {
-            kind: JobKind::ApplyDayparting,
-            state: Mutex::new(LiveState {
-                schedule: None,
-                enabled: false,
-                version: 0,
-                read: 0,
-            }),
-            waker: AtomicWaker::new(),
-        }
+        LiveSchedule::new(JobKind::ApplyDayparting)
     }
 
     fn cron(expression: &str) -> Option<JobSchedule> {

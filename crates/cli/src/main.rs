@@ -590,9 +590,6 @@ fn standalone(settings: Settings) -> anyhow::Result<()> {
         let state = AppState::new(pool)
             .with_gauge_refresh(adbudget_api::state::GAUGE_REFRESH)
             .with_webhook_allow_private(settings.webhook_allow_private)
-            .with_nudges(adbudget_api::nudge::NudgeTarget::Memory(
-                queues.dispatch_events.clone(),
-            ))
             .with_queues(sink.clone());
         let app = adbudget_api::Application::new(state, admin, listener)?;
         println!(

@@ -193,12 +193,7 @@ fn trigger(args: &str) -> String {
 }
 
 fn job_kind(job: &str) -> Result<JobKind, AdminError> {
-    JobKind::from_name(job).ok_or_else(|| {
-        AdminError(ApiError::NotFound {
-            what: "job".into(),
-            field: None,
-        })
-    })
+    crate::routes::jobs::job_kind(job).map_err(AdminError)
 }
 
 fn done(message: &str) -> actix_web::HttpResponse {

@@ -36,7 +36,7 @@ pub async fn queues(
     Ok(HttpResponse::Ok().json(overview))
 }
 
-fn job_kind(name: &str) -> Result<JobKind, ApiError> {
+pub(crate) fn job_kind(name: &str) -> Result<JobKind, ApiError> {
     JobKind::from_name(name).ok_or_else(|| ApiError::NotFound {
         what: format!(
             "job {name:?} (the jobs are {})",
