@@ -121,6 +121,8 @@ fn next_batch(rx: &Receiver<Pending>, held: &mut Option<PooledConn>) -> Option<V
 
 fn write_forever(writer: usize, pool: &DbPool, rx: &Receiver<Pending>) {
     let mut held: Option<PooledConn> = None;
+    // Campaigns' brands and brands' timezones as this writer last saw them (checked each commit).
+    let mut lookups = spend::Lookups::default();
     // Writers take batches side by side: one takes what waits while another commits.
     while let Some(batch) = next_batch(rx, &mut held) {
         // A span per batch (not per event): what the writer logs is about the batch it commits.
@@ -142,7 +144,7 @@ fn write_forever(writer: usize, pool: &DbPool, rx: &Receiver<Pending>) {
         };
         let answers = match conn {
             Ok(mut conn) => {
-                let answers = record_authenticated(&mut conn, events, &tokens);
+                let answers = record_authenticated(&mut conn, &mut lookups, events, &tokens);
                 let failed = answers
                     .iter()
                     .any(|a| matches!(a, Err(ApiError::Unavailable(_) | ApiError::Internal(_))));
@@ -166,6 +168,7 @@ fn write_forever(writer: usize, pool: &DbPool, rx: &Receiver<Pending>) {
 /// brand's campaign is a 403 of its own.
 fn record_authenticated(
     conn: &mut DbConnection,
+    lookups: &mut spend::Lookups,
     events: Vec<ValidSpend>,
     tokens: &[String],
 ) -> Vec<Answer> {
@@ -212,7 +215,7 @@ fn record_authenticated(
     }
     for (i, result) in admitted
         .into_iter()
-        .zip(spend::record_group(conn, &recordable, at))
+        .zip(spend::record_group(conn, lookups, &recordable, at))
     {
         answers[i] = result.map_err(ApiError::from);
     }

@@ -16,11 +16,12 @@ use crate::error::{DomainError, DomainResult};
 use crate::schema::{brands, campaign_status_history, campaigns};
 use crate::{DbConnection, write_transaction};
 
-#[derive(Queryable, Selectable, Debug, Clone)]
+#[derive(Queryable, Selectable, Debug, Clone, serde::Deserialize)]
 #[diesel(table_name = campaigns)]
 pub(crate) struct CampaignRow {
     /// What the rule reads.
     #[diesel(embed)]
+    #[serde(flatten)]
     pub rule: RuleColumns,
     pub name: String,
     pub state_version: i64,

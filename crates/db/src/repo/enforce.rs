@@ -221,7 +221,7 @@ pub fn lock_all_brands(conn: &mut DbConnection) -> QueryResult<()> {
 }
 
 /// What the rule reads of a campaign: the columns of `campaigns` it needs.
-#[derive(Queryable, Selectable, Debug, Clone)]
+#[derive(Queryable, Selectable, Debug, Clone, serde::Deserialize)]
 #[diesel(table_name = campaigns)]
 pub(crate) struct RuleColumns {
     pub id: i64,

@@ -12,7 +12,8 @@ use crate::{on_both_databases, utc, world};
 
 on_both_databases!(
     each_event_gets_its_own_outcome,
-    concurrent_sends_of_one_batch_record_it_once
+    concurrent_sends_of_one_batch_record_it_once,
+    a_writer_that_saw_the_old_timezone_keys_spend_by_the_new_one
 );
 
 fn event(campaign_id: i64, units: i64, id: Option<&str>) -> ValidSpend {
@@ -51,7 +52,7 @@ fn each_event_gets_its_own_outcome(backend: Backend) {
         event(d, 21, Some("b")),
         event(d, 69, None),
     ];
-    let results = spend::record_group(&mut w.conn(), &events, t);
+    let results = spend::record_group(&mut w.conn(), &mut spend::Lookups::default(), &events, t);
     let shape: Vec<&str> = results
         .iter()
         .map(|r| match r {
@@ -118,7 +119,7 @@ fn concurrent_sends_of_one_batch_record_it_once(backend: Backend) {
                             .unwrap_or_else(|e| panic!("batch {n}: {e}"));
                         recorded.outcomes.iter().map(Outcome::is_new).collect()
                     } else {
-                        spend::record_group(&mut conn, batch, t)
+                        spend::record_group(&mut conn, &mut spend::Lookups::default(), batch, t)
                             .into_iter()
                             .enumerate()
                             .map(|(i, r)| {
@@ -246,4 +247,46 @@ fn a_deadlock_over_event_ids_is_run_again() {
         recorded.campaigns[0].daily_spend,
         Money::from_micros(3_000_000)
     );
+}
+
+/// A spend writer remembers each brand's timezone between commits (PostgreSQL computes the
+/// period keys before its one statement); a timezone changed since is noticed by the next commit,
+/// which runs again with the new one: no spend is keyed by the old zone.
+fn a_writer_that_saw_the_old_timezone_keys_spend_by_the_new_one(backend: Backend) {
+    let w = world(backend);
+    let t = utc("2026-11-16T23:30:00Z");
+    let b = w.brand("Acme", "100", "1000", "UTC", t);
+    let c = w.campaign(b, "c", json!({}), t);
+    let mut lookups = spend::Lookups::default();
+    let at = |s: &str, units: i64, id: &str| ValidSpend {
+        occurred_at: utc(s),
+        ..event(c, units, Some(id))
+    };
+    let first = spend::record_group(
+        &mut w.conn(),
+        &mut lookups,
+        &[at("2026-11-16T23:30:00Z", 1, "a")],
+        t,
+    );
+    assert_eq!(first[0].as_ref().unwrap().1.daily_spend.to_string(), "1.00");
+
+    // 08:30 on the 17th in Tokyo: the first event moves to the 17th with the brand.
+    let changes = adbudget_core::forms::BrandChanges {
+        timezone: Some(chrono_tz::Asia::Tokyo),
+        ..Default::default()
+    };
+    let author = adbudget_core::access::Author::cli();
+    adbudget_db::repo::brands::update(&mut w.conn(), b, &changes, t, &author).unwrap();
+
+    let t2 = utc("2026-11-16T23:45:00Z");
+    let second = spend::record_group(
+        &mut w.conn(),
+        &mut lookups,
+        &[at("2026-11-16T23:40:00Z", 2, "b")],
+        t2,
+    );
+    let (outcome, campaign) = second[0].as_ref().unwrap();
+    assert!(outcome.is_new());
+    assert_eq!(campaign.daily_spend.to_string(), "3.00");
+    w.assert_verified(t2);
 }

@@ -1,4 +1,13 @@
 //! Recording spend: exact, idempotent, and enforced in the same transaction.
+//!
+//! One set of rules, two ways of sending them: PostgreSQL records a call in one statement
+//! ([`postgres`]); SQLite (and PostgreSQL in the rare call that statement declines) goes step by
+//! step ([`record_in_tx`]). Both decide the same per-event outcomes and errors, which the tests run
+//! on both databases check.
+
+mod postgres;
+
+pub use postgres::Lookups;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -23,7 +32,7 @@ use adbudget_core::period::{LIFETIME, PeriodKeys, PeriodKind, bucket_start};
 use adbudget_core::rule::PauseReasons;
 use adbudget_core::views::{Campaign, Page, SpendLog};
 
-#[derive(Queryable, QueryableByName, Selectable, Debug, Clone)]
+#[derive(Queryable, QueryableByName, Selectable, Debug, Clone, serde::Deserialize)]
 #[diesel(table_name = spend_logs)]
 pub(crate) struct SpendRow {
     id: i64,
@@ -304,9 +313,10 @@ pub fn record(
     now: DateTime<Utc>,
     mode: Mode,
 ) -> DomainResult<Recorded> {
+    let mut lookups = Lookups::default();
     retrying_concurrent(|| {
         write_transaction(conn, |conn| {
-            let (results, campaigns) = record_in_tx(conn, events, now, mode)?;
+            let (results, campaigns) = record_either(conn, &mut lookups, events, now, mode)?;
             let outcomes = results
                 .into_iter()
                 .collect::<DomainResult<Vec<Outcome>>>()?;
@@ -371,11 +381,14 @@ fn retrying_concurrent<T>(mut attempt: impl FnMut() -> Result<T, Attempt>) -> Do
 #[tracing::instrument(level = "debug", skip_all, fields(batch.size = events.len()))]
 pub fn record_group(
     conn: &mut DbConnection,
+    lookups: &mut Lookups,
     events: &[ValidSpend],
     now: DateTime<Utc>,
 ) -> Vec<DomainResult<(Outcome, Campaign)>> {
     let together = retrying_concurrent(|| {
-        write_transaction(conn, |conn| record_in_tx(conn, events, now, Mode::Group))
+        write_transaction(conn, |conn| {
+            record_either(conn, lookups, events, now, Mode::Group)
+        })
     });
     match together {
         Ok((results, campaigns)) => {
@@ -394,13 +407,28 @@ pub fn record_group(
             tracing::warn!(error = %e, batch.size = events.len(), "group commit failed; recording its events one by one");
             events
                 .iter()
-                .map(|e| record_group(conn, std::slice::from_ref(e), now).remove(0))
+                .map(|e| record_group(conn, lookups, std::slice::from_ref(e), now).remove(0))
                 .collect()
         }
     }
 }
 
 type EventResults = Vec<DomainResult<Outcome>>;
+
+/// Records `events` inside the caller's write transaction: in one statement on PostgreSQL unless
+/// it declines ([`postgres::record_in_tx`]), else step by step.
+fn record_either(
+    conn: &mut DbConnection,
+    lookups: &mut Lookups,
+    events: &[ValidSpend],
+    now: DateTime<Utc>,
+    mode: Mode,
+) -> Result<(EventResults, Vec<Campaign>), Attempt> {
+    match postgres::record_in_tx(conn, lookups, events, now, mode)? {
+        Some(recorded) => Ok(recorded),
+        None => record_in_tx(conn, events, now, mode),
+    }
+}
 
 /// Records `events` inside the caller's write transaction, in named steps:
 ///
@@ -439,8 +467,16 @@ fn record_in_tx(
 
     let mut totals = call.add_to_period_totals(conn, &fresh, &owners, facts)?;
     let mut periods = PeriodsAt::new(now);
-    let (rows, changes) =
-        enforce_after_spend(conn, &fresh, &owners, facts, &mut totals, &mut periods, now)?;
+    let (rows, changes) = enforce_after_spend(
+        conn,
+        &fresh,
+        &owners,
+        facts,
+        &mut totals,
+        &mut periods,
+        now,
+        None,
+    )?;
     thresholds_reached(conn, &totals, &locked, &rows, now)?;
     let campaigns = answer(rows, &changes, &owners, facts, &totals, &mut periods, now);
     Ok((call.finish(), campaigns))
@@ -843,7 +879,9 @@ impl<'a> Call<'a> {
 /// campaign of a brand at budget (a brand budget applies to the sum of its campaigns; only spend
 /// can reach one, so replays alone judge nothing). Totals of periods other than the events' are
 /// read here. Returns the rows of the events' campaigns and of the judged ones, and the changes
-/// applied.
+/// applied. `read`: the events' campaigns' rows if the caller read them under the locks already
+/// (those of a brand at budget are read here all the same).
+#[allow(clippy::too_many_arguments)]
 fn enforce_after_spend(
     conn: &mut DbConnection,
     fresh: &[(usize, &ValidSpend)],
@@ -852,6 +890,7 @@ fn enforce_after_spend(
     totals: &mut SpendTotals,
     periods: &mut PeriodsAt,
     now: DateTime<Utc>,
+    read: Option<Vec<CampaignRow>>,
 ) -> QueryResult<(Vec<CampaignRow>, Vec<Change>)> {
     let at_budget: HashSet<i64> = if fresh.is_empty() {
         HashSet::new()
@@ -878,7 +917,10 @@ fn enforce_after_spend(
     };
     let answered: Vec<i64> = owners.keys().copied().collect();
     let at_budget_ids: Vec<i64> = at_budget.iter().copied().collect();
-    let rows = super::campaigns::rows(conn, &answered, &at_budget_ids)?;
+    let rows = match read {
+        Some(rows) if at_budget_ids.is_empty() => rows,
+        _ => super::campaigns::rows(conn, &answered, &at_budget_ids)?,
+    };
     let unread: Vec<i64> = rows
         .iter()
         .filter(|r| {

@@ -1,0 +1,601 @@
+//! The spend path on PostgreSQL in one statement (issue #19, item 2).
+//!
+//! The stepwise path (`record_in_tx`, which SQLite keeps) sends per call: the campaigns' brands,
+//! the known event ids, the spend logs, the brand locks, the brands' and the campaigns' totals (with
+//! their buckets) and the campaigns the rule judges — seven statements, each a round trip and a
+//! parse and plan. Here all of it is one prepared statement of data-modifying CTEs over `unnest`
+//! arrays, which returns what the rule needs: the locked brands' facts, the new totals, the
+//! campaigns' rows and the known logs of replayed ids. What is left is the rule's own writes
+//! (pauses and resumes, alert events), which are rare, and `BEGIN`/`COMMIT`.
+//!
+//! Two things the statement needs before it runs are read from [`Lookups`], a cache each spend
+//! writer keeps: a campaign's brand (which never changes) and the brand's timezone (which does,
+//! rarely): the period keys are computed here with chrono-tz, never with the database's own
+//! timezone data, so that both backends and the rule agree on them. The statement returns every
+//! locked brand's timezone; one that differs from the cached one (it changed since) refreshes the
+//! cache and runs the transaction again, so no spend is ever keyed by a stale timezone.
+//!
+//! Order inside the statement (the same in every transaction, so concurrent ones cannot deadlock):
+//! the spend logs are inserted first (`ON CONFLICT DO NOTHING`: a replayed id is skipped, and a
+//! concurrent insert of the same id is waited for), then the brands are locked in id order, and
+//! only then (`gate`, an init plan every later part waits for) the totals and buckets are upserted
+//! and the campaigns read. The campaigns are read `FOR KEY SHARE`: a locking read returns a row's
+//! newest version, where a plain read in the same statement would return the version of the
+//! statement's start, before a transaction that held the brand lock had committed its pauses.
+//! The totals are summed from the logs the statement inserted: skipped replays add nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp, Untyped};
+
+use adbudget_core::forms::ValidSpend;
+use adbudget_core::money::{MAX_MICROS, Money};
+use adbudget_core::period::{LIFETIME, PeriodKeys, bucket_start};
+use adbudget_core::rule::{BrandFacts, PeriodsAt, Totals, parse_tz};
+
+use super::{
+    Additions, Attempt, Call, CampaignRow, EventResults, OverLimit, Owner, PeriodTotal, SpendRow,
+    SpendTotals, answer, enforce_after_spend, thresholds_reached,
+};
+use crate::DbConnection;
+use crate::error::DomainError;
+use crate::repo::enforce::LockedBrands;
+use crate::repo::naive;
+use adbudget_core::events::AlertThresholds;
+use adbudget_core::views::Campaign;
+
+/// What a spend writer remembers between calls: each campaign's brand (fixed for the campaign's
+/// life) and each brand's timezone as last seen (checked by every call, see the module's
+/// comment). Bounded: cleared when it grows past [`Lookups::MAX`] campaigns.
+#[derive(Debug, Default)]
+pub struct Lookups {
+    brand_of: HashMap<i64, i64>,
+    tz_of: HashMap<i64, Tz>,
+}
+
+impl Lookups {
+    /// Campaigns remembered at most (about 40 bytes each).
+    pub const MAX: usize = 200_000;
+
+    /// Makes sure every campaign of `ids` that exists is known, with its brand's timezone: one
+    /// query for those not known yet (none once the writer is warm).
+    fn resolve(&mut self, conn: &mut diesel::PgConnection, ids: &[i64]) -> QueryResult<()> {
+        let mut missing: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !self.brand_of.contains_key(id))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        if self.brand_of.len() + missing.len() > Self::MAX {
+            self.brand_of.clear();
+            self.tz_of.clear();
+        }
+        use crate::schema::{brands, campaigns};
+        let rows: Vec<(i64, i64, String)> = campaigns::table
+            .inner_join(brands::table)
+            .select((campaigns::id, campaigns::brand_id, brands::timezone))
+            .filter(campaigns::id.eq_any(&missing))
+            .load(conn)?;
+        for (campaign, brand, tz) in rows {
+            self.brand_of.insert(campaign, brand);
+            self.tz_of.insert(brand, parse_tz(&tz));
+        }
+        Ok(())
+    }
+}
+
+/// The statement, with `$?` where each parameter goes (each is used once, in this order).
+static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
+    format!(
+        "WITH args AS MATERIALIZED (SELECT $?::bigint[] AS brands, $?::bigint[] AS campaigns, \
+                                           $?::timestamp AS received), \
+         e AS MATERIALIZED ( \
+             SELECT nextval('spend_logs_id_seq') AS id, u.* \
+             FROM unnest($?::bigint[], $?::bigint[], $?::bigint[], $?::timestamp[], $?::text[], \
+                         $?::bigint[], $?::text[], $?::text[], $?::timestamp[]) WITH ORDINALITY \
+                  AS u (campaign_id, brand_id, amount, occurred_at, event_id, token_id, day, \
+                        month, bucket, n) \
+             ORDER BY u.n), \
+         known AS ( \
+             SELECT s.id, s.campaign_id, s.amount, s.occurred_at, s.received_at, s.event_id, \
+                    s.brand_id, s.token_id \
+             FROM e JOIN spend_logs AS s ON s.brand_id = e.brand_id AND s.event_id = e.event_id), \
+         ins AS ( \
+             INSERT INTO spend_logs \
+                 (id, campaign_id, amount, occurred_at, received_at, event_id, brand_id, token_id) \
+             SELECT e.id, e.campaign_id, e.amount, e.occurred_at, (SELECT received FROM args), \
+                    e.event_id, e.brand_id, e.token_id \
+             FROM e JOIN campaigns AS c ON c.id = e.campaign_id AND c.brand_id = e.brand_id \
+             ORDER BY e.n \
+             ON CONFLICT (brand_id, event_id) DO NOTHING \
+             RETURNING id), \
+         locked AS MATERIALIZED ( \
+             SELECT id, daily_budget, monthly_budget, timezone, alert_thresholds FROM brands \
+             WHERE id = ANY ((SELECT brands FROM args)::bigint[]) ORDER BY id FOR NO KEY UPDATE), \
+         gate AS MATERIALIZED ( \
+             SELECT (SELECT count(*) FROM ins) AS logs, (SELECT count(*) FROM locked) AS locks), \
+         added AS MATERIALIZED ( \
+             SELECT e.* FROM e JOIN ins USING (id) WHERE (SELECT locks FROM gate) >= 0), \
+         brand_up AS ( \
+             INSERT INTO brand_spend (brand_id, period, amount) \
+             SELECT owner, period, amount FROM ( \
+                 SELECT brand_id AS owner, day AS period, sum(amount)::bigint AS amount \
+                 FROM added GROUP BY 1, 2 \
+                 UNION ALL SELECT brand_id, month, sum(amount)::bigint FROM added GROUP BY 1, 2 \
+             ) AS a ORDER BY 1, 2 \
+             ON CONFLICT (brand_id, period) DO UPDATE \
+                 SET amount = brand_spend.amount + excluded.amount \
+                 WHERE brand_spend.amount + excluded.amount <= {MAX_MICROS} \
+             RETURNING brand_id AS owner, period, amount), \
+         campaign_up AS ( \
+             INSERT INTO campaign_spend (campaign_id, period, amount) \
+             SELECT owner, period, amount FROM ( \
+                 SELECT campaign_id AS owner, day AS period, sum(amount)::bigint AS amount \
+                 FROM added GROUP BY 1, 2 \
+                 UNION ALL SELECT campaign_id, month, sum(amount)::bigint FROM added GROUP BY 1, 2 \
+                 UNION ALL SELECT campaign_id, '{LIFETIME}', sum(amount)::bigint FROM added \
+                     GROUP BY 1 \
+             ) AS a ORDER BY 1, 2 \
+             ON CONFLICT (campaign_id, period) DO UPDATE \
+                 SET amount = campaign_spend.amount + excluded.amount \
+                 WHERE campaign_spend.amount + excluded.amount <= {MAX_MICROS} \
+             RETURNING campaign_id AS owner, period, amount), \
+         brand_buckets AS ( \
+             INSERT INTO brand_spend_buckets (brand_id, bucket, amount) \
+             SELECT brand_id, bucket, sum(amount)::bigint FROM added GROUP BY 1, 2 ORDER BY 1, 2 \
+             ON CONFLICT (brand_id, bucket) DO UPDATE \
+                 SET amount = brand_spend_buckets.amount + excluded.amount \
+                 WHERE brand_spend_buckets.amount + excluded.amount <= {MAX_MICROS}), \
+         campaign_buckets AS ( \
+             INSERT INTO campaign_spend_buckets (campaign_id, bucket, amount) \
+             SELECT campaign_id, bucket, sum(amount)::bigint FROM added GROUP BY 1, 2 \
+             ORDER BY 1, 2 \
+             ON CONFLICT (campaign_id, bucket) DO UPDATE \
+                 SET amount = campaign_spend_buckets.amount + excluded.amount \
+                 WHERE campaign_spend_buckets.amount + excluded.amount <= {MAX_MICROS}), \
+         camps AS ( \
+             SELECT id, brand_id, manually_paused, daily_cap, monthly_cap, dayparting, \
+                    pause_reasons, lifetime_cap, flight_start, flight_end, name, state_version, \
+                    created_at, updated_at \
+             FROM campaigns \
+             WHERE id = ANY ((SELECT campaigns FROM args)::bigint[]) AND (SELECT locks FROM gate) >= 0 \
+             FOR KEY SHARE) \
+         SELECT ARRAY(SELECT id FROM e ORDER BY n) AS ids, ARRAY(SELECT id FROM ins) AS inserted, \
+                (SELECT coalesce(json_agg(known), '[]') FROM known)::text AS known, \
+                (SELECT coalesce(json_agg(locked), '[]') FROM locked)::text AS brands, \
+                (SELECT coalesce(json_agg(json_build_array(owner, period, amount)), '[]') \
+                 FROM brand_up)::text AS brand_totals, \
+                (SELECT coalesce(json_agg(json_build_array(owner, period, amount)), '[]') \
+                 FROM campaign_up)::text AS campaign_totals, \
+                (SELECT coalesce(json_agg(camps), '[]') FROM camps)::text AS campaigns"
+    )
+    .split("$?")
+    .map(str::to_owned)
+    .collect()
+});
+
+/// The statement's parameters: the brands to lock, the campaigns to read, the time received,
+/// then the events to insert as columns (each event's brand and period keys computed here).
+#[derive(QueryId)]
+struct Statement {
+    brands: Vec<i64>,
+    campaigns: Vec<i64>,
+    received: chrono::NaiveDateTime,
+    campaign_id: Vec<i64>,
+    brand_id: Vec<i64>,
+    amount: Vec<i64>,
+    occurred_at: Vec<chrono::NaiveDateTime>,
+    event_id: Vec<Option<String>>,
+    token_id: Vec<Option<i64>>,
+    day: Vec<String>,
+    month: Vec<String>,
+    bucket: Vec<chrono::NaiveDateTime>,
+}
+
+impl QueryFragment<Pg> for Statement {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let mut sql = SQL.iter();
+        let mut next = |out: &mut AstPass<'_, 'b, Pg>| {
+            out.push_sql(sql.next().map_or("", String::as_str));
+        };
+        next(&mut out);
+        out.push_bind_param::<Array<BigInt>, _>(&self.brands)?;
+        next(&mut out);
+        out.push_bind_param::<Array<BigInt>, _>(&self.campaigns)?;
+        next(&mut out);
+        out.push_bind_param::<Timestamp, _>(&self.received)?;
+        next(&mut out);
+        out.push_bind_param::<Array<BigInt>, _>(&self.campaign_id)?;
+        next(&mut out);
+        out.push_bind_param::<Array<BigInt>, _>(&self.brand_id)?;
+        next(&mut out);
+        out.push_bind_param::<Array<BigInt>, _>(&self.amount)?;
+        next(&mut out);
+        out.push_bind_param::<Array<Timestamp>, _>(&self.occurred_at)?;
+        next(&mut out);
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.event_id)?;
+        next(&mut out);
+        out.push_bind_param::<Array<Nullable<BigInt>>, _>(&self.token_id)?;
+        next(&mut out);
+        out.push_bind_param::<Array<Text>, _>(&self.day)?;
+        next(&mut out);
+        out.push_bind_param::<Array<Text>, _>(&self.month)?;
+        next(&mut out);
+        out.push_bind_param::<Array<Timestamp>, _>(&self.bucket)?;
+        next(&mut out);
+        Ok(())
+    }
+}
+
+impl Query for Statement {
+    type SqlType = Untyped;
+}
+
+impl RunQueryDsl<diesel::PgConnection> for Statement {}
+
+/// What the statement returns (JSON for the parts of many columns: one row, one round trip).
+#[derive(QueryableByName)]
+struct Output {
+    /// The ids given to the fresh events, in order (a skipped one's is left unused).
+    #[diesel(sql_type = Array<BigInt>)]
+    ids: Vec<i64>,
+    #[diesel(sql_type = Array<BigInt>)]
+    inserted: Vec<i64>,
+    #[diesel(sql_type = Text)]
+    known: String,
+    #[diesel(sql_type = Text)]
+    brands: String,
+    #[diesel(sql_type = Text)]
+    brand_totals: String,
+    #[diesel(sql_type = Text)]
+    campaign_totals: String,
+    #[diesel(sql_type = Text)]
+    campaigns: String,
+}
+
+/// A locked brand as the statement returns it.
+#[derive(serde::Deserialize)]
+struct LockedBrand {
+    id: i64,
+    daily_budget: i64,
+    monthly_budget: i64,
+    timezone: String,
+    alert_thresholds: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, Attempt> {
+    serde_json::from_str(json).map_err(|e| {
+        Attempt::Failed(DomainError::Unexpected(anyhow::anyhow!(
+            "the spend statement's {what} did not parse: {e}"
+        )))
+    })
+}
+
+/// Whether `e` replays the recorded `prev` (same campaign and amount, and time if `e` gives one);
+/// else the conflict's message.
+fn replay_of(prev: &SpendRow, e: &ValidSpend) -> Result<(), String> {
+    let same = prev.campaign_id == e.campaign_id
+        && prev.amount == e.amount.micros()
+        && (!e.occurred_at_given || prev.occurred_at == naive(e.occurred_at));
+    if same {
+        Ok(())
+    } else {
+        let id = e.event_id.as_deref().unwrap_or_default();
+        Err(format!(
+            "event {id:?} was already recorded with a different payload"
+        ))
+    }
+}
+
+/// A fresh event as sent: its index in the call, the event, its brand and period keys.
+struct Fresh<'a> {
+    i: usize,
+    event: &'a ValidSpend,
+    brand: i64,
+    keys: PeriodKeys,
+    bucket: chrono::NaiveDateTime,
+}
+
+/// Records `events` inside the caller's write transaction with one statement (see the module's
+/// comment), then applies the rule as the stepwise path does. `Ok(None)` when this path declines
+/// before writing anything: the call's own sums would pass the money limit, which the stepwise
+/// path reports event by event.
+pub(super) fn record_in_tx(
+    conn: &mut DbConnection,
+    lookups: &mut Lookups,
+    events: &[ValidSpend],
+    now: DateTime<Utc>,
+    mode: super::Mode,
+) -> Result<Option<(EventResults, Vec<Campaign>)>, Attempt> {
+    let DbConnection::Postgresql(pg) = &mut *conn else {
+        return Ok(None);
+    };
+    let mut call = Call::new(events, mode);
+    let mut campaign_ids: Vec<i64> = events.iter().map(|e| e.campaign_id).collect();
+    campaign_ids.sort_unstable();
+    campaign_ids.dedup();
+    lookups.resolve(pg, &campaign_ids)?;
+
+    // Step 1, as the stepwise path's: unknown campaigns and other brands' campaigns refused.
+    let mut owners: HashMap<i64, i64> = HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        match lookups.brand_of.get(&e.campaign_id) {
+            None => {
+                let field = call.field(i, "campaign_id");
+                call.reject(i, DomainError::not_found_field("campaign", field))?;
+            }
+            Some(brand) => {
+                owners.insert(e.campaign_id, *brand);
+                if !e.allowed.allows(*brand) {
+                    let field = call.field(i, "campaign_id");
+                    let message = "this token may not post spend to this campaign's brand";
+                    call.reject(i, DomainError::forbidden(field, message))?;
+                }
+            }
+        }
+    }
+
+    // Step 2, the part decided before the statement: an id repeated within the call is a replay
+    // of its first event (or a conflict); whether an id is recorded already the statement says.
+    let same = |prev: &ValidSpend, e: &ValidSpend| {
+        prev.campaign_id == e.campaign_id
+            && prev.amount == e.amount
+            && (!e.occurred_at_given || prev.occurred_at == e.occurred_at)
+    };
+    let mut fresh: Vec<Fresh<'_>> = Vec::new();
+    let mut repeats: Vec<(usize, usize)> = Vec::new();
+    let mut first_in_call: HashMap<(i64, &str), usize> = HashMap::new();
+    let mut add = (
+        Additions::for_owner(Owner::Brand),
+        Additions::for_owner(Owner::Campaign),
+    );
+    for (i, e) in events.iter().enumerate() {
+        if call.results[i].is_some() {
+            continue;
+        }
+        let brand = owners[&e.campaign_id];
+        if let Some(id) = e.event_id.as_deref() {
+            if let Some(&first) = first_in_call.get(&(brand, id)) {
+                repeats.push((i, first));
+                continue;
+            }
+            first_in_call.insert((brand, id), i);
+        }
+        let tz = lookups.tz_of.get(&brand).copied().unwrap_or(Tz::UTC);
+        let keys = PeriodKeys::at(e.occurred_at, tz);
+        let bucket = naive(bucket_start(e.occurred_at));
+        add.0.add(brand, &keys, bucket, e.amount.micros());
+        add.1.add(e.campaign_id, &keys, bucket, e.amount.micros());
+        fresh.push(Fresh {
+            i,
+            event: e,
+            brand,
+            keys,
+            bucket,
+        });
+    }
+    if !(add.0.within_limit() && add.1.within_limit()) {
+        return Ok(None);
+    }
+
+    let mut brand_ids: Vec<i64> = owners.values().copied().collect();
+    brand_ids.sort_unstable();
+    brand_ids.dedup();
+    let mut answered: Vec<i64> = owners.keys().copied().collect();
+    answered.sort_unstable();
+    let received = naive(now);
+    let statement = Statement {
+        brands: brand_ids,
+        campaigns: answered,
+        received,
+        campaign_id: fresh.iter().map(|f| f.event.campaign_id).collect(),
+        brand_id: fresh.iter().map(|f| f.brand).collect(),
+        amount: fresh.iter().map(|f| f.event.amount.micros()).collect(),
+        occurred_at: fresh.iter().map(|f| naive(f.event.occurred_at)).collect(),
+        event_id: fresh.iter().map(|f| f.event.event_id.clone()).collect(),
+        token_id: fresh.iter().map(|f| f.event.posted_by).collect(),
+        day: fresh.iter().map(|f| f.keys.day.clone()).collect(),
+        month: fresh.iter().map(|f| f.keys.month.clone()).collect(),
+        bucket: fresh.iter().map(|f| f.bucket).collect(),
+    };
+    let out: Output = statement.get_result(pg)?;
+
+    // The brands as locked: a timezone other than the one the keys were computed with means it
+    // changed since the writer last looked; the transaction runs again with the new one.
+    let mut locked = LockedBrands::default();
+    let mut stale = false;
+    for b in parse::<Vec<LockedBrand>>("brands", &out.brands)? {
+        let tz = parse_tz(&b.timezone);
+        if lookups.tz_of.insert(b.id, tz) != Some(tz) {
+            stale = true;
+        }
+        locked.facts.insert(
+            b.id,
+            BrandFacts {
+                daily_budget: Money::from_micros(b.daily_budget),
+                monthly_budget: Money::from_micros(b.monthly_budget),
+                tz,
+            },
+        );
+        locked
+            .thresholds
+            .insert(b.id, AlertThresholds::from_stored(&b.alert_thresholds));
+    }
+    if stale {
+        return Err(Attempt::Raced);
+    }
+    let rows: Vec<CampaignRow> = parse("campaigns", &out.campaigns)?;
+    let found: HashSet<i64> = rows.iter().map(|r| r.rule.id).collect();
+    if rows
+        .iter()
+        .any(|r| owners.get(&r.rule.id) != Some(&r.rule.brand_id))
+    {
+        return Err(DomainError::Unexpected(anyhow::anyhow!("a campaign changed brand")).into());
+    }
+    let known: HashMap<(i64, String), SpendRow> = parse::<Vec<SpendRow>>("known", &out.known)?
+        .into_iter()
+        .filter_map(|r| Some(((r.brand_id, r.event_id.clone()?), r)))
+        .collect();
+
+    // Each fresh event: inserted, a replay or conflict of a recorded id, or its campaign gone.
+    let inserted: HashSet<i64> = out.inserted.iter().copied().collect();
+    let ids = &out.ids;
+    if ids.len() != fresh.len() {
+        return Err(
+            DomainError::Unexpected(anyhow::anyhow!("the spend statement lost events")).into(),
+        );
+    }
+    let mut added = (
+        Additions::for_owner(Owner::Brand),
+        Additions::for_owner(Owner::Campaign),
+    );
+    let mut spent: Vec<(usize, &ValidSpend)> = Vec::new();
+    for (f, id) in fresh.iter().zip(ids) {
+        let e = f.event;
+        if inserted.contains(id) {
+            let row = SpendRow {
+                id: *id,
+                campaign_id: e.campaign_id,
+                amount: e.amount.micros(),
+                occurred_at: naive(e.occurred_at),
+                received_at: received,
+                event_id: e.event_id.clone(),
+                brand_id: f.brand,
+                token_id: e.posted_by,
+            };
+            call.results[f.i] = Some(Ok(super::Outcome::Recorded(row.into())));
+            added.0.add(f.brand, &f.keys, f.bucket, e.amount.micros());
+            added
+                .1
+                .add(e.campaign_id, &f.keys, f.bucket, e.amount.micros());
+            spent.push((f.i, e));
+            continue;
+        }
+        if !found.contains(&e.campaign_id) {
+            let field = call.field(f.i, "campaign_id");
+            call.reject(f.i, DomainError::not_found_field("campaign", field))?;
+            continue;
+        }
+        let Some(event_id) = e.event_id.as_deref() else {
+            return Err(DomainError::Unexpected(anyhow::anyhow!(
+                "an event without an id was not inserted"
+            ))
+            .into());
+        };
+        // Not inserted and not known to this statement's snapshot: a concurrent transaction
+        // recorded the id first; run again to answer it as a replay.
+        let Some(prev) = known.get(&(f.brand, event_id.to_owned())) else {
+            return Err(Attempt::Raced);
+        };
+        match replay_of(prev, e) {
+            Ok(()) => call.results[f.i] = Some(Ok(super::Outcome::Replayed(prev.clone().into()))),
+            Err(message) => {
+                let field = call.field(f.i, "event_id");
+                call.reject(f.i, DomainError::conflict(field, message))?;
+            }
+        }
+    }
+    // An id repeated within the call: compared with the recorded event if there is one (as the
+    // stepwise path does), else with its first event in the call, whose outcome it shares.
+    let mut repeats_of_first = Vec::new();
+    for (i, first) in repeats {
+        let e = &events[i];
+        let (brand, id) = (
+            owners[&e.campaign_id],
+            e.event_id.clone().unwrap_or_default(),
+        );
+        let outcome = match known.get(&(brand, id.clone())) {
+            Some(prev) => replay_of(prev, e).map(|()| Some(prev)),
+            None if same(&events[first], e) => Ok(None),
+            None => Err(format!(
+                "event {id:?} is being recorded with a different payload"
+            )),
+        };
+        match outcome {
+            Ok(Some(prev)) => {
+                call.results[i] = Some(Ok(super::Outcome::Replayed(prev.clone().into())));
+            }
+            Ok(None) => repeats_of_first.push((i, first)),
+            Err(message) => {
+                let field = call.field(i, "event_id");
+                call.reject(i, DomainError::conflict(field, message))?;
+            }
+        }
+    }
+    call.answer_repeats(repeats_of_first);
+
+    // Step 5's outcome: the new totals, or the first event that would pass the money limit.
+    let totals_of = |json: &str| -> Result<Totals, Attempt> {
+        Ok(parse::<Vec<(i64, String, i64)>>("totals", json)?
+            .into_iter()
+            .collect())
+    };
+    let (brands, campaigns) = (
+        totals_of(&out.brand_totals)?,
+        totals_of(&out.campaign_totals)?,
+    );
+    let refused = |add: &std::collections::BTreeMap<PeriodTotal, i64>, got: &Totals| {
+        add.keys()
+            .filter(|(owner, period)| !got.has(*owner, period))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let over = OverLimit {
+        brands: refused(&added.0.periods, &brands),
+        campaigns: refused(&added.1.periods, &campaigns),
+    };
+    if !(over.brands.is_empty() && over.campaigns.is_empty()) {
+        let keyed: Vec<(usize, &ValidSpend, i64, &PeriodKeys)> = fresh
+            .iter()
+            .zip(ids)
+            .filter(|(_, id)| inserted.contains(id))
+            .map(|(f, _)| (f.i, f.event, f.brand, &f.keys))
+            .collect();
+        return Err(over.error(conn, mode, &keyed)?.into());
+    }
+    let mut totals = SpendTotals {
+        brands,
+        campaigns,
+        brands_added: added.0.periods,
+        campaigns_added: added.1.periods,
+    };
+
+    // Steps 6 and 7 as the stepwise path's, with the campaigns already read.
+    let found_owners: HashMap<i64, i64> = owners
+        .into_iter()
+        .filter(|(c, _)| found.contains(c))
+        .collect();
+    let facts = &locked.facts;
+    let mut periods = PeriodsAt::new(now);
+    let (rows, changes) = enforce_after_spend(
+        conn,
+        &spent,
+        &found_owners,
+        facts,
+        &mut totals,
+        &mut periods,
+        now,
+        Some(rows),
+    )?;
+    thresholds_reached(conn, &totals, &locked, &rows, now)?;
+    let campaigns = answer(
+        rows,
+        &changes,
+        &found_owners,
+        facts,
+        &totals,
+        &mut periods,
+        now,
+    );
+    Ok(Some((call.finish(), campaigns)))
+}
