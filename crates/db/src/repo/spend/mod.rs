@@ -1,8 +1,8 @@
 //! Recording spend: exact, idempotent, and enforced in the same transaction.
 //!
-//! One set of rules, two ways of sending them: PostgreSQL records a call in one statement
-//! ([`postgres`]); SQLite (and PostgreSQL in the rare call that statement declines) goes step by
-//! step ([`record_in_tx`]). Both decide the same per-event outcomes and errors, which the tests run
+//! One set of rules, two ways of sending them: PostgreSQL records a small call (the group
+//! commit's) in one statement ([`postgres`]); SQLite, PostgreSQL's batches and the rare call that
+//! statement declines go step by step ([`record_in_tx`]). Both decide the same per-event outcomes and errors, which the tests run
 //! on both databases check.
 
 mod postgres;
@@ -415,8 +415,8 @@ pub fn record_group(
 
 type EventResults = Vec<DomainResult<Outcome>>;
 
-/// Records `events` inside the caller's write transaction: in one statement on PostgreSQL unless
-/// it declines ([`postgres::record_in_tx`]), else step by step.
+/// Records `events` inside the caller's write transaction: a small call in one statement on
+/// PostgreSQL unless it declines ([`postgres::record_in_tx`]), else step by step.
 fn record_either(
     conn: &mut DbConnection,
     lookups: &mut Lookups,
@@ -424,6 +424,9 @@ fn record_either(
     now: DateTime<Utc>,
     mode: Mode,
 ) -> Result<(EventResults, Vec<Campaign>), Attempt> {
+    if events.len() > postgres::SMALL_CALL {
+        return record_in_tx(conn, events, now, mode);
+    }
     match postgres::record_in_tx(conn, lookups, events, now, mode)? {
         Some(recorded) => Ok(recorded),
         None => record_in_tx(conn, events, now, mode),
