@@ -388,6 +388,11 @@ pub fn delete(
     author: &Author,
 ) -> DomainResult<()> {
     write_transaction(conn, |conn| {
+        // The brand first, as every writer of a campaign's rows does (ARCHITECTURE, Concurrency):
+        // a spend transaction holding it and upserting this campaign's totals would otherwise
+        // meet the delete's cascade in the opposite order and deadlock.
+        let brand = ensure_exists(conn, id)?;
+        super::enforce::lock_brands(conn, &[brand])?;
         let before = get(conn, id, now)?;
         diesel::delete(campaigns::table.find(id)).execute(conn)?;
         audit(conn, author, "delete", Some(&before), None, now)

@@ -13,7 +13,10 @@ use crate::{on_both_databases, utc, world};
 on_both_databases!(
     each_event_gets_its_own_outcome,
     concurrent_sends_of_one_batch_record_it_once,
-    a_writer_that_saw_the_old_timezone_keys_spend_by_the_new_one
+    a_writer_that_saw_the_old_timezone_keys_spend_by_the_new_one,
+    a_campaign_changed_during_the_lock_wait_is_judged_as_changed,
+    a_full_writer_cache_forgets_and_looks_up_again,
+    a_campaign_deleted_since_the_writer_saw_it_is_not_found
 );
 
 fn event(campaign_id: i64, units: i64, id: Option<&str>) -> ValidSpend {
@@ -289,4 +292,112 @@ fn a_writer_that_saw_the_old_timezone_keys_spend_by_the_new_one(backend: Backend
     assert!(outcome.is_new());
     assert_eq!(campaign.daily_spend.to_string(), "3.00");
     w.assert_verified(t2);
+}
+
+/// A spend that waits for its brand's lock judges the campaign as the lock holder left it: its
+/// new cap, not the one of the moment the spend's statement began (on PostgreSQL the campaigns are
+/// read in that statement, whose snapshot is older than the lock holder's commit).
+fn a_campaign_changed_during_the_lock_wait_is_judged_as_changed(backend: Backend) {
+    use adbudget_db::schema::campaigns;
+    use diesel::prelude::*;
+    let w = world(backend);
+    let t = utc("2026-11-16T12:00:00Z");
+    let b = w.brand("Acme", "1000", "10000", "UTC", t);
+    let c = w.campaign(b, "c", json!({"daily_cap": "100"}), t);
+    let mut lookups = spend::Lookups::default();
+    let warm = spend::record_group(&mut w.conn(), &mut lookups, &[event(c, 1, Some("warm"))], t);
+    assert!(warm[0].is_ok());
+    let history_before = w.history_len(c);
+
+    let (locked, wait) = std::sync::mpsc::channel();
+    let during = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut admin = w.conn();
+            adbudget_db::write_transaction(&mut admin, |conn| -> diesel::QueryResult<()> {
+                adbudget_db::repo::enforce::lock_brands(conn, &[b])?;
+                diesel::update(campaigns::table.find(c))
+                    .set(campaigns::daily_cap.eq(Some(5_000_000_i64)))
+                    .execute(conn)?;
+                locked.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                Ok(())
+            })
+            .unwrap();
+        });
+        wait.recv().unwrap();
+        spend::record_group(
+            &mut w.conn(),
+            &mut lookups,
+            &[event(c, 10, Some("during"))],
+            t,
+        )
+        .remove(0)
+    });
+    let (outcome, campaign) = during.unwrap();
+    assert!(outcome.is_new());
+    assert_eq!(
+        campaign.pause_reasons.names(),
+        ["campaign_daily_cap"],
+        "11.00 spent against the new cap of 5.00"
+    );
+    assert_eq!(w.get(c, t).pause_reasons.names(), ["campaign_daily_cap"]);
+    assert_eq!(w.history_len(c), history_before + 1, "paused once");
+    w.assert_verified(t);
+}
+
+/// A writer's cache that would pass its bound is emptied and every campaign of the call looked
+/// up again: none of them is taken for unknown.
+fn a_full_writer_cache_forgets_and_looks_up_again(backend: Backend) {
+    let w = world(backend);
+    let t = utc("2026-11-16T12:00:00Z");
+    let b = w.brand("Acme", "1000", "10000", "UTC", t);
+    let (c1, c2) = (
+        w.campaign(b, "c1", json!({}), t),
+        w.campaign(b, "c2", json!({}), t),
+    );
+    let mut lookups = spend::Lookups::bounded(1);
+    let first = spend::record_group(&mut w.conn(), &mut lookups, &[event(c1, 1, Some("a"))], t);
+    assert!(first[0].is_ok());
+    let events = [event(c1, 1, Some("b")), event(c2, 1, Some("c"))];
+    for (i, r) in spend::record_group(&mut w.conn(), &mut lookups, &events, t)
+        .into_iter()
+        .enumerate()
+    {
+        let (outcome, _) = r.unwrap_or_else(|e| panic!("event {i}: {e}"));
+        assert!(outcome.is_new());
+    }
+    w.assert_verified(t);
+}
+
+/// A campaign deleted after a writer remembered it is answered as any unknown campaign: not
+/// found, also for a token bound to another brand (as the stepwise path answers).
+fn a_campaign_deleted_since_the_writer_saw_it_is_not_found(backend: Backend) {
+    let w = world(backend);
+    let t = utc("2026-11-16T12:00:00Z");
+    let b = w.brand("Acme", "1000", "10000", "UTC", t);
+    let other = w.brand("Globex", "1000", "10000", "UTC", t);
+    let c = w.campaign(b, "c", json!({}), t);
+    let mut lookups = spend::Lookups::default();
+    let warm = spend::record_group(&mut w.conn(), &mut lookups, &[event(c, 1, Some("warm"))], t);
+    assert!(warm[0].is_ok());
+    let author = adbudget_core::access::Author::cli();
+    adbudget_db::repo::campaigns::delete(&mut w.conn(), c, t, &author).unwrap();
+
+    let bound = ValidSpend {
+        allowed: adbudget_core::access::Brands::only([other]),
+        ..event(c, 1, Some("x"))
+    };
+    let events = [
+        bound,
+        event(c, 1, Some("y")),
+        event(c, 1, Some("y")),
+        event(c, 1, None),
+    ];
+    let results = spend::record_group(&mut w.conn(), &mut lookups, &events, t);
+    for (i, r) in results.iter().enumerate() {
+        assert!(
+            matches!(r, Err(DomainError::NotFound { .. })),
+            "event {i}: {r:?}"
+        );
+    }
 }

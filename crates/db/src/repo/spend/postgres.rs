@@ -27,9 +27,12 @@
 //! concurrent insert of the same id is waited for), then the brands are locked in id order, and
 //! only then (`gate`, an init plan every later part waits for) the totals and buckets are upserted,
 //! summed from the logs the statement inserted (skipped replays add nothing), and the campaigns
-//! read. They are read `FOR KEY SHARE`: a statement's snapshot is taken when it starts, so a plain
-//! read would return a campaign as it was before the lock wait, without the pauses of the
-//! transaction that held the lock; a locking read returns the row's newest version.
+//! read. They are read `FOR SHARE`: a statement's snapshot is taken when it starts, so a plain
+//! read would return a campaign as it was before the lock wait, without the pauses (or new caps)
+//! of the transaction that held the lock. A locking read that conflicts with that transaction's
+//! `UPDATE` returns the row's newest version; `FOR KEY SHARE` does not conflict with a non-key
+//! update and returns the snapshot's (a review found this, and
+//! `group_commit::a_campaign_changed_during_the_lock_wait_is_judged_as_changed` fails with it).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -62,33 +65,55 @@ pub(super) const SMALL_CALL: usize = 100;
 
 /// What a spend writer remembers between calls: each campaign's brand (fixed for the campaign's
 /// life) and each brand's timezone as last seen (checked by every call, see the module's
-/// comment). Bounded: cleared when it grows past [`Lookups::MAX`] campaigns.
-#[derive(Debug, Default)]
+/// comment). Bounded: cleared when it would grow past its bound ([`Lookups::MAX`] campaigns).
+#[derive(Debug)]
 pub struct Lookups {
     brand_of: HashMap<i64, i64>,
     tz_of: HashMap<i64, Tz>,
+    max: usize,
+}
+
+impl Default for Lookups {
+    fn default() -> Self {
+        Lookups::bounded(Lookups::MAX)
+    }
 }
 
 impl Lookups {
-    /// Campaigns remembered at most (about 40 bytes each).
+    /// Campaigns remembered at most by default (about 40 bytes each).
     pub const MAX: usize = 200_000;
+
+    /// Remembers at most `max` campaigns (at least those of one call).
+    pub fn bounded(max: usize) -> Self {
+        Lookups {
+            brand_of: HashMap::new(),
+            tz_of: HashMap::new(),
+            max,
+        }
+    }
 
     /// Makes sure every campaign of `ids` that exists is known, with its brand's timezone: one
     /// query for those not known yet (none once the writer is warm).
     fn resolve(&mut self, conn: &mut diesel::PgConnection, ids: &[i64]) -> QueryResult<()> {
-        let mut missing: Vec<i64> = ids
-            .iter()
-            .copied()
-            .filter(|id| !self.brand_of.contains_key(id))
-            .collect();
+        let unknown = |brand_of: &HashMap<i64, i64>| -> Vec<i64> {
+            let mut missing: Vec<i64> = ids
+                .iter()
+                .copied()
+                .filter(|id| !brand_of.contains_key(id))
+                .collect();
+            missing.sort_unstable();
+            missing.dedup();
+            missing
+        };
+        let mut missing = unknown(&self.brand_of);
         if missing.is_empty() {
             return Ok(());
         }
-        missing.sort_unstable();
-        missing.dedup();
-        if self.brand_of.len() + missing.len() > Self::MAX {
+        if self.brand_of.len() + missing.len() > self.max {
+            // Forgotten first, then every campaign of the call is looked up again.
             self.brand_of.clear();
             self.tz_of.clear();
+            missing = unknown(&self.brand_of);
         }
         use crate::schema::{brands, campaigns};
         let rows: Vec<(i64, i64, String)> = campaigns::table
@@ -180,7 +205,8 @@ static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
              FROM campaigns \
              WHERE id = ANY ((SELECT campaigns FROM args)::bigint[]) \
                AND (SELECT locks FROM gate) >= 0 \
-             FOR KEY SHARE) \
+             ORDER BY id \
+             FOR SHARE) \
          SELECT ARRAY(SELECT id FROM e ORDER BY n) AS ids, ARRAY(SELECT id FROM ins) AS inserted, \
                 (SELECT coalesce(json_agg(known), '[]') FROM known)::text AS known, \
                 (SELECT coalesce(json_agg(locked), '[]') FROM locked)::text AS brands, \
@@ -190,7 +216,7 @@ static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
                 ARRAY(SELECT owner FROM campaign_up) AS campaign_owners, \
                 ARRAY(SELECT period FROM campaign_up) AS campaign_periods, \
                 ARRAY(SELECT amount FROM campaign_up) AS campaign_amounts, \
-                (SELECT coalesce(json_agg(camps), '[]') FROM camps)::text AS campaigns"
+                (SELECT coalesce(json_agg(camps ORDER BY id), '[]') FROM camps)::text AS campaigns"
     )
     .split("$?")
     .map(str::to_owned)
@@ -459,6 +485,18 @@ pub(super) fn record_in_tx(
     }
     let rows: Vec<CampaignRow> = parse("campaigns", &out.campaigns)?;
     let found: HashSet<i64> = rows.iter().map(|r| r.rule.id).collect();
+    // A campaign the writer remembered but that is gone (deleted since): forgotten, and its
+    // events answered as the stepwise path answers them, not found (before any 403 of step 1).
+    for (i, e) in events.iter().enumerate() {
+        if owners.contains_key(&e.campaign_id) && !found.contains(&e.campaign_id) {
+            lookups.brand_of.remove(&e.campaign_id);
+            if matches!(call.results[i], Some(Err(_))) {
+                call.results[i] = None;
+                let field = call.field(i, "campaign_id");
+                call.reject(i, DomainError::not_found_field("campaign", field))?;
+            }
+        }
+    }
     if rows
         .iter()
         .any(|r| owners.get(&r.rule.id) != Some(&r.rule.brand_id))
@@ -533,6 +571,11 @@ pub(super) fn record_in_tx(
     let mut repeats_of_first = Vec::new();
     for (i, first) in repeats {
         let e = &events[i];
+        if !found.contains(&e.campaign_id) {
+            let field = call.field(i, "campaign_id");
+            call.reject(i, DomainError::not_found_field("campaign", field))?;
+            continue;
+        }
         let (brand, id) = (
             owners[&e.campaign_id],
             e.event_id.clone().unwrap_or_default(),
@@ -626,4 +669,13 @@ pub(super) fn record_in_tx(
         now,
     );
     Ok(Some((call.finish(), campaigns)))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Each of the statement's twelve parameters has its place.
+    #[test]
+    fn the_statement_has_a_place_for_each_parameter() {
+        assert_eq!(super::SQL.len(), 13);
+    }
 }
