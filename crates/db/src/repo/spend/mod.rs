@@ -330,10 +330,13 @@ pub fn record(
 
 /// How a spend transaction failed: it lost a race to a concurrent transaction (for an event id:
 /// the unique index on `(brand_id, event_id)` made it wait for that one's commit, then refused
-/// the insert; or a deadlock between the two), which running it again resolves, or anything else.
+/// the insert; or a deadlock between the two), which running it again resolves; it was computed
+/// from a writer's cache that turned out stale (a brand's timezone changed), refreshed since; or
+/// anything else.
 #[derive(Debug)]
 enum Attempt {
     Raced,
+    Stale,
     Failed(DomainError),
 }
 
@@ -357,23 +360,34 @@ impl From<diesel::result::Error> for Attempt {
 
 /// Runs a spend transaction again when it lost the race for an event id to a concurrent one: the
 /// new attempt finds that event committed and answers it as a replay (or a conflict, if its payload
-/// differs). Three attempts; a third loss is reported as a conflict.
+/// differs). Three attempts; a third loss is reported as a conflict. A stale cache (refreshed by
+/// the failed attempt) is not a lost race and does not count, up to [`STALE_RETRIES`] times.
 fn retrying_concurrent<T>(mut attempt: impl FnMut() -> Result<T, Attempt>) -> DomainResult<T> {
-    for _ in 0..2 {
+    let (mut races, mut stale) = (0, 0);
+    loop {
         match attempt() {
-            Err(Attempt::Raced) => {}
             Ok(value) => return Ok(value),
             Err(Attempt::Failed(e)) => return Err(e),
+            Err(Attempt::Stale) if stale < STALE_RETRIES => stale += 1,
+            Err(Attempt::Raced) if races < 2 => races += 1,
+            Err(Attempt::Raced) => {
+                return Err(DomainError::conflict(
+                    "event_id",
+                    "an event with this event_id is being recorded concurrently",
+                ));
+            }
+            Err(Attempt::Stale) => {
+                return Err(DomainError::Unexpected(anyhow::anyhow!(
+                    "a brand's timezone changed {STALE_RETRIES} times during one spend call"
+                )));
+            }
         }
     }
-    attempt().map_err(|e| match e {
-        Attempt::Raced => DomainError::conflict(
-            "event_id",
-            "an event with this event_id is being recorded concurrently",
-        ),
-        Attempt::Failed(e) => e,
-    })
 }
+
+/// Attempts a spend call may make again after its cache proved stale (each refreshes it: one
+/// suffices unless the timezone changes again meanwhile).
+const STALE_RETRIES: usize = 5;
 
 /// Group commit: records independent events in one transaction and returns each one's outcome
 /// (or its own error) with its campaign after the commit. If the transaction itself fails, each

@@ -481,7 +481,7 @@ pub(super) fn record_in_tx(
             .insert(b.id, AlertThresholds::from_stored(&b.alert_thresholds));
     }
     if stale {
-        return Err(Attempt::Raced);
+        return Err(Attempt::Stale);
     }
     let rows: Vec<CampaignRow> = parse("campaigns", &out.campaigns)?;
     let found: HashSet<i64> = rows.iter().map(|r| r.rule.id).collect();
