@@ -10,7 +10,8 @@ on_both_databases!(
     bound_and_expiring_tokens,
     createsuperuser,
     users_and_roles,
-    reverse_spend
+    reverse_spend,
+    export_spend
 );
 
 /// `adbudget` with `stdin` as its standard input.
@@ -393,4 +394,79 @@ async fn verify_reports_disagreements(backend: Backend) {
         "{}",
         dirty.stdout
     );
+}
+
+/// `adbudget export-spend --month`: the month's spend logs (by `occurred_at`, UTC) as CSV, quoted
+/// where needed, to standard output or a file; an empty month is a header; a bad month is refused.
+async fn export_spend(backend: Backend) {
+    let db = seeded(backend);
+    for (amount, event_id, at) in [
+        ("12.34", "a,\"b", "2025-10-15T10:00:00Z"),
+        ("1.5", "last", "2025-10-31T23:59:59.999999Z"),
+        ("2", "next", "2025-11-01T00:00:00Z"),
+    ] {
+        let r = adbudget(
+            &db,
+            &["log-spend", "1", amount, "--event-id", event_id, "--at", at],
+        );
+        assert!(r.ok, "{}", r.stderr);
+    }
+    let read = |text: &str| -> Vec<csv::StringRecord> {
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let header = reader.headers().unwrap().clone();
+        assert_eq!(
+            header.iter().collect::<Vec<_>>(),
+            [
+                "id",
+                "brand_id",
+                "campaign_id",
+                "amount",
+                "occurred_at",
+                "received_at",
+                "event_id",
+                "token_id",
+                "reverses_id",
+                "reason"
+            ]
+        );
+        reader.records().map(Result::unwrap).collect()
+    };
+
+    let october = adbudget(&db, &["export-spend", "--month", "2025-10"]);
+    assert!(october.ok, "{}", october.stderr);
+    let rows = read(&october.stdout);
+    let fields: Vec<(&str, &str, &str, &str)> =
+        rows.iter().map(|r| (&r[2], &r[3], &r[4], &r[6])).collect();
+    assert_eq!(
+        fields,
+        [
+            ("1", "12.34", "2025-10-15T10:00:00.000000Z", "a,\"b"),
+            ("1", "1.50", "2025-10-31T23:59:59.999999Z", "last"),
+        ]
+    );
+    assert!(
+        october.stderr.contains("exported 2 spend logs of 2025-10"),
+        "{}",
+        october.stderr
+    );
+
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let path = file.path().to_str().unwrap();
+    let november = adbudget(
+        &db,
+        &["export-spend", "--month", "2025-11", "--output", path],
+    );
+    assert!(november.ok, "{}", november.stderr);
+    assert_eq!(november.stdout, "", "the CSV went to the file");
+    let rows = read(&std::fs::read_to_string(path).unwrap());
+    assert_eq!(rows.len(), 1);
+    assert_eq!((&rows[0][3], &rows[0][6]), ("2.00", "next"));
+
+    let empty = adbudget(&db, &["export-spend", "--month", "2025-09"]);
+    assert!(empty.ok, "{}", empty.stderr);
+    assert!(read(&empty.stdout).is_empty());
+
+    let bad = adbudget(&db, &["export-spend", "--month", "2025-13"]);
+    assert!(!bad.ok);
+    assert!(bad.stderr.contains("--month"), "{}", bad.stderr);
 }

@@ -5,6 +5,7 @@
 //! statement declines go step by step ([`record_in_tx`]). Both decide the same per-event outcomes and errors, which the tests run
 //! on both databases check.
 
+pub mod export;
 mod postgres;
 
 pub use postgres::Lookups;
