@@ -313,18 +313,7 @@ fn export_spend(
     }
     // A header even for an empty month: the file says what it is.
     if written == 0 {
-        csv.write_record([
-            "id",
-            "brand_id",
-            "campaign_id",
-            "amount",
-            "occurred_at",
-            "received_at",
-            "event_id",
-            "token_id",
-            "reverses_id",
-            "reason",
-        ])?;
+        csv.write_record(export::HEADER)?;
     }
     csv.flush()?;
     bar.finish_and_clear();

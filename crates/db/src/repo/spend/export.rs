@@ -57,6 +57,21 @@ impl std::fmt::Display for Month {
     }
 }
 
+/// The CSV header: [`ExportedLog`]'s fields, in their order (written by hand only for a month
+/// without logs; the e2e test `cli::export_spend` reads both).
+pub const HEADER: [&str; 10] = [
+    "id",
+    "brand_id",
+    "campaign_id",
+    "amount",
+    "occurred_at",
+    "received_at",
+    "event_id",
+    "token_id",
+    "reverses_id",
+    "reason",
+];
+
 /// One spend log as exported: every column, amounts in the API's decimal notation, times in
 /// RFC 3339 UTC.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
