@@ -16,7 +16,8 @@ on_both_databases!(
     a_writer_that_saw_the_old_timezone_keys_spend_by_the_new_one,
     a_campaign_changed_during_the_lock_wait_is_judged_as_changed,
     a_full_writer_cache_forgets_and_looks_up_again,
-    a_campaign_deleted_since_the_writer_saw_it_is_not_found
+    a_campaign_deleted_since_the_writer_saw_it_is_not_found,
+    a_campaign_deleted_during_the_spend_is_not_found
 );
 
 fn event(campaign_id: i64, units: i64, id: Option<&str>) -> ValidSpend {
@@ -400,4 +401,46 @@ fn a_campaign_deleted_since_the_writer_saw_it_is_not_found(backend: Backend) {
             "event {i}: {r:?}"
         );
     }
+}
+
+/// A campaign deleted by a transaction that commits while a spend on it waits for the brand's
+/// lock: the spend answers not found (its insert lost the race to the delete and runs again),
+/// never a database error.
+fn a_campaign_deleted_during_the_spend_is_not_found(backend: Backend) {
+    use adbudget_db::schema::campaigns;
+    use diesel::prelude::*;
+    let w = world(backend);
+    let t = utc("2026-11-16T12:00:00Z");
+    let b = w.brand("Acme", "1000", "10000", "UTC", t);
+    let c = w.campaign(b, "c", json!({}), t);
+    let mut lookups = spend::Lookups::default();
+    let warm = spend::record_group(&mut w.conn(), &mut lookups, &[event(c, 1, Some("warm"))], t);
+    assert!(warm[0].is_ok());
+
+    let (locked, wait) = std::sync::mpsc::channel();
+    let during = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut admin = w.conn();
+            adbudget_db::write_transaction(&mut admin, |conn| -> diesel::QueryResult<()> {
+                adbudget_db::repo::enforce::lock_brands(conn, &[b])?;
+                diesel::delete(campaigns::table.find(c)).execute(conn)?;
+                locked.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                Ok(())
+            })
+            .unwrap();
+        });
+        wait.recv().unwrap();
+        spend::record_group(
+            &mut w.conn(),
+            &mut lookups,
+            &[event(c, 10, Some("during"))],
+            t,
+        )
+        .remove(0)
+    });
+    assert!(
+        matches!(during, Err(DomainError::NotFound { .. })),
+        "{during:?}"
+    );
 }

@@ -331,7 +331,8 @@ pub fn record(
 
 /// How a spend transaction failed: it lost a race to a concurrent transaction (for an event id:
 /// the unique index on `(brand_id, event_id)` made it wait for that one's commit, then refused
-/// the insert; or a deadlock between the two), which running it again resolves; it was computed
+/// the insert; a deadlock between the two; or the campaign deleted meanwhile), which running it
+/// again resolves; it was computed
 /// from a writer's cache that turned out stale (a brand's timezone changed), refreshed since; or
 /// anything else.
 #[derive(Debug)]
@@ -349,6 +350,16 @@ impl From<DomainError> for Attempt {
 
 impl From<diesel::result::Error> for Attempt {
     fn from(e: diesel::result::Error) -> Self {
+        // A campaign (or its brand) deleted by a transaction that committed while this one ran:
+        // the spend logs' foreign key refuses the insert at the end of the statement (on
+        // PostgreSQL after waiting for the delete). Run again, the campaign is not found: 404.
+        if let diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::ForeignKeyViolation,
+            _,
+        ) = e
+        {
+            return Attempt::Raced;
+        }
         // PostgreSQL broke a deadlock by aborting this transaction: two transactions inserting
         // the same event ids in opposite orders wait on each other's index entries. Run again,
         // the survivor's events are found or waited for.
