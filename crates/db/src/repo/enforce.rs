@@ -198,19 +198,20 @@ pub(crate) fn lock_brand_facts(conn: &mut DbConnection, ids: &[i64]) -> QueryRes
     Ok(out)
 }
 
-/// Locks, in id order, the rows of the brands that own a campaign the selection picks (PostgreSQL;
-/// one statement).
+/// Locks, in id order, the rows of the brands that own a campaign the selection picks
+/// (PostgreSQL). Two statements: the owners' ids (`DISTINCT`, at most one row a brand), then
+/// [`lock_brands`] by id. As one statement (`brands.id = ANY (SELECT brand_id …)`) the planner,
+/// estimating one campaign held by a daily reason where 100,000 were, chose a nested loop that
+/// rescanned the selected campaigns for each of 10,000 brands: 3.1 s of `reset_daily`'s run over
+/// 1M campaigns (BENCHMARKS.md).
 pub fn lock_brands_selected(conn: &mut DbConnection, select: Selection) -> QueryResult<()> {
     if let DbConnection::Postgresql(c) = conn {
-        let owners = campaigns::table
+        let owners: Vec<i64> = campaigns::table
             .select(campaigns::brand_id)
-            .filter(sql::<Bool>(&select.condition()));
-        brands::table
-            .select(brands::id)
-            .filter(brands::id.eq_any(owners))
-            .order(brands::id)
-            .for_no_key_update()
-            .load::<i64>(c)?;
+            .filter(sql::<Bool>(&select.condition()))
+            .distinct()
+            .load(c)?;
+        lock_brands(conn, &owners)?;
     }
     Ok(())
 }
