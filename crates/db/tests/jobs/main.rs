@@ -190,6 +190,20 @@ fn reconcile_spans_chunks(backend: Backend) {
             );
             assert_eq!(cause, "enforce_budgets");
         }
+        // And one `campaign.paused` event each, naming its campaign (PostgreSQL streams these
+        // by COPY too).
+        use adbudget_db::schema::events as e;
+        let events: Vec<(Option<i64>, String)> = e::table
+            .select((e::campaign_id, e::data))
+            .filter(e::event_type.eq("campaign.paused"))
+            .load(&mut *w.conn())
+            .unwrap();
+        assert_eq!(events.len(), first.changed);
+        for (campaign, data) in events {
+            let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+            assert_eq!(data["campaign"]["id"].as_i64(), campaign);
+            assert_eq!(data["cause"], "enforce_budgets");
+        }
     }
     let picked = [ids[0], ids[19_999], ids[20_000], ids[44_999]];
     for id in picked {
