@@ -310,30 +310,19 @@ fn a_campaign_changed_during_the_lock_wait_is_judged_as_changed(backend: Backend
     assert!(warm[0].is_ok());
     let history_before = w.history_len(c);
 
-    let (locked, wait) = std::sync::mpsc::channel();
-    let during = std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let mut admin = w.conn();
-            adbudget_db::write_transaction(&mut admin, |conn| -> diesel::QueryResult<()> {
-                adbudget_db::repo::enforce::lock_brands(conn, &[b])?;
-                diesel::update(campaigns::table.find(c))
-                    .set(campaigns::daily_cap.eq(Some(5_000_000_i64)))
-                    .execute(conn)?;
-                locked.send(()).unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(500));
-                Ok(())
-            })
-            .unwrap();
-        });
-        wait.recv().unwrap();
-        spend::record_group(
-            &mut w.conn(),
-            &mut lookups,
-            &[event(c, 10, Some("during"))],
-            t,
-        )
-        .remove(0)
-    });
+    let during = spend_while_brand_locked(
+        &w,
+        &mut lookups,
+        b,
+        event(c, 10, Some("during")),
+        t,
+        |conn| {
+            diesel::update(campaigns::table.find(c))
+                .set(campaigns::daily_cap.eq(Some(5_000_000_i64)))
+                .execute(conn)
+                .map(drop)
+        },
+    );
     let (outcome, campaign) = during.unwrap();
     assert!(outcome.is_new());
     assert_eq!(
@@ -417,13 +406,42 @@ fn a_campaign_deleted_during_the_spend_is_not_found(backend: Backend) {
     let warm = spend::record_group(&mut w.conn(), &mut lookups, &[event(c, 1, Some("warm"))], t);
     assert!(warm[0].is_ok());
 
+    let during = spend_while_brand_locked(
+        &w,
+        &mut lookups,
+        b,
+        event(c, 10, Some("during")),
+        t,
+        |conn| {
+            diesel::delete(campaigns::table.find(c))
+                .execute(conn)
+                .map(drop)
+        },
+    );
+    assert!(
+        matches!(during, Err(DomainError::NotFound { .. })),
+        "{during:?}"
+    );
+}
+
+/// A group commit of `spend` made while another transaction holds brand `brand`'s lock, has run
+/// `change` and commits half a second later: the spend waits for that commit (on SQLite for the
+/// write lock). Returns the spend's result.
+fn spend_while_brand_locked(
+    w: &crate::World,
+    lookups: &mut spend::Lookups,
+    brand: i64,
+    spend: ValidSpend,
+    t: chrono::DateTime<chrono::Utc>,
+    change: impl FnOnce(&mut adbudget_db::DbConnection) -> diesel::QueryResult<()> + Send,
+) -> Result<(Outcome, adbudget_core::views::Campaign), DomainError> {
     let (locked, wait) = std::sync::mpsc::channel();
-    let during = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         scope.spawn(|| {
-            let mut admin = w.conn();
-            adbudget_db::write_transaction(&mut admin, |conn| -> diesel::QueryResult<()> {
-                adbudget_db::repo::enforce::lock_brands(conn, &[b])?;
-                diesel::delete(campaigns::table.find(c)).execute(conn)?;
+            let mut holder = w.conn();
+            adbudget_db::write_transaction(&mut holder, |conn| -> diesel::QueryResult<()> {
+                adbudget_db::repo::enforce::lock_brands(conn, &[brand])?;
+                change(conn)?;
                 locked.send(()).unwrap();
                 std::thread::sleep(std::time::Duration::from_millis(500));
                 Ok(())
@@ -431,16 +449,6 @@ fn a_campaign_deleted_during_the_spend_is_not_found(backend: Backend) {
             .unwrap();
         });
         wait.recv().unwrap();
-        spend::record_group(
-            &mut w.conn(),
-            &mut lookups,
-            &[event(c, 10, Some("during"))],
-            t,
-        )
-        .remove(0)
-    });
-    assert!(
-        matches!(during, Err(DomainError::NotFound { .. })),
-        "{during:?}"
-    );
+        spend::record_group(&mut w.conn(), lookups, &[spend], t).remove(0)
+    })
 }

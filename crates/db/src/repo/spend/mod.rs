@@ -293,6 +293,15 @@ pub enum Mode {
     Group,
 }
 
+/// Whether `e` is the event of this campaign, amount and time sent again (an idempotent replay):
+/// the same campaign and amount, and the same time unless `e` leaves it out (a replay without
+/// `occurred_at` matches any stored time).
+fn resends(campaign_id: i64, amount: Money, occurred_at: DateTime<Utc>, e: &ValidSpend) -> bool {
+    campaign_id == e.campaign_id
+        && amount == e.amount
+        && (!e.occurred_at_given || occurred_at == e.occurred_at)
+}
+
 /// Where an error about event `i` points.
 fn field_of(mode: Mode, i: usize, field: &str) -> String {
     match mode {
@@ -711,11 +720,6 @@ impl<'a> Call<'a> {
                 Some((key, r.into()))
             }));
         }
-        let same = |prev: &ValidSpend, e: &ValidSpend| {
-            prev.campaign_id == e.campaign_id
-                && prev.amount == e.amount
-                && (!e.occurred_at_given || prev.occurred_at == e.occurred_at)
-        };
         let mut sorted = Sorted {
             fresh: Vec::new(),
             repeats: Vec::new(),
@@ -727,16 +731,7 @@ impl<'a> Call<'a> {
             }
             if let (Some(id), Some(brand)) = (e.event_id.as_deref(), brand_of(e)) {
                 if let Some(prev) = known.get(&(brand, id.to_owned())) {
-                    let prev_event = ValidSpend {
-                        campaign_id: prev.campaign_id,
-                        amount: prev.amount,
-                        occurred_at: prev.occurred_at,
-                        occurred_at_given: true,
-                        event_id: None,
-                        posted_by: None,
-                        allowed: Default::default(),
-                    };
-                    if same(&prev_event, e) {
+                    if resends(prev.campaign_id, prev.amount, prev.occurred_at, e) {
                         self.results[i] = Some(Ok(Outcome::Replayed(prev.clone())));
                     } else {
                         let message =
@@ -747,7 +742,8 @@ impl<'a> Call<'a> {
                     continue;
                 }
                 if let Some(&first) = first_in_call.get(&(brand, id)) {
-                    if same(&events[first], e) {
+                    let f = &events[first];
+                    if resends(f.campaign_id, f.amount, f.occurred_at, e) {
                         sorted.repeats.push((i, first));
                     } else {
                         // A batch was checked for this in validation; concurrent requests meet

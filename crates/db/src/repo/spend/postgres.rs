@@ -333,10 +333,11 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, At
 /// Whether `e` replays the recorded `prev` (same campaign and amount, and time if `e` gives one);
 /// else the conflict's message.
 fn replay_of(prev: &SpendRow, e: &ValidSpend) -> Result<(), String> {
-    let same = prev.campaign_id == e.campaign_id
-        && prev.amount == e.amount.micros()
-        && (!e.occurred_at_given || prev.occurred_at == naive(e.occurred_at));
-    if same {
+    let (amount, at) = (
+        Money::from_micros(prev.amount),
+        super::utc(prev.occurred_at),
+    );
+    if super::resends(prev.campaign_id, amount, at, e) {
         Ok(())
     } else {
         let id = e.event_id.as_deref().unwrap_or_default();
@@ -396,11 +397,6 @@ pub(super) fn record_in_tx(
 
     // Step 2, the part decided before the statement: an id repeated within the call is a replay
     // of its first event (or a conflict); whether an id is recorded already the statement says.
-    let same = |prev: &ValidSpend, e: &ValidSpend| {
-        prev.campaign_id == e.campaign_id
-            && prev.amount == e.amount
-            && (!e.occurred_at_given || prev.occurred_at == e.occurred_at)
-    };
     let mut fresh: Vec<Fresh<'_>> = Vec::new();
     let mut repeats: Vec<(usize, usize)> = Vec::new();
     let mut first_in_call: HashMap<(i64, &str), usize> = HashMap::new();
@@ -580,9 +576,10 @@ pub(super) fn record_in_tx(
             owners[&e.campaign_id],
             e.event_id.clone().unwrap_or_default(),
         );
+        let f = &events[first];
         let outcome = match known.get(&(brand, id.clone())) {
             Some(prev) => replay_of(prev, e).map(|()| Some(prev)),
-            None if same(&events[first], e) => Ok(None),
+            None if super::resends(f.campaign_id, f.amount, f.occurred_at, e) => Ok(None),
             None => Err(format!(
                 "event {id:?} is being recorded with a different payload"
             )),
