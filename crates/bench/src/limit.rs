@@ -1,8 +1,9 @@
 //! `adbudget-bench limit`: the database's own limit for the rows the spend path writes. The same
 //! tables, indexes and data as `ingest` (the same seed and history), the same concurrency and
 //! group sizes, but nothing else: per transaction of `--batch` events, one INSERT of the spend
-//! logs and the upserts of the brands' and campaigns' day, month and lifetime totals and 5-minute
-//! buckets, as raw SQL from Rust — on PostgreSQL in one round trip (data-modifying CTEs over
+//! logs (with their event ids' claims on PostgreSQL, migration 000012) and the upserts of the
+//! brands' and campaigns' day, month and lifetime totals and 5-minute buckets, as raw SQL from
+//! Rust — on PostgreSQL in one round trip (data-modifying CTEs over
 //! `unnest` arrays), on SQLite as multi-row statements in one `BEGIN IMMEDIATE` transaction. No
 //! token check, campaign lookup, idempotency, rule, outbox or HTTP: what `ingest` achieves is
 //! measured against this (issue #19).
@@ -99,8 +100,12 @@ fn write_pg(c: &mut diesel::PgConnection, r: &Rows, at: NaiveDateTime) -> QueryR
         )
     };
     let sql = format!(
-        "WITH logs AS (INSERT INTO spend_logs (campaign_id, brand_id, amount, event_id, occurred_at, received_at) \
-         SELECT c, b, a, e, $5, $5 FROM unnest($1, $2, $3, $4) AS t (c, b, a, e)), \
+        "WITH t AS MATERIALIZED (SELECT nextval('spend_logs_id_seq') AS id, t.* \
+                                 FROM unnest($1, $2, $3, $4) AS t (c, b, a, e)), \
+         ids AS (INSERT INTO spend_event_ids (brand_id, event_id, spend_log_id, occurred_at) \
+                 SELECT b, e, id, $5 FROM t), \
+         logs AS (INSERT INTO spend_logs (id, campaign_id, brand_id, amount, event_id, occurred_at, received_at) \
+         SELECT id, c, b, a, e, $5, $5 FROM t), \
          {}, {}, {}, {} SELECT 1",
         upsert("bp", "brand_spend", "brand_id", "period", 6),
         upsert("cp", "campaign_spend", "campaign_id", "period", 9),

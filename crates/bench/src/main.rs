@@ -140,41 +140,60 @@ fn seed(pool: &DbPool, n: usize) -> anyhow::Result<Vec<i64>> {
     Ok(ids)
 }
 
-/// Spend history, as a database in service has: `per_campaign` events per campaign in January
-/// (past periods, so today's totals start at zero), with their period and lifetime totals and
-/// buckets, then fresh planner statistics. Without it the load starts on empty tables whose plans
-/// (sequential scans, chosen before autovacuum's first ANALYZE) say nothing about a database in
-/// service. PostgreSQL only.
+/// Spend history, as a database in service has: `per_campaign` events per campaign spread over
+/// the twelve months before the current one (the 15th at 12:00 UTC: past periods, so today's
+/// totals start at zero; the same local date in every seeded timezone), in their monthly
+/// partitions (created first, as `maintain_spend_logs` would have), with their event ids, period
+/// and lifetime totals and buckets, then fresh planner statistics. Without it the load starts on
+/// empty tables whose plans (sequential scans, chosen before autovacuum's first ANALYZE) say
+/// nothing about a database in service. PostgreSQL only.
 /// Returns how many events it stored.
 fn seed_history(pool: &DbPool, per_campaign: u32) -> anyhow::Result<u64> {
     use diesel::connection::SimpleConnection;
     let mut conn = db::get(pool)?;
+    if per_campaign == 0 || !matches!(&*conn, db::DbConnection::Postgresql(_)) {
+        return Ok(0);
+    }
+    let started = Instant::now();
+    let now = adbudget_core::forms::now();
+    for back in 1..=12 {
+        if let Some(then) = now.checked_sub_months(chrono::Months::new(back)) {
+            adbudget_db::repo::spend::maintenance::maintain(&mut conn, then, None)?;
+        }
+    }
     let db::DbConnection::Postgresql(pg) = &mut *conn else {
         return Ok(0);
     };
-    let started = Instant::now();
     pg.batch_execute(&format!(
         "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, event_id, brand_id)
-           SELECT c.id, 10000, TIMESTAMP '2026-01-15 12:00:00', TIMESTAMP '2026-01-15 12:00:00',
-                  'history-' || c.id || '-' || g, c.brand_id
-           FROM campaigns c CROSS JOIN generate_series(1, {per_campaign}) g;
+           SELECT c.id, 10000, m.at, m.at, 'history-' || c.id || '-' || g, c.brand_id
+           FROM campaigns c CROSS JOIN generate_series(1, {per_campaign}) g
+           CROSS JOIN LATERAL (SELECT date_trunc('month', now() AT TIME ZONE 'UTC')
+                                      - (1 + g % 12) * interval '1 month'
+                                      + interval '14 days 12 hours' AS at) m;
+         INSERT INTO spend_event_ids (brand_id, event_id, spend_log_id, occurred_at)
+           SELECT brand_id, event_id, id, occurred_at FROM spend_logs
+           WHERE event_id LIKE 'history-%';
          INSERT INTO campaign_spend (campaign_id, period, amount)
            SELECT campaign_id, p.period, SUM(amount) FROM spend_logs
-           CROSS JOIN (VALUES ('2026-01-15'), ('2026-01'), ('lifetime')) AS p(period)
+           CROSS JOIN LATERAL (VALUES (to_char(occurred_at, 'YYYY-MM-DD')),
+                                      (to_char(occurred_at, 'YYYY-MM')), ('lifetime')) AS p(period)
            WHERE event_id LIKE 'history-%' GROUP BY campaign_id, p.period;
          INSERT INTO brand_spend (brand_id, period, amount)
-           SELECT c.brand_id, p.period, SUM(s.amount) FROM spend_logs s
-           JOIN campaigns c ON c.id = s.campaign_id
-           CROSS JOIN (VALUES ('2026-01-15'), ('2026-01')) AS p(period)
-           WHERE s.event_id LIKE 'history-%' GROUP BY c.brand_id, p.period;
+           SELECT brand_id, p.period, SUM(amount) FROM spend_logs
+           CROSS JOIN LATERAL (VALUES (to_char(occurred_at, 'YYYY-MM-DD')),
+                                      (to_char(occurred_at, 'YYYY-MM'))) AS p(period)
+           WHERE event_id LIKE 'history-%' GROUP BY brand_id, p.period;
          INSERT INTO campaign_spend_buckets (campaign_id, bucket, amount)
-           SELECT campaign_id, TIMESTAMP '2026-01-15 12:00:00', SUM(amount) FROM spend_logs
-           WHERE event_id LIKE 'history-%' GROUP BY campaign_id;
+           SELECT campaign_id, occurred_at, SUM(amount) FROM spend_logs
+           WHERE event_id LIKE 'history-%' GROUP BY campaign_id, occurred_at;
          INSERT INTO brand_spend_buckets (brand_id, bucket, amount)
-           SELECT brand_id, TIMESTAMP '2026-01-15 12:00:00', SUM(amount) FROM spend_logs
-           WHERE event_id LIKE 'history-%' GROUP BY brand_id;
-         ANALYZE;"
+           SELECT brand_id, occurred_at, SUM(amount) FROM spend_logs
+           WHERE event_id LIKE 'history-%' GROUP BY brand_id, occurred_at;"
     ))?;
+    // One statement per call: a multi-statement string runs as one transaction block.
+    pg.batch_execute("VACUUM ANALYZE")?;
+    pg.batch_execute("CHECKPOINT")?;
     eprintln!(
         "spend history ({per_campaign} events a campaign) in {:?}",
         started.elapsed()
@@ -272,6 +291,10 @@ struct IngestArgs {
     /// Campaigns spend is spread over (created when the tool starts the API).
     #[arg(long, default_value_t = 1000)]
     campaigns: usize,
+    /// Spend history per campaign before the load (PostgreSQL), over the twelve months before
+    /// the current one: `--campaigns 1000 --history-per-campaign 20000` is 20 million spend logs.
+    #[arg(long, default_value_t = 100)]
+    history_per_campaign: u32,
     /// Skip the `limit` run after the load (it runs on the same database, with the same
     /// connections, for as long, in transactions of the group sizes the API formed).
     #[arg(long)]
@@ -347,7 +370,7 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
             _guard = guard;
             let p = db::connect(&url, 4)?;
             let ids = seed(&p, args.campaigns)?;
-            history = seed_history(&p, 100)?;
+            history = seed_history(&p, args.history_per_campaign)?;
             let (_, token) = tokens::create(
                 &mut *db::get(&p)?,
                 &tokens::NewToken::new(

@@ -251,6 +251,12 @@ fn run(command: Command, conn: &mut db::DbConnection) -> anyhow::Result<()> {
         Command::SeedDemo => seed_demo(conn)?,
         Command::Verify => {
             let report = adbudget_db::repo::verify::check(conn, now())?;
+            if let Some(kept_from) = report.kept_from {
+                println!(
+                    "spend logs before {} were dropped by the retention: checked only the periods that start after it (lifetime totals not checked)",
+                    kept_from.format("%Y-%m-%d %H:%M UTC")
+                );
+            }
             for finding in &report.findings {
                 println!("{finding}");
             }

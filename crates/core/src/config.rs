@@ -46,6 +46,9 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// How long events stay in the change feed (`ADBUDGET_EVENT_RETENTION_DAYS`, 1–3650).
     pub event_retention: chrono::TimeDelta,
+    /// How many whole months of spend logs before the current one `maintain_spend_logs` keeps
+    /// (`ADBUDGET_SPEND_LOG_RETENTION_MONTHS`, 1–1200; unset: all of them).
+    pub spend_log_retention_months: Option<u32>,
     /// Whether webhook URLs may reach loopback and private networks
     /// (`ADBUDGET_WEBHOOK_ALLOW_PRIVATE`; development and tests).
     pub webhook_allow_private: bool,
@@ -70,6 +73,7 @@ pub const VARIABLES: &[&str] = &[
     "ADBUDGET_SCHEDULE_RESET_MONTHLY",
     "ADBUDGET_SCHEDULE_PRUNE_EVENTS",
     "ADBUDGET_SCHEDULE_DISPATCH_EVENTS",
+    "ADBUDGET_SCHEDULE_MAINTAIN_SPEND_LOGS",
     "ADBUDGET_HEALTH_BIND",
     "ADBUDGET_SHUTDOWN_TIMEOUT_SECS",
     "ADBUDGET_JOB_TIMEOUT_SECS",
@@ -78,6 +82,7 @@ pub const VARIABLES: &[&str] = &[
     "ADBUDGET_TRUSTED_PROXIES",
     "ADBUDGET_WEBHOOK_ALLOW_PRIVATE",
     "ADBUDGET_EVENT_RETENTION_DAYS",
+    "ADBUDGET_SPEND_LOG_RETENTION_MONTHS",
 ];
 
 impl Settings {
@@ -215,6 +220,14 @@ impl Settings {
             .ok_or_else(|| {
                 anyhow!("ADBUDGET_EVENT_RETENTION_DAYS must be a whole number of days from 1 to 3650 (got {retention:?})")
             })?;
+        let spend_log_retention_months = match get("ADBUDGET_SPEND_LOG_RETENTION_MONTHS")
+            .filter(|v| !v.trim().is_empty())
+        {
+            None => None,
+            Some(v) => Some(v.trim().parse::<u32>().ok().filter(|m| (1..=1200).contains(m)).ok_or_else(
+                || anyhow!("ADBUDGET_SPEND_LOG_RETENTION_MONTHS must be a whole number of months from 1 to 1200, or unset to keep every spend log (got {v:?})"),
+            )?),
+        };
         let webhook_allow_private = match var("ADBUDGET_WEBHOOK_ALLOW_PRIVATE", "false").as_str() {
             "true" | "1" => true,
             "false" | "0" => false,
@@ -240,6 +253,7 @@ impl Settings {
             public_url,
             trusted_proxies,
             event_retention,
+            spend_log_retention_months,
             webhook_allow_private,
         })
     }
@@ -360,6 +374,9 @@ mod tests {
         assert_eq!(s.bind.to_string(), "127.0.0.1:8000");
         assert!(s.worker_concurrency >= 1);
         assert_eq!(s.log_format, LogFormat::Pretty);
+        assert_eq!(s.spend_log_retention_months, None, "every spend log kept");
+        let kept = settings(&[("ADBUDGET_SPEND_LOG_RETENTION_MONTHS", "24")]).unwrap();
+        assert_eq!(kept.spend_log_retention_months, Some(24));
     }
 
     #[test]
@@ -377,6 +394,8 @@ mod tests {
             ("ADBUDGET_HEALTH_BIND", "8001"),
             ("ADBUDGET_SHUTDOWN_TIMEOUT_SECS", "soon"),
             ("ADBUDGET_JOB_TIMEOUT_SECS", "0"),
+            ("ADBUDGET_SPEND_LOG_RETENTION_MONTHS", "0"),
+            ("ADBUDGET_SPEND_LOG_RETENTION_MONTHS", "two years"),
         ] {
             let err = settings(&[(key, value)]).unwrap_err().to_string();
             assert!(err.contains(key), "{key}={value}: {err}");

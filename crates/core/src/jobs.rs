@@ -23,16 +23,18 @@ pub enum JobKind {
     ResetMonthly,
     PruneEvents,
     DispatchEvents,
+    MaintainSpendLogs,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 6] = [
+    pub const ALL: [JobKind; 7] = [
         JobKind::EnforceBudgets,
         JobKind::ApplyDayparting,
         JobKind::ResetDaily,
         JobKind::ResetMonthly,
         JobKind::PruneEvents,
         JobKind::DispatchEvents,
+        JobKind::MaintainSpendLogs,
     ];
 
     /// The stable name: the queue's name in Redis and the job's name in the monitor. Never derive
@@ -45,6 +47,7 @@ impl JobKind {
             JobKind::ResetMonthly => "reset_monthly",
             JobKind::PruneEvents => "prune_events",
             JobKind::DispatchEvents => "dispatch_events",
+            JobKind::MaintainSpendLogs => "maintain_spend_logs",
         }
     }
 
@@ -63,6 +66,9 @@ impl JobKind {
             // The sweep behind the nudges: a nudge lost with a process delays a delivery by
             // these 5 seconds at most, and retries come due on it.
             JobKind::DispatchEvents => "*/5 * * * * *",
+            // Daily: the months ahead exist two months early, and a retention drops a month
+            // within a day of its passing.
+            JobKind::MaintainSpendLogs => "0 41 2 * * *",
         }
     }
 
@@ -75,6 +81,7 @@ impl JobKind {
             JobKind::ResetMonthly => "ADBUDGET_SCHEDULE_RESET_MONTHLY",
             JobKind::PruneEvents => "ADBUDGET_SCHEDULE_PRUNE_EVENTS",
             JobKind::DispatchEvents => "ADBUDGET_SCHEDULE_DISPATCH_EVENTS",
+            JobKind::MaintainSpendLogs => "ADBUDGET_SCHEDULE_MAINTAIN_SPEND_LOGS",
         }
     }
 
@@ -148,6 +155,9 @@ job_types! {
     /// Committed events become webhook deliveries; due attempts are handed to the workers
     /// (every 5 seconds, and nudged after every commit that wrote events).
     DispatchEvents => DispatchEvents,
+    /// Spend logs over the years: PostgreSQL's monthly partitions are created ahead, and the
+    /// months past `ADBUDGET_SPEND_LOG_RETENTION_MONTHS` are dropped (deleted on SQLite) (daily).
+    MaintainSpendLogs => MaintainSpendLogs,
 }
 
 /// Why a job runs: a tick of its schedule, or an operator's "Run now".
@@ -197,12 +207,16 @@ pub struct ScheduleView {
 pub struct JobSettings {
     /// `prune_events` removes events older than this.
     pub event_retention: chrono::TimeDelta,
+    /// `maintain_spend_logs` keeps this many whole months of spend logs before the current one
+    /// (`None`: every spend log).
+    pub spend_log_retention_months: Option<u32>,
 }
 
 impl Default for JobSettings {
     fn default() -> Self {
         JobSettings {
             event_retention: chrono::TimeDelta::days(30),
+            spend_log_retention_months: None,
         }
     }
 }
@@ -383,7 +397,8 @@ mod tests {
                 "reset_daily",
                 "reset_monthly",
                 "prune_events",
-                "dispatch_events"
+                "dispatch_events",
+                "maintain_spend_logs"
             ]
         );
         for k in JobKind::ALL {

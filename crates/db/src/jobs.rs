@@ -31,7 +31,7 @@ const fn rule_job(kind: JobKind) -> Option<(Cause, Selection)> {
                 PauseReason::CampaignMonthlyCap,
             ]),
         ),
-        JobKind::PruneEvents | JobKind::DispatchEvents => return None,
+        JobKind::PruneEvents | JobKind::DispatchEvents | JobKind::MaintainSpendLogs => return None,
     })
 }
 
@@ -39,7 +39,10 @@ const fn rule_job(kind: JobKind) -> Option<(Cause, Selection)> {
 /// reconcile the selected campaigns: a constant number of statements whatever the number of
 /// campaigns (plus one per 5,000 changed campaigns). `prune_events` removes the events older than
 /// the retention (their deliveries with them, and the "Run now" requests as old); `dispatch_events` turns committed events into
-/// webhook deliveries and returns the attempts that are due (`JobReport::deliveries`).
+/// webhook deliveries and returns the attempts that are due (`JobReport::deliveries`);
+/// `maintain_spend_logs` creates the monthly partitions ahead and applies the spend-log retention
+/// (`repo::spend::maintenance`; `JobReport::changed`: partitions created and dropped plus logs
+/// deleted).
 #[tracing::instrument(skip_all, fields(job.name = kind.name(), job.changed = tracing::field::Empty))]
 pub fn run(
     conn: &mut DbConnection,
@@ -53,6 +56,20 @@ pub fn run(
         return Ok(JobReport {
             changed: done.created,
             deliveries: done.jobs,
+            ..JobReport::default()
+        });
+    }
+    if kind == JobKind::MaintainSpendLogs {
+        // Its own transactions (DDL, and deletions in chunks).
+        let done = crate::repo::spend::maintenance::maintain(
+            conn,
+            now,
+            settings.spend_log_retention_months,
+        )?;
+        let changed = done.created.len() + done.dropped.len() + done.deleted as usize;
+        tracing::Span::current().record("job.changed", changed);
+        return Ok(JobReport {
+            changed,
             ..JobReport::default()
         });
     }

@@ -169,7 +169,24 @@ diesel::table! {
 }
 
 diesel::table! {
-    spend_logs (id) {
+    spend_event_ids (brand_id, event_id) {
+        brand_id -> Int8,
+        event_id -> Text,
+        spend_log_id -> Int8,
+        occurred_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    spend_log_horizon (id) {
+        id -> Bool,
+        kept_from -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    spend_logs (id, occurred_at) {
         id -> Int8,
         campaign_id -> Int8,
         amount -> Int8,
@@ -280,6 +297,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     job_runs,
     job_schedules,
     login_failures,
+    spend_event_ids,
+    spend_log_horizon,
     spend_logs,
     user_brands,
     users,

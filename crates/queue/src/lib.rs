@@ -13,8 +13,8 @@ pub mod stats;
 use std::time::Duration;
 
 use adbudget_core::jobs::{
-    ApplyDayparting, DispatchEvents, EnforceBudgets, Job, JobKind, PruneEvents, ResetDaily,
-    ResetMonthly, Trigger,
+    ApplyDayparting, DispatchEvents, EnforceBudgets, Job, JobKind, MaintainSpendLogs, PruneEvents,
+    ResetDaily, ResetMonthly, Trigger,
 };
 use anyhow::Context;
 use apalis::prelude::{TaskBuilder, TaskSink};
@@ -164,6 +164,7 @@ pub async fn push(
         JobKind::ResetMonthly => typed::<ResetMonthly>(conn, prefix, trigger, key).await,
         JobKind::PruneEvents => typed::<PruneEvents>(conn, prefix, trigger, key).await,
         JobKind::DispatchEvents => typed::<DispatchEvents>(conn, prefix, trigger, key).await,
+        JobKind::MaintainSpendLogs => typed::<MaintainSpendLogs>(conn, prefix, trigger, key).await,
     }
 }
 

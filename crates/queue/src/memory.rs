@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use adbudget_core::jobs::{
-    ApplyDayparting, DispatchEvents, EnforceBudgets, JobKind, PruneEvents, ResetDaily,
-    ResetMonthly, Trigger,
+    ApplyDayparting, DispatchEvents, EnforceBudgets, JobKind, MaintainSpendLogs, PruneEvents,
+    ResetDaily, ResetMonthly, Trigger,
 };
 use apalis::prelude::{
     MemorySink, MemoryStorage, MemoryStorageError, RandomId, Task, TaskBuilder, TaskId,
@@ -80,6 +80,7 @@ pub struct MemoryQueues {
     pub reset_monthly: MemoryQueue<ResetMonthly>,
     pub prune_events: MemoryQueue<PruneEvents>,
     pub dispatch_events: MemoryQueue<DispatchEvents>,
+    pub maintain_spend_logs: MemoryQueue<MaintainSpendLogs>,
     /// The webhook attempts' jobs.
     pub deliveries: MemoryQueue<adbudget_core::webhooks::AttemptJob>,
 }
@@ -94,6 +95,7 @@ impl MemoryQueues {
             JobKind::ResetMonthly => self.reset_monthly.push(trigger.payload()),
             JobKind::PruneEvents => self.prune_events.push(trigger.payload()),
             JobKind::DispatchEvents => self.dispatch_events.push(trigger.payload()),
+            JobKind::MaintainSpendLogs => self.maintain_spend_logs.push(trigger.payload()),
         }
     }
 }

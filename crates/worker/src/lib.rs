@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use adbudget_core::config::Settings;
 use adbudget_core::jobs::{
     ApplyDayparting, DispatchEvents, EnforceBudgets, Job, JobKind, JobReport, JobSettings,
-    PruneEvents, ResetDaily, ResetMonthly,
+    MaintainSpendLogs, PruneEvents, ResetDaily, ResetMonthly,
 };
 use adbudget_core::webhooks::AttemptJob;
 use adbudget_db::error::DomainError;
@@ -159,6 +159,7 @@ pub async fn handle<J: Job>(
         && report.changed > 0
         && kind != JobKind::DispatchEvents
         && kind != JobKind::PruneEvents
+        && kind != JobKind::MaintainSpendLogs
     {
         let pool = ctx.pool.clone();
         let dispatched = tokio::task::spawn_blocking(move || {
@@ -198,6 +199,7 @@ pub async fn handle<J: Job>(
 fn job_settings(settings: &Settings) -> JobSettings {
     JobSettings {
         event_retention: settings.event_retention,
+        spend_log_retention_months: settings.spend_log_retention_months,
     }
 }
 
@@ -334,6 +336,7 @@ pub fn register_in_memory(
     let monitor = add_in_memory(monitor, &queues.reset_daily, settings, &ctx);
     let monitor = add_in_memory(monitor, &queues.reset_monthly, settings, &ctx);
     let monitor = add_in_memory(monitor, &queues.prune_events, settings, &ctx);
+    let monitor = add_in_memory(monitor, &queues.maintain_spend_logs, settings, &ctx);
     add_in_memory(monitor, &queues.dispatch_events, settings, &ctx)
 }
 
@@ -386,6 +389,7 @@ impl WorkerProcess {
         monitor = add::<ResetMonthly>(monitor, &conn, settings, &ctx);
         monitor = add::<PruneEvents>(monitor, &conn, settings, &ctx);
         monitor = add::<DispatchEvents>(monitor, &conn, settings, &ctx);
+        monitor = add::<MaintainSpendLogs>(monitor, &conn, settings, &ctx);
         let (storage, concurrency, timeout, dctx) = (
             adbudget_queue::delivery_storage(conn.clone(), &settings.queue_prefix),
             settings.worker_concurrency,

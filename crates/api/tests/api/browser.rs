@@ -809,7 +809,8 @@ async fn the_job_monitor_lists_the_schedules(backend: Backend) {
             "reset_daily",
             "reset_monthly",
             "prune_events",
-            "dispatch_events"
+            "dispatch_events",
+            "maintain_spend_logs"
         ]
     );
     assert_eq!(

@@ -48,6 +48,7 @@ async fn job_queues_show_what_redis_holds(backend: Backend) {
             "reset_monthly",
             "prune_events",
             "dispatch_events",
+            "maintain_spend_logs",
             "deliver_webhook"
         ]
     );
@@ -158,7 +159,10 @@ async fn schedules_are_data_edited_through_the_api(backend: Backend) {
         )
         .await
         .expect(200);
-    assert_eq!(list.as_array().unwrap().len(), 6);
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        adbudget_core::jobs::JobKind::ALL.len()
+    );
     let enforce = schedule(&list, "enforce_budgets");
     assert_eq!(enforce["cron"], "0 */5 * * * *");
     assert_eq!(enforce["description"], "Every 5 minutes");

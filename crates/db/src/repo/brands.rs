@@ -214,6 +214,7 @@ pub fn delete(
 ) -> DomainResult<()> {
     write_transaction(conn, |conn| {
         let before = get(conn, id, now)?;
+        super::spend::forget_event_ids(conn, super::spend::EventIdsOf::Brand(id))?;
         diesel::delete(brands::table.find(id)).execute(conn)?;
         audit(conn, author, "delete", Some(&before), None, now)
     })

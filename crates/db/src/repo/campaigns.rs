@@ -394,6 +394,7 @@ pub fn delete(
         let brand = ensure_exists(conn, id)?;
         super::enforce::lock_brands(conn, &[brand])?;
         let before = get(conn, id, now)?;
+        super::spend::forget_event_ids(conn, super::spend::EventIdsOf::Campaign(id))?;
         diesel::delete(campaigns::table.find(id)).execute(conn)?;
         audit(conn, author, "delete", Some(&before), None, now)
     })

@@ -2,10 +2,15 @@
 //! period total equals the sum of its spend logs read in the brand's timezone, every 5-minute
 //! bucket the sum of the spend logs in it, every campaign's lifetime total the sum of all of its, and every campaign's pause reasons equal the rule's
 //! verdict at `now`.
+//!
+//! Once the retention has dropped spend logs (`spend_log_horizon`, [`Report::kept_from`]), only
+//! the periods that start at or after the first kept instant (in the owner's timezone) and their
+//! buckets can be checked; lifetime totals cannot, and are not.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono_tz::Tz;
 use diesel::prelude::*;
 
 use super::enforce::{self, ReconcileScope};
@@ -16,7 +21,8 @@ use crate::schema::{
     brand_spend, brand_spend_buckets, brands, campaign_spend, campaign_spend_buckets, campaigns,
     spend_logs,
 };
-use adbudget_core::period::{LIFETIME, PeriodKeys, bucket_start};
+use adbudget_core::pacing::start_of_day;
+use adbudget_core::period::{LIFETIME, PeriodKeys, PeriodKind, bucket_start};
 use adbudget_core::rule::parse_tz;
 
 /// One disagreement, in words an operator can act on.
@@ -83,6 +89,9 @@ impl std::fmt::Display for Finding {
 
 #[derive(Debug, Clone, Default)]
 pub struct Report {
+    /// With spend logs dropped by the retention: the first instant whose logs are all kept, the
+    /// start of what was checked.
+    pub kept_from: Option<NaiveDateTime>,
     pub spend_logs: usize,
     pub campaigns: usize,
     pub findings: Vec<Finding>,
@@ -97,6 +106,10 @@ impl Report {
 /// Runs every check. Reads in one transaction so the numbers belong together.
 pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report> {
     conn.transaction(|conn| {
+        let kept_from = super::spend::maintenance::horizon(conn)?;
+        // Without a horizon, from the first instant both backends store (year 1).
+        let since =
+            kept_from.unwrap_or(NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or_default().into());
         let logs: Vec<(i64, i64, i64, NaiveDateTime, String)> = spend_logs::table
             .inner_join(campaigns::table.inner_join(brands::table))
             .select((
@@ -106,6 +119,7 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
                 spend_logs::occurred_at,
                 brands::timezone,
             ))
+            .filter(spend_logs::occurred_at.ge(since))
             .load(conn)?;
         let mut brand_expected: BTreeMap<(i64, String), i64> = BTreeMap::new();
         let mut campaign_expected: BTreeMap<(i64, String), i64> = BTreeMap::new();
@@ -149,6 +163,7 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
                     brand_spend_buckets::bucket,
                     brand_spend_buckets::amount,
                 ))
+                .filter(brand_spend_buckets::bucket.ge(since))
                 .load(conn)?,
         ));
         let mut campaign_stored: BTreeMap<(i64, String), i64> = as_keys(
@@ -168,8 +183,33 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
                     campaign_spend_buckets::bucket,
                     campaign_spend_buckets::amount,
                 ))
+                .filter(campaign_spend_buckets::bucket.ge(since))
                 .load(conn)?,
         ));
+        if let Some(kept_from) = kept_from {
+            // The periods whose logs are all kept, in their owner's timezone.
+            let tz_of_brand: BTreeMap<i64, Tz> = brands::table
+                .select((brands::id, brands::timezone))
+                .load::<(i64, String)>(conn)?
+                .into_iter()
+                .map(|(id, tz)| (id, parse_tz(&tz)))
+                .collect();
+            let tz_of_campaign: BTreeMap<i64, Tz> = campaigns::table
+                .select((campaigns::id, campaigns::brand_id))
+                .load::<(i64, i64)>(conn)?
+                .into_iter()
+                .filter_map(|(id, brand)| Some((id, *tz_of_brand.get(&brand)?)))
+                .collect();
+            let kept = |tz: Option<&Tz>, period: &str| {
+                tz.is_some_and(|tz| starts_after(kept_from, *tz, period))
+            };
+            for map in [&mut brand_stored, &mut brand_expected] {
+                map.retain(|(id, period), _| kept(tz_of_brand.get(id), period));
+            }
+            for map in [&mut campaign_stored, &mut campaign_expected] {
+                map.retain(|(id, period), _| kept(tz_of_campaign.get(id), period));
+            }
+        }
         let mut findings = Vec::new();
         for (key, stored, from_logs) in disagreements(&brand_stored, &brand_expected) {
             findings.push(Finding::BrandTotal {
@@ -196,11 +236,27 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
         }
         let campaigns: i64 = campaigns::table.count().get_result(conn)?;
         Ok(Report {
+            kept_from,
             spend_logs: logs.len(),
             campaigns: campaigns as usize,
             findings,
         })
     })
+}
+
+/// Whether the period `key` (of an owner in `tz`) starts at or after `kept_from`: a day or a
+/// month whose local start is not earlier; never the lifetime. Buckets (read from `kept_from` on)
+/// always.
+fn starts_after(kept_from: NaiveDateTime, tz: Tz, key: &str) -> bool {
+    let day = match PeriodKind::of(key) {
+        PeriodKind::Lifetime => return false,
+        PeriodKind::Month => NaiveDate::parse_from_str(&format!("{key}-01"), "%Y-%m-%d"),
+        PeriodKind::Day => NaiveDate::parse_from_str(key, "%Y-%m-%d"),
+    };
+    match day {
+        Ok(day) => start_of_day(day, tz).naive_utc() >= kept_from,
+        Err(_) => true,
+    }
 }
 
 /// How a 5-minute bucket is named in a finding (beside the period keys `YYYY-MM-DD`, `YYYY-MM`).

@@ -21,6 +21,7 @@ mod pacing;
 mod race;
 mod rollover;
 mod schedules;
+mod spend_logs;
 
 pub(crate) use adbudget_testing::on_both_databases;
 

@@ -11,6 +11,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use crate::{on_both_databases, utc};
 
 on_both_databases!(
+    spend_logs_before_the_partitions_keep_their_event_ids,
     spend_before_the_buckets_is_bucketed,
     spend_logs_get_their_brand_and_event_ids_become_per_brand,
     users_become_admins_and_tokens_stay_unbound
@@ -212,4 +213,95 @@ fn spend_logs_get_their_brand_and_event_ids_become_per_brand(backend: Backend) {
     assert!(globex.outcomes[0].is_new(), "{globex:?}");
     let acme = spend::record(&mut conn, &[event(10, "5")], now, spend::Mode::Single).unwrap();
     assert!(!acme.outcomes[0].is_new(), "{acme:?}");
+}
+
+/// Migration 000012: spend logs recorded before it stay (on PostgreSQL the old table becomes one
+/// partition, `spend_logs_before`, without copying), their event ids stay taken (their own table
+/// on PostgreSQL), a log is still reversed at most once, and a retention drops that partition as
+/// a whole once all of it is past.
+fn spend_logs_before_the_partitions_keep_their_event_ids(backend: Backend) {
+    use adbudget_core::access::{Author, Brands};
+    use adbudget_core::jobs::{JobKind, JobSettings};
+    let database = TestDatabase::create_empty(backend).unwrap();
+    let mut conn = adbudget_db::connect_one(&database.url).unwrap();
+    adbudget_db::migrate_through(&mut conn, "2026-12-01-000011").unwrap();
+    for sql in [
+        "INSERT INTO brands (id, name, daily_budget, monthly_budget, timezone, created_at, updated_at) \
+         VALUES (1, 'Acme', 100000000, 1000000000, 'UTC', '2026-11-30 00:00:00', '2026-11-30 00:00:00')",
+        "INSERT INTO campaigns (id, brand_id, name, manually_paused, pause_reasons, created_at, updated_at) \
+         VALUES (10, 1, 'a', FALSE, 0, '2026-11-30 00:00:00', '2026-11-30 00:00:00')",
+        "INSERT INTO spend_logs (id, campaign_id, amount, occurred_at, received_at, event_id, brand_id) \
+         VALUES (1, 10, 5000000, '2026-11-30 10:00:00', '2026-11-30 10:00:00', 'e1', 1), \
+                (2, 10, 7000000, '2026-11-30 10:00:00', '2026-11-30 10:00:00', 'e2', 1)",
+        "INSERT INTO brand_spend (brand_id, period, amount) VALUES (1, '2026-11-30', 12000000), (1, '2026-11', 12000000)",
+        "INSERT INTO campaign_spend (campaign_id, period, amount) \
+         VALUES (10, '2026-11-30', 12000000), (10, '2026-11', 12000000), (10, 'lifetime', 12000000)",
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+    adbudget_db::migrate(&mut conn).unwrap();
+    let partitions = |conn: &mut adbudget_db::DbConnection| -> Vec<String> {
+        #[derive(QueryableByName)]
+        struct Name {
+            #[diesel(sql_type = Text)]
+            name: String,
+        }
+        match conn {
+            adbudget_db::DbConnection::Postgresql(c) => diesel::sql_query(
+                "SELECT c.relname AS name FROM pg_inherits AS i \
+                 JOIN pg_class AS c ON c.oid = i.inhrelid \
+                 WHERE i.inhparent = 'spend_logs'::regclass ORDER BY 1",
+            )
+            .load::<Name>(c)
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect(),
+            adbudget_db::DbConnection::Sqlite(_) => Vec::new(),
+        }
+    };
+    if backend == Backend::Postgres {
+        assert!(partitions(&mut conn).contains(&"spend_logs_before".to_owned()));
+    }
+    let now = utc("2026-12-01T12:00:00Z");
+    let send = |conn: &mut adbudget_db::DbConnection, amount: &str| {
+        let event = SpendEvent {
+            campaign_id: 10,
+            amount: PositiveMoney(Money::parse_positive(amount).unwrap()),
+            occurred_at: Some(utc("2026-11-30T10:00:00Z")),
+            event_id: Some("e1".to_owned()),
+        }
+        .validate(now)
+        .unwrap();
+        spend::record(conn, &[event], now, spend::Mode::Single)
+    };
+    let replay = send(&mut conn, "5").unwrap();
+    assert!(matches!(replay.outcomes[0], spend::Outcome::Replayed(_)));
+    assert_eq!(replay.outcomes[0].log().id, 1);
+    assert!(
+        send(&mut conn, "6").is_err(),
+        "another payload under a taken id"
+    );
+    let reverse = |conn: &mut adbudget_db::DbConnection| {
+        spend::reverse(conn, 2, "duplicate", &Brands::All, now, &Author::cli())
+    };
+    assert!(reverse(&mut conn).is_ok());
+    assert!(reverse(&mut conn).is_err(), "reversed once");
+
+    // Three months on, keeping one: everything before the partitioned months is past.
+    let later = chrono::Utc::now()
+        .checked_add_months(chrono::Months::new(3))
+        .unwrap();
+    let settings = JobSettings {
+        spend_log_retention_months: Some(1),
+        ..JobSettings::default()
+    };
+    adbudget_db::jobs::run(&mut conn, JobKind::MaintainSpendLogs, later, &settings).unwrap();
+    if backend == Backend::Postgres {
+        assert!(!partitions(&mut conn).contains(&"spend_logs_before".to_owned()));
+    }
+    let logs = spend::list(&mut conn, 10, None, None, Default::default()).unwrap();
+    assert!(logs.items.is_empty(), "{:?}", logs.items);
+    let again = send(&mut conn, "6").unwrap();
+    assert!(matches!(again.outcomes[0], spend::Outcome::Recorded(_)));
 }

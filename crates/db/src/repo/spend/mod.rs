@@ -6,6 +6,7 @@
 //! on both databases check.
 
 pub mod export;
+pub mod maintenance;
 mod postgres;
 
 pub use postgres::Lookups;
@@ -140,7 +141,7 @@ pub fn reverse(
     write_transaction(conn, |conn| {
         let original: ListedRow = spend_logs::table
             .select(ListedRow::as_select())
-            .find(id)
+            .filter(spend_logs::id.eq(id))
             .first(conn)
             .optional()?
             .filter(|r| visible.allows(r.row.brand_id))
@@ -177,7 +178,7 @@ pub fn reverse(
         })?;
         let reversal: ListedRow = spend_logs::table
             .select(ListedRow::as_select())
-            .find(reversal_id)
+            .filter(spend_logs::id.eq(reversal_id))
             .first(conn)?;
         // The totals it counted toward (in the brand's timezone, as `rebuild_brand_totals` keeps
         // them; the campaign's lifetime) and its 5-minute buckets go down. Plain updates: an upsert's row would be checked against `amount >= 0`
@@ -339,7 +340,8 @@ pub fn record(
 }
 
 /// How a spend transaction failed: it lost a race to a concurrent transaction (for an event id:
-/// the unique index on `(brand_id, event_id)` made it wait for that one's commit, then refused
+/// the unique index on `(brand_id, event_id)` — `spend_event_ids`' on PostgreSQL, `spend_logs`' on
+/// SQLite — made it wait for that one's commit, then refused
 /// the insert; a deadlock between the two; or the campaign deleted meanwhile), which running it
 /// again resolves; it was computed
 /// from a writer's cache that turned out stale (a brand's timezone changed), refreshed since; or
@@ -1012,9 +1014,12 @@ fn logs_by_event_id(conn: &mut DbConnection, pairs: &[(i64, &str)]) -> QueryResu
                            s.occurred_at AS occurred_at, s.received_at AS received_at, \
                            s.event_id AS event_id, s.brand_id AS brand_id, s.token_id AS token_id";
     match conn {
+        // The event ids' own table (unique across the monthly partitions, migration 000012)
+        // names each log by id and month.
         DbConnection::Postgresql(c) => diesel::sql_query(format!(
             "SELECT {COLUMNS} FROM unnest($1, $2) AS k (brand_id, event_id) \
-             JOIN spend_logs AS s ON s.brand_id = k.brand_id AND s.event_id = k.event_id"
+             JOIN spend_event_ids AS i ON i.brand_id = k.brand_id AND i.event_id = k.event_id \
+             JOIN spend_logs AS s ON s.id = i.spend_log_id AND s.occurred_at = i.occurred_at"
         ))
         .bind::<Array<BigInt>, _>(pairs.iter().map(|(b, _)| *b).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(pairs.iter().map(|(_, id)| *id).collect::<Vec<_>>())
@@ -1037,9 +1042,41 @@ fn logs_by_event_id(conn: &mut DbConnection, pairs: &[(i64, &str)]) -> QueryResu
     }
 }
 
+/// Whose event ids [`forget_event_ids`] removes.
+pub(crate) enum EventIdsOf {
+    Brand(i64),
+    Campaign(i64),
+}
+
+/// Removes the event ids of a brand's or a campaign's spend logs from `spend_event_ids`
+/// (PostgreSQL), before the delete whose cascade removes the logs: an id is taken exactly as long
+/// as its log exists, as SQLite's unique index on the logs keeps it. No trigger does this because
+/// moving rows between partitions deletes and inserts them (`maintenance`).
+pub(crate) fn forget_event_ids(conn: &mut DbConnection, of: EventIdsOf) -> QueryResult<()> {
+    use diesel::sql_types::BigInt;
+    let DbConnection::Postgresql(c) = conn else {
+        return Ok(());
+    };
+    let q = match of {
+        EventIdsOf::Brand(id) => {
+            diesel::sql_query("DELETE FROM spend_event_ids WHERE brand_id = $1")
+                .bind::<BigInt, _>(id)
+        }
+        EventIdsOf::Campaign(id) => diesel::sql_query(
+            "DELETE FROM spend_event_ids AS i USING spend_logs AS s \
+             WHERE s.campaign_id = $1 AND s.event_id IS NOT NULL \
+               AND i.brand_id = s.brand_id AND i.event_id = s.event_id",
+        )
+        .bind::<BigInt, _>(id),
+    };
+    q.execute(c).map(drop)
+}
+
 /// Inserts spend logs, returning their rows in the order of `events`. PostgreSQL gets the
 /// columns as six arrays (`unnest`): one short statement to parse and plan however many events,
-/// where a multi-row VALUES list is a new statement of seven parameters an event each time.
+/// where a multi-row VALUES list is a new statement of seven parameters an event each time; the
+/// same statement claims the event ids in `spend_event_ids` (a taken one is a unique violation,
+/// as SQLite's index on the logs gives).
 fn insert_logs(
     conn: &mut DbConnection,
     events: &[(&ValidSpend, i64)],
@@ -1048,12 +1085,19 @@ fn insert_logs(
     use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
     match conn {
         DbConnection::Postgresql(c) => diesel::sql_query(
-            "INSERT INTO spend_logs \
-                 (campaign_id, amount, occurred_at, received_at, event_id, brand_id, token_id) \
-             SELECT e.campaign_id, e.amount, e.occurred_at, $4, e.event_id, e.brand_id, e.token_id \
-             FROM unnest($1, $2, $3, $5, $6, $7) WITH ORDINALITY \
-                  AS e (campaign_id, amount, occurred_at, event_id, brand_id, token_id, n) \
-             ORDER BY e.n \
+            "WITH e AS MATERIALIZED ( \
+                 SELECT nextval('spend_logs_id_seq') AS id, u.* \
+                 FROM unnest($1, $2, $3, $5, $6, $7) WITH ORDINALITY \
+                      AS u (campaign_id, amount, occurred_at, event_id, brand_id, token_id, n)), \
+             claimed AS ( \
+                 INSERT INTO spend_event_ids (brand_id, event_id, spend_log_id, occurred_at) \
+                 SELECT brand_id, event_id, id, occurred_at FROM e WHERE event_id IS NOT NULL \
+                 ORDER BY n) \
+             INSERT INTO spend_logs \
+                 (id, campaign_id, amount, occurred_at, received_at, event_id, brand_id, token_id) \
+             SELECT e.id, e.campaign_id, e.amount, e.occurred_at, $4, e.event_id, e.brand_id, \
+                    e.token_id \
+             FROM e ORDER BY e.n \
              RETURNING id, campaign_id, amount, occurred_at, received_at, event_id, brand_id, token_id",
         )
         .bind::<Array<BigInt>, _>(events.iter().map(|(e, _)| e.campaign_id).collect::<Vec<_>>())

@@ -23,8 +23,10 @@
 //! cache and runs the transaction again, so no spend is ever keyed by a stale timezone.
 //!
 //! Order inside the statement (the same in every transaction, so concurrent ones cannot deadlock):
-//! the spend logs are inserted first (`ON CONFLICT DO NOTHING`: a replayed id is skipped, and a
-//! concurrent insert of the same id is waited for), then the brands are locked in id order, and
+//! the event ids are claimed first in `spend_event_ids` (`ON CONFLICT DO NOTHING`: a replayed id is
+//! skipped, and a concurrent claim of the same id is waited for; the table keeps the ids unique
+//! across the monthly partitions of `spend_logs`, migration 000012) and the logs of the events
+//! that have no id or a new one inserted, then the brands are locked in id order, and
 //! only then (`gate`, an init plan every later part waits for) the totals and buckets are upserted,
 //! summed from the logs the statement inserted (skipped replays add nothing), and the campaigns
 //! read. They are read `FOR SHARE`: a statement's snapshot is taken when it starts, so a plain
@@ -144,15 +146,24 @@ static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
          known AS ( \
              SELECT s.id, s.campaign_id, s.amount, s.occurred_at, s.received_at, s.event_id, \
                     s.brand_id, s.token_id \
-             FROM e JOIN spend_logs AS s ON s.brand_id = e.brand_id AND s.event_id = e.event_id), \
+             FROM e JOIN spend_event_ids AS k ON k.brand_id = e.brand_id AND k.event_id = e.event_id \
+             JOIN spend_logs AS s ON s.id = k.spend_log_id AND s.occurred_at = k.occurred_at), \
+         valid AS MATERIALIZED ( \
+             SELECT e.* FROM e JOIN campaigns AS c ON c.id = e.campaign_id AND c.brand_id = e.brand_id), \
+         claimed AS ( \
+             INSERT INTO spend_event_ids (brand_id, event_id, spend_log_id, occurred_at) \
+             SELECT brand_id, event_id, id, occurred_at FROM valid WHERE event_id IS NOT NULL \
+             ORDER BY n \
+             ON CONFLICT (brand_id, event_id) DO NOTHING \
+             RETURNING spend_log_id), \
          ins AS ( \
              INSERT INTO spend_logs \
                  (id, campaign_id, amount, occurred_at, received_at, event_id, brand_id, token_id) \
-             SELECT e.id, e.campaign_id, e.amount, e.occurred_at, (SELECT received FROM args), \
-                    e.event_id, e.brand_id, e.token_id \
-             FROM e JOIN campaigns AS c ON c.id = e.campaign_id AND c.brand_id = e.brand_id \
-             ORDER BY e.n \
-             ON CONFLICT (brand_id, event_id) DO NOTHING \
+             SELECT id, campaign_id, amount, occurred_at, (SELECT received FROM args), \
+                    event_id, brand_id, token_id \
+             FROM valid \
+             WHERE event_id IS NULL OR id IN (SELECT spend_log_id FROM claimed) \
+             ORDER BY n \
              RETURNING id), \
          locked AS MATERIALIZED ( \
              SELECT id, daily_budget, monthly_budget, timezone, alert_thresholds FROM brands \
