@@ -131,6 +131,14 @@ fn the_retention_drops_old_months_and_keeps_the_totals(backend: Backend) {
     let lifetime = w.get(c, now).lifetime_spend;
     assert_eq!(lifetime.to_string(), "40.00");
 
+    // A table an operator keeps beside the partitions (say, a month detached to archive it) is
+    // not the job's to drop.
+    if let DbConnection::Postgresql(c) = &mut *w.conn() {
+        use diesel::prelude::*;
+        diesel::sql_query("CREATE TABLE spend_log_partitions.archived_2025_12 (LIKE spend_logs)")
+            .execute(c)
+            .unwrap();
+    }
     // Keep one whole month before the current one: January and February go.
     let changed = maintain(&w, now, Some(1));
     assert!(changed >= 2, "{changed}");
@@ -148,12 +156,37 @@ fn the_retention_drops_old_months_and_keeps_the_totals(backend: Backend) {
             );
         }
     }
+    if let DbConnection::Postgresql(c) = &mut *w.conn() {
+        use diesel::prelude::*;
+        diesel::sql_query("SELECT count(*) FROM spend_log_partitions.archived_2025_12")
+            .execute(c)
+            .expect("the operator's table is still there");
+    }
     assert_eq!((exported(&w, "2026-01"), exported(&w, "2026-02")), (0, 0));
     assert_eq!((exported(&w, "2026-03"), exported(&w, "2026-04")), (1, 1));
     let listed = spend::list(&mut w.conn(), c, None, None, Default::default()).unwrap();
     let ids: Vec<_> = listed.items.iter().map(|l| l.event_id.clone()).collect();
     assert_eq!(ids, [Some("apr".to_owned()), Some("mar".to_owned())]);
     // The totals are running sums, not sums of logs: nothing changes for the campaign.
+    assert_eq!(w.get(c, now).lifetime_spend, lifetime);
+    // A timezone change would re-read past spend from the logs, which are gone in part: refused
+    // (it would have cut the lifetime total to the kept months'), and nothing changes.
+    let changes = adbudget_core::forms::BrandChanges {
+        timezone: Some(chrono_tz::Asia::Tokyo),
+        ..Default::default()
+    };
+    let refused = adbudget_db::repo::brands::update(
+        &mut w.conn(),
+        brand,
+        &changes,
+        now,
+        &adbudget_core::access::Author::cli(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&refused, adbudget_db::error::DomainError::Validation(v) if v.field == "timezone"),
+        "{refused:?}"
+    );
     assert_eq!(w.get(c, now).lifetime_spend, lifetime);
     // verify checks what it can, and says from when.
     let report = verify::check(&mut w.conn(), now).unwrap();

@@ -12,6 +12,15 @@
 //! it goes as a whole once all of it is past the retention, so until then more is kept than
 //! asked, never less.
 //!
+//! Locks: ATTACH and DETACH take strong locks (the default partition's, the parent's, and through
+//! the foreign key a lock on `campaigns` that holds back writes to it), so every DDL transaction
+//! runs with `lock_timeout` [`DDL_LOCK_TIMEOUT`] and is tried [`DDL_TRIES`] times: a long
+//! transaction in the way delays the run (or fails it, and the next run finishes the work) rather
+//! than queueing every spend request behind the DDL. Runs exclude each other with an advisory
+//! lock. A dropped partition is renamed `…_dropping` in its DETACH's transaction; only such tables
+//! are emptied of their event ids and dropped (also by a later run, if one stopped half way), and
+//! before the drop its foreign key is removed so that DROP needs no lock on `campaigns`.
+//!
 //! SQLite keeps one table and deletes the logs before that day, 10,000 at a time, each chunk its
 //! own transaction (the writer is not held for the whole deletion).
 //!
@@ -31,6 +40,14 @@ use crate::{DbConnection, write_transaction};
 pub const MONTHS_AHEAD: u32 = 2;
 /// Rows per deleting transaction on SQLite.
 const DELETE_CHUNK: i64 = 10_000;
+/// How long a DDL statement of the job waits for a lock before giving up (PostgreSQL).
+pub const DDL_LOCK_TIMEOUT: &str = "2s";
+/// Attempts of a DDL transaction that gave up on a lock.
+const DDL_TRIES: u32 = 3;
+/// The advisory lock that keeps two runs apart ("adbudget" in ASCII).
+const RUN_LOCK: i64 = 0x6164_6275_6467_6574;
+/// The suffix of a detached partition on its way out.
+const DROPPING: &str = "_dropping";
 
 /// What a run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -71,30 +88,95 @@ pub fn maintain(
         ..Maintained::default()
     };
     if matches!(conn, DbConnection::Postgresql(_)) {
-        create_ahead(conn, month_start(naive(now)), &mut done)?;
-    }
-    if let Some(cutoff) = done.kept_from {
-        match conn {
-            DbConnection::Postgresql(_) => drop_before(conn, cutoff, &mut done)?,
-            DbConnection::Sqlite(_) => loop {
-                let deleted = write_transaction(conn, |conn| {
-                    diesel::sql_query(
-                        "DELETE FROM spend_logs WHERE id IN \
-                         (SELECT id FROM spend_logs WHERE occurred_at < ? LIMIT ?)",
-                    )
-                    .bind::<Timestamp, _>(cutoff)
-                    .bind::<BigInt, _>(DELETE_CHUNK)
-                    .execute(conn)
-                })?;
-                done.deleted += deleted as u64;
-                if (deleted as i64) < DELETE_CHUNK {
-                    break;
-                }
-            },
+        // One run at a time (every worker runs jobs): a second one finds the lock taken and
+        // leaves the work to the first.
+        if !advisory(conn, "pg_try_advisory_lock")? {
+            tracing::info!("another maintain_spend_logs run is in progress");
+            return Ok(done);
         }
+        let result = maintain_pg(conn, now, &mut done);
+        advisory(conn, "pg_advisory_unlock")?;
+        result?;
+        return Ok(done);
+    }
+    // SQLite: one table, deleted from in chunks.
+    if let Some(cutoff) = done.kept_from {
         write_transaction(conn, |conn| record_horizon(conn, cutoff, naive(now)))?;
+        loop {
+            let deleted = write_transaction(conn, |conn| {
+                diesel::sql_query(
+                    "DELETE FROM spend_logs WHERE id IN \
+                         (SELECT id FROM spend_logs WHERE occurred_at < ? LIMIT ?)",
+                )
+                .bind::<Timestamp, _>(cutoff)
+                .bind::<BigInt, _>(DELETE_CHUNK)
+                .execute(conn)
+            })?;
+            done.deleted += deleted as u64;
+            if (deleted as i64) < DELETE_CHUNK {
+                break;
+            }
+        }
     }
     Ok(done)
+}
+
+fn maintain_pg(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    done: &mut Maintained,
+) -> DomainResult<()> {
+    create_ahead(conn, month_start(naive(now)), done)?;
+    if let Some(cutoff) = done.kept_from {
+        // First: from now on `verify` does not expect what is about to go (a run that fails
+        // half way leaves no false findings behind).
+        write_transaction(conn, |conn| record_horizon(conn, cutoff, naive(now)))?;
+        drop_before(conn, cutoff, done)?;
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Taken {
+    #[diesel(sql_type = Bool)]
+    taken: bool,
+}
+
+/// `pg_try_advisory_lock` or `pg_advisory_unlock` of [`RUN_LOCK`] (session-level).
+fn advisory(conn: &mut DbConnection, function: &str) -> QueryResult<bool> {
+    diesel::sql_query(format!("SELECT {function}($1) AS taken"))
+        .bind::<BigInt, _>(RUN_LOCK)
+        .get_result::<Taken>(conn)
+        .map(|t| t.taken)
+}
+
+/// Runs DDL in a transaction with a short `lock_timeout`, again after a pause when a lock was not
+/// granted in time.
+fn ddl(
+    conn: &mut DbConnection,
+    mut f: impl FnMut(&mut DbConnection) -> QueryResult<()>,
+) -> QueryResult<()> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let result = write_transaction(conn, |conn| {
+            diesel::sql_query(format!("SET LOCAL lock_timeout = '{DDL_LOCK_TIMEOUT}'"))
+                .execute(conn)?;
+            f(conn)
+        });
+        match result {
+            Err(diesel::result::Error::DatabaseError(_, info))
+                if tries < DDL_TRIES && info.message().contains("lock timeout") =>
+            {
+                tracing::info!(
+                    tries,
+                    "a spend log partition change waited too long for a lock; trying again"
+                );
+                std::thread::sleep(std::time::Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// What `verify` needs: the first instant whose spend logs are all kept (`None`: nothing was
@@ -179,15 +261,20 @@ fn parse_bound(text: &str) -> Option<Bound> {
 }
 
 fn partitions(conn: &mut DbConnection) -> QueryResult<Vec<(PartitionRow, Option<Bound>)>> {
-    let rows: Vec<PartitionRow> = diesel::sql_query(
-        "SELECT c.oid::regclass::text AS name, \
-                CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END AS bound, \
-                c.relispartition AS attached \
-         FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace \
-         WHERE n.nspname = 'spend_log_partitions' AND c.relkind = 'r' \
-         ORDER BY c.relname",
-    )
-    .load(conn)?;
+    let rows: Vec<PartitionRow> = write_transaction(conn, |conn| {
+        // The bounds print as the session's DateStyle would: ISO is what `parse_bound` reads.
+        diesel::sql_query("SET LOCAL DateStyle = 'ISO, MDY'").execute(conn)?;
+        diesel::sql_query(
+            "SELECT c.oid::regclass::text AS name, \
+                    CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END \
+                        AS bound, \
+                    c.relispartition AS attached \
+             FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'spend_log_partitions' AND c.relkind = 'r' \
+             ORDER BY c.relname",
+        )
+        .load(conn)
+    })?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -227,14 +314,17 @@ fn create_ahead(
             from.month()
         );
         let (lower, upper) = (from.format("%Y-%m-%d"), to.format("%Y-%m-%d"));
-        write_transaction(conn, |conn| -> QueryResult<()> {
+        ddl(conn, |conn| {
             // A month's rows that arrived before its partition (the default partition took them)
             // move into it; ATTACH then checks the default partition holds none of the range.
+            // The default partition is locked against new rows first (SHARE waits for the
+            // transactions writing to it), so none arrives between the move and the check.
             diesel::sql_query(format!(
                 "CREATE TABLE {name} (LIKE spend_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
             ))
             .execute(conn)?;
             if let Some(default) = &default {
+                diesel::sql_query(format!("LOCK TABLE {default} IN SHARE MODE")).execute(conn)?;
                 diesel::sql_query(format!(
                     "WITH moved AS (DELETE FROM {default} \
                                     WHERE occurred_at >= $1 AND occurred_at < $2 RETURNING *) \
@@ -267,22 +357,25 @@ fn drop_before(
     for (row, bound) in partitions(conn)? {
         match bound {
             Some(Bound::Range { to, .. }) if to <= cutoff => {
-                // Detached first, in a transaction of its own: DETACH holds the parent's
-                // strongest lock until commit (a default partition rules out CONCURRENTLY), so
-                // it must not wait behind the event ids' deletion. A lock not granted within
-                // seconds (a long transaction on spend_logs) fails the run; the next one retries.
+                // Detached (and renamed, marking it for the drop) in a transaction of its own:
+                // DETACH holds the parent's strongest lock until commit (a default partition rules
+                // out CONCURRENTLY), so it must not wait behind the event ids' deletion.
                 let name = &row.name;
-                write_transaction(conn, |conn| -> QueryResult<()> {
-                    diesel::sql_query("SET LOCAL lock_timeout = '5s'").execute(conn)?;
+                let bare = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+                let dropping = format!("{bare}{DROPPING}");
+                ddl(conn, |conn| {
                     diesel::sql_query(format!("ALTER TABLE spend_logs DETACH PARTITION {name}"))
+                        .execute(conn)?;
+                    diesel::sql_query(format!("ALTER TABLE {name} RENAME TO {dropping}"))
                         .execute(conn)
                         .map(drop)
                 })?;
-                drop_detached(conn, name)?;
+                drop_detached(conn, &format!("spend_log_partitions.{dropping}"))?;
                 done.dropped.push(row.name);
             }
-            // Left detached by a run that stopped between the two steps.
-            None if !row.attached => {
+            // Marked by a run that stopped between the two steps. (Any other detached table,
+            // say one an operator detached to archive, is left alone.)
+            None if !row.attached && row.name.ends_with(DROPPING) => {
                 drop_detached(conn, &row.name)?;
                 done.dropped.push(row.name);
             }
@@ -317,7 +410,14 @@ struct Count {
     n: i64,
 }
 
-/// A detached partition's event ids leave `spend_event_ids`, then the table goes.
+#[derive(QueryableByName)]
+struct Constraint {
+    #[diesel(sql_type = Text)]
+    name: String,
+}
+
+/// A detached partition's event ids leave `spend_event_ids`, then its foreign key (whose
+/// removal takes a lock on `campaigns`, with the short timeout), then the table.
 fn drop_detached(conn: &mut DbConnection, name: &str) -> QueryResult<()> {
     write_transaction(conn, |conn| {
         diesel::sql_query(format!(
@@ -325,7 +425,19 @@ fn drop_detached(conn: &mut DbConnection, name: &str) -> QueryResult<()> {
              WHERE p.event_id IS NOT NULL AND i.brand_id = p.brand_id \
                AND i.event_id = p.event_id"
         ))
-        .execute(conn)?;
+        .execute(conn)
+        .map(drop)
+    })?;
+    ddl(conn, |conn| {
+        let keys: Vec<Constraint> = diesel::sql_query(format!(
+            "SELECT quote_ident(conname) AS name FROM pg_constraint \
+             WHERE conrelid = '{name}'::regclass AND contype = 'f'"
+        ))
+        .load(conn)?;
+        for key in keys {
+            diesel::sql_query(format!("ALTER TABLE {name} DROP CONSTRAINT {}", key.name))
+                .execute(conn)?;
+        }
         diesel::sql_query(format!("DROP TABLE {name}"))
             .execute(conn)
             .map(drop)

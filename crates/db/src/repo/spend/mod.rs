@@ -1491,6 +1491,19 @@ pub fn rebuild_brand_totals(
     brand_id: i64,
     tz: chrono_tz::Tz,
 ) -> DomainResult<()> {
+    // Past periods are re-read from the logs, which the retention may have dropped in part: the
+    // rebuilt totals (lifetime ones included) would lose that spend and could lift caps.
+    if let Some(kept_from) = maintenance::horizon(conn)? {
+        return Err(DomainError::invalid(
+            "timezone",
+            format!(
+                "cannot be changed any more: spend logs before {} were dropped by the retention \
+                 (ADBUDGET_SPEND_LOG_RETENTION_MONTHS), so past spend cannot be re-read in \
+                 another timezone",
+                kept_from.format("%Y-%m-%d")
+            ),
+        ));
+    }
     let logs: Vec<(i64, i64, chrono::NaiveDateTime)> = spend_logs::table
         .inner_join(campaigns::table)
         .filter(campaigns::brand_id.eq(brand_id))
