@@ -461,12 +461,13 @@ fn record_either(
     now: DateTime<Utc>,
     mode: Mode,
 ) -> Result<(EventResults, Vec<Campaign>), Attempt> {
+    let horizon = lookups.horizon(conn)?;
     if events.len() > postgres::SMALL_CALL {
-        return record_in_tx(conn, events, now, mode);
+        return record_in_tx(conn, events, now, mode, horizon);
     }
-    match postgres::record_in_tx(conn, lookups, events, now, mode)? {
+    match postgres::record_in_tx(conn, lookups, events, now, mode, horizon)? {
         Some(recorded) => Ok(recorded),
-        None => record_in_tx(conn, events, now, mode),
+        None => record_in_tx(conn, events, now, mode, horizon),
     }
 }
 
@@ -492,8 +493,10 @@ fn record_in_tx(
     events: &[ValidSpend],
     now: DateTime<Utc>,
     mode: Mode,
+    horizon: Option<chrono::NaiveDateTime>,
 ) -> Result<(EventResults, Vec<Campaign>), Attempt> {
     let mut call = Call::new(events, mode);
+    call.refuse_before(horizon)?;
     let owners = call.brands_of_campaigns(conn)?;
     let Sorted { fresh, repeats } = call.sort_out_replays(conn, &owners)?;
     call.insert_logs(conn, &fresh, &owners, now)?;
@@ -663,6 +666,31 @@ impl<'a> Call<'a> {
 
     fn field(&self, i: usize, field: &str) -> String {
         field_of(self.mode, i, field)
+    }
+
+    /// Step 0: events that occurred before the kept history (`maintenance::horizon`) are
+    /// refused. Their months' logs, event ids with them, were dropped by the retention: a replay
+    /// could no longer be recognised and would count the spend twice.
+    pub(super) fn refuse_before(
+        &mut self,
+        horizon: Option<chrono::NaiveDateTime>,
+    ) -> DomainResult<()> {
+        let Some(horizon) = horizon else {
+            return Ok(());
+        };
+        for (i, e) in self.events.iter().enumerate() {
+            if self.results[i].is_none() && naive(e.occurred_at) < horizon {
+                let field = self.field(i, "occurred_at");
+                let message = format!(
+                    "must not be before {}: spend logs before it were dropped by the retention \
+                     (ADBUDGET_SPEND_LOG_RETENTION_MONTHS), so such an event could not be told \
+                     from a replay",
+                    horizon.format("%Y-%m-%dT%H:%M:%SZ")
+                );
+                self.reject(i, DomainError::invalid(field, message))?;
+            }
+        }
+        Ok(())
     }
 
     /// Step 1: the campaigns' brands (a campaign never changes brand). Their timezones are read

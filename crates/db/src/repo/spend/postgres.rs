@@ -73,6 +73,8 @@ pub struct Lookups {
     brand_of: HashMap<i64, i64>,
     tz_of: HashMap<i64, Tz>,
     max: usize,
+    /// The kept history's start (`maintenance::horizon`) and when it was read.
+    horizon: Option<(Option<chrono::NaiveDateTime>, std::time::Instant)>,
 }
 
 impl Default for Lookups {
@@ -91,6 +93,27 @@ impl Lookups {
             brand_of: HashMap::new(),
             tz_of: HashMap::new(),
             max,
+            horizon: None,
+        }
+    }
+
+    /// How long a writer trusts the horizon it read: the retention moves it once a day at most,
+    /// and an event of a month dropped less than this long ago is still deleted by the next run.
+    const HORIZON_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// The first instant whose spend logs are kept, when the retention dropped any: read once a
+    /// minute per writer (per call for `spend::record`).
+    pub(super) fn horizon(
+        &mut self,
+        conn: &mut DbConnection,
+    ) -> QueryResult<Option<chrono::NaiveDateTime>> {
+        match self.horizon {
+            Some((h, at)) if at.elapsed() < Self::HORIZON_TTL => Ok(h),
+            _ => {
+                let h = super::maintenance::horizon(conn)?;
+                self.horizon = Some((h, std::time::Instant::now()));
+                Ok(h)
+            }
         }
     }
 
@@ -377,11 +400,13 @@ pub(super) fn record_in_tx(
     events: &[ValidSpend],
     now: DateTime<Utc>,
     mode: super::Mode,
+    horizon: Option<chrono::NaiveDateTime>,
 ) -> Result<Option<(EventResults, Vec<Campaign>)>, Attempt> {
     let DbConnection::Postgresql(pg) = &mut *conn else {
         return Ok(None);
     };
     let mut call = Call::new(events, mode);
+    call.refuse_before(horizon)?;
     let mut campaign_ids: Vec<i64> = events.iter().map(|e| e.campaign_id).collect();
     campaign_ids.sort_unstable();
     campaign_ids.dedup();
