@@ -5,7 +5,8 @@
 //! their buckets) and the campaigns the rule judges — seven statements, each a round trip and a
 //! parse and plan. Here all of it is one prepared statement of data-modifying CTEs over `unnest`
 //! arrays, which returns what the rule needs: the locked brands' facts, the new totals (typed
-//! arrays), the ids of the logs inserted, the known logs of replayed ids and the campaigns' rows.
+//! arrays), the ids of the logs inserted, the ids of the logs of replayed event ids (read after it,
+//! only when there are any) and the campaigns' rows.
 //! What is left is the rule's own writes (pauses and resumes, alert events), which are rare, and
 //! `BEGIN`/`COMMIT`.
 //!
@@ -167,10 +168,8 @@ static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
                         month, bucket, n) \
              ORDER BY u.n), \
          known AS ( \
-             SELECT s.id, s.campaign_id, s.amount, s.occurred_at, s.received_at, s.event_id, \
-                    s.brand_id, s.token_id \
-             FROM e JOIN spend_event_ids AS k ON k.brand_id = e.brand_id AND k.event_id = e.event_id \
-             JOIN spend_logs AS s ON s.id = k.spend_log_id AND s.occurred_at = k.occurred_at), \
+             SELECT k.spend_log_id AS id, k.occurred_at \
+             FROM e JOIN spend_event_ids AS k ON k.brand_id = e.brand_id AND k.event_id = e.event_id), \
          valid AS MATERIALIZED ( \
              SELECT e.* FROM e JOIN campaigns AS c ON c.id = e.campaign_id AND c.brand_id = e.brand_id), \
          claimed AS ( \
@@ -364,6 +363,39 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, At
     })
 }
 
+/// A recorded log named by `spend_event_ids`: its id and its partition key.
+#[derive(serde::Deserialize)]
+struct LogReference {
+    id: i64,
+    occurred_at: chrono::NaiveDateTime,
+}
+
+/// The logs of replayed event ids, read only when there are any. Not a join inside the
+/// statement: a prepared statement's generic plan locks every partition it may read, which with
+/// a join on `spend_logs` would be every month of the table on every call; here the months are
+/// values the planner prunes by.
+fn logs_by_reference(
+    pg: &mut diesel::PgConnection,
+    refs: &[LogReference],
+) -> QueryResult<Vec<SpendRow>> {
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pairs: HashSet<(i64, chrono::NaiveDateTime)> =
+        refs.iter().map(|r| (r.id, r.occurred_at)).collect();
+    let rows: Vec<SpendRow> = diesel::sql_query(
+        "SELECT id, campaign_id, amount, occurred_at, received_at, event_id, brand_id, token_id \
+         FROM spend_logs WHERE occurred_at = ANY($1) AND id = ANY($2)",
+    )
+    .bind::<Array<Timestamp>, _>(refs.iter().map(|r| r.occurred_at).collect::<Vec<_>>())
+    .bind::<Array<BigInt>, _>(refs.iter().map(|r| r.id).collect::<Vec<_>>())
+    .load(pg)?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| pairs.contains(&(r.id, r.occurred_at)))
+        .collect())
+}
+
 /// Whether `e` replays the recorded `prev` (same campaign and amount, and time if `e` gives one);
 /// else the conflict's message.
 fn replay_of(prev: &SpendRow, e: &ValidSpend) -> Result<(), String> {
@@ -535,10 +567,11 @@ pub(super) fn record_in_tx(
     {
         return Err(DomainError::Unexpected(anyhow::anyhow!("a campaign changed brand")).into());
     }
-    let known: HashMap<(i64, String), SpendRow> = parse::<Vec<SpendRow>>("known", &out.known)?
-        .into_iter()
-        .filter_map(|r| Some(((r.brand_id, r.event_id.clone()?), r)))
-        .collect();
+    let known: HashMap<(i64, String), SpendRow> =
+        logs_by_reference(pg, &parse::<Vec<LogReference>>("known", &out.known)?)?
+            .into_iter()
+            .filter_map(|r| Some(((r.brand_id, r.event_id.clone()?), r)))
+            .collect();
 
     // Each fresh event: inserted, a replay or conflict of a recorded id, or its campaign gone.
     let inserted: HashSet<i64> = out.inserted.iter().copied().collect();
