@@ -1043,15 +1043,20 @@ fn logs_by_event_id(conn: &mut DbConnection, pairs: &[(i64, &str)]) -> QueryResu
                            s.event_id AS event_id, s.brand_id AS brand_id, s.token_id AS token_id";
     match conn {
         // The event ids' own table (unique across the monthly partitions, migration 000012)
-        // names each log by id and month.
-        DbConnection::Postgresql(c) => diesel::sql_query(format!(
-            "SELECT {COLUMNS} FROM unnest($1, $2) AS k (brand_id, event_id) \
-             JOIN spend_event_ids AS i ON i.brand_id = k.brand_id AND i.event_id = k.event_id \
-             JOIN spend_logs AS s ON s.id = i.spend_log_id AND s.occurred_at = i.occurred_at"
-        ))
-        .bind::<Array<BigInt>, _>(pairs.iter().map(|(b, _)| *b).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(pairs.iter().map(|(_, id)| *id).collect::<Vec<_>>())
-        .load(c),
+        // names each log by id and month; the logs are then read by both (only the months
+        // named are scanned).
+        DbConnection::Postgresql(c) => {
+            let refs: Vec<postgres::LogReference> = diesel::sql_query(
+                "SELECT i.spend_log_id AS id, i.occurred_at FROM unnest($1, $2) \
+                     AS k (brand_id, event_id) \
+                 JOIN spend_event_ids AS i \
+                     ON i.brand_id = k.brand_id AND i.event_id = k.event_id",
+            )
+            .bind::<Array<BigInt>, _>(pairs.iter().map(|(b, _)| *b).collect::<Vec<_>>())
+            .bind::<Array<Text>, _>(pairs.iter().map(|(_, id)| *id).collect::<Vec<_>>())
+            .load(c)?;
+            postgres::logs_by_reference(c, &refs)
+        }
         DbConnection::Sqlite(c) => {
             let values = vec!["(?, ?)"; pairs.len()].join(", ");
             // CROSS JOIN keeps the pairs as the outer loop (SQLite's planner takes the join

@@ -364,9 +364,11 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, At
 }
 
 /// A recorded log named by `spend_event_ids`: its id and its partition key.
-#[derive(serde::Deserialize)]
-struct LogReference {
+#[derive(serde::Deserialize, QueryableByName)]
+pub(super) struct LogReference {
+    #[diesel(sql_type = BigInt)]
     id: i64,
+    #[diesel(sql_type = Timestamp)]
     occurred_at: chrono::NaiveDateTime,
 }
 
@@ -374,7 +376,7 @@ struct LogReference {
 /// statement: a prepared statement's generic plan locks every partition it may read, which with
 /// a join on `spend_logs` would be every month of the table on every call; here the months are
 /// values the planner prunes by.
-fn logs_by_reference(
+pub(super) fn logs_by_reference(
     pg: &mut diesel::PgConnection,
     refs: &[LogReference],
 ) -> QueryResult<Vec<SpendRow>> {
