@@ -6,11 +6,11 @@
 //! default partition first, which otherwise refuses the new range), and with a retention of N
 //! months drops every partition that lies wholly before the first day of the month N months
 //! before the current one: detached (a catalog change, but under strong locks: see "Locks"
-//! below), then its event ids removed from `spend_event_ids` and the table dropped. The default partition's
-//! rows before that day (late events of dropped months) are deleted. The partition that the
-//! migration made of a table that already held logs covers everything before its first month;
-//! it goes as a whole once all of it is past the retention, so until then more is kept than
-//! asked, never less.
+//! below), then its event ids removed from `spend_event_ids` and the table dropped. The default
+//! partition's rows before that day (late events of dropped months) are deleted. The partition
+//! that the migration made of a table that already held logs covers everything before its first
+//! month; it goes as a whole once all of it is past the retention, so until then more is kept
+//! than asked, never less.
 //!
 //! Locks: ATTACH and DETACH take strong locks (the default partition's, the parent's, and through
 //! the foreign key a lock on `campaigns` that holds back writes to it), so every DDL transaction
