@@ -240,26 +240,7 @@ fn spend_logs_before_the_partitions_keep_their_event_ids(backend: Backend) {
         diesel::sql_query(sql).execute(&mut conn).unwrap();
     }
     adbudget_db::migrate(&mut conn).unwrap();
-    let partitions = |conn: &mut adbudget_db::DbConnection| -> Vec<String> {
-        #[derive(QueryableByName)]
-        struct Name {
-            #[diesel(sql_type = Text)]
-            name: String,
-        }
-        match conn {
-            adbudget_db::DbConnection::Postgresql(c) => diesel::sql_query(
-                "SELECT c.relname AS name FROM pg_inherits AS i \
-                 JOIN pg_class AS c ON c.oid = i.inhrelid \
-                 WHERE i.inhparent = 'spend_logs'::regclass ORDER BY 1",
-            )
-            .load::<Name>(c)
-            .unwrap()
-            .into_iter()
-            .map(|n| n.name)
-            .collect(),
-            adbudget_db::DbConnection::Sqlite(_) => Vec::new(),
-        }
-    };
+    let partitions = crate::spend_logs::partitions_of;
     if backend == Backend::Postgres {
         assert!(partitions(&mut conn).contains(&"spend_logs_before".to_owned()));
     }

@@ -71,15 +71,14 @@ fn exported(w: &World, month: &str) -> i64 {
 }
 
 /// PostgreSQL's partitions of `spend_logs`, by table name (SQLite: none).
-fn partitions(w: &World) -> Vec<String> {
+pub(crate) fn partitions_of(conn: &mut DbConnection) -> Vec<String> {
     use diesel::prelude::*;
     #[derive(QueryableByName)]
     struct Name {
         #[diesel(sql_type = diesel::sql_types::Text)]
         name: String,
     }
-    let mut conn = w.conn();
-    let DbConnection::Postgresql(c) = &mut *conn else {
+    let DbConnection::Postgresql(c) = conn else {
         return Vec::new();
     };
     diesel::sql_query(
@@ -91,6 +90,10 @@ fn partitions(w: &World) -> Vec<String> {
     .into_iter()
     .map(|n| n.name)
     .collect()
+}
+
+fn partitions(w: &World) -> Vec<String> {
+    partitions_of(&mut w.conn())
 }
 
 fn the_retention_drops_old_months_and_keeps_the_totals(backend: Backend) {
