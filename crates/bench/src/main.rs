@@ -67,6 +67,10 @@ enum Command {
         database_url: Option<String>,
         #[arg(long, default_value_t = 10_000)]
         campaigns: usize,
+        /// Time the jobs over the campaigns already in `--database-url` (seeded by an earlier
+        /// run) instead of creating `--campaigns` more: for comparing builds on one data set.
+        #[arg(long, requires = "database_url")]
+        no_seed: bool,
         /// Then run `adbudget-worker` (with `adbudget-beat` enqueueing enforce_budgets every 2 s)
         /// on the data set for this many seconds and report its peak resident set.
         #[arg(long)]
@@ -213,8 +217,9 @@ fn main() -> anyhow::Result<()> {
             db,
             database_url,
             campaigns,
+            no_seed,
             worker_seconds,
-        } => bench_jobs(db, database_url, campaigns, worker_seconds),
+        } => bench_jobs(db, database_url, campaigns, no_seed, worker_seconds),
         Command::Soak(args) => tokio::runtime::Runtime::new()?.block_on(soak::run(args)),
         Command::Ingest(args) => tokio::runtime::Runtime::new()?.block_on(bench_ingest(args)),
         Command::Pacing(args) => tokio::runtime::Runtime::new()?.block_on(pacing::run(args)),
@@ -226,11 +231,22 @@ fn bench_jobs(
     db: Db,
     database_url: Option<String>,
     n: usize,
+    no_seed: bool,
     worker_seconds: Option<u64>,
 ) -> anyhow::Result<()> {
+    use adbudget_db::schema::campaigns;
+    use diesel::prelude::*;
     let (url, _guard) = database(db, database_url)?;
     let pool = db::connect(&url, 4)?;
-    let ids = seed(&pool, n)?;
+    let ids = if no_seed {
+        let mut conn = db::get(&pool)?;
+        campaigns::table
+            .select(campaigns::id)
+            .order(campaigns::id)
+            .load::<i64>(&mut *conn)?
+    } else {
+        seed(&pool, n)?
+    };
     let mut conn = db::get(&pool)?;
     println!(
         "jobs over {} campaigns on {}",
@@ -252,9 +268,12 @@ fn bench_jobs(
     timed(&mut conn, JobKind::EnforceBudgets)?;
     timed(&mut conn, JobKind::ApplyDayparting)?;
     // The resets with work to do: a tenth of the campaigns held by a daily (monthly) budget.
+    let held: Vec<i64> = ids.iter().step_by(10).copied().collect();
     for (kind, bits) in [(JobKind::ResetDaily, 2), (JobKind::ResetMonthly, 4)] {
-        for id in ids.iter().step_by(10) {
-            testing::corrupt_state(&mut conn, *id, bits)?;
+        for chunk in held.chunks(5_000) {
+            diesel::update(campaigns::table.filter(campaigns::id.eq_any(chunk)))
+                .set(campaigns::pause_reasons.eq(bits))
+                .execute(&mut *conn)?;
         }
         timed(&mut conn, kind)?;
     }
