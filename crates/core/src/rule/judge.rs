@@ -42,32 +42,35 @@ pub fn parse_tz(name: &str) -> Tz {
     })
 }
 
-/// Spend totals of the current periods, keyed by owner id and period key.
+/// Spend totals of the current periods, by period key, then owner id. Keyed this way so that a
+/// lookup borrows the period key (a sweep looks up five totals for each of a million campaigns).
 #[derive(Debug, Default)]
-pub struct Totals(HashMap<(i64, String), i64>);
+pub struct Totals(HashMap<String, HashMap<i64, i64>>);
 
 impl Totals {
     pub fn insert(&mut self, owner: i64, period: String, amount: i64) {
-        self.0.insert((owner, period), amount);
+        self.0.entry(period).or_default().insert(owner, amount);
     }
     /// Whether the total of `owner` in `period` is known (a missing one may be zero or unread).
     pub fn has(&self, owner: i64, period: &str) -> bool {
-        self.0.contains_key(&(owner, period.to_owned()))
+        self.0.get(period).is_some_and(|m| m.contains_key(&owner))
     }
     pub fn extend(&mut self, other: Totals) {
-        self.0.extend(other.0);
+        for (period, owners) in other.0 {
+            self.0.entry(period).or_default().extend(owners);
+        }
     }
     /// Adds rows `(owner, period, amount)` as read from a totals table.
     pub fn extend_rows(&mut self, rows: impl IntoIterator<Item = (i64, String, i64)>) {
-        self.0.extend(
-            rows.into_iter()
-                .map(|(owner, period, amount)| ((owner, period), amount)),
-        );
+        for (owner, period, amount) in rows {
+            self.insert(owner, period, amount);
+        }
     }
     pub fn get(&self, owner: i64, period: &str) -> Money {
         Money::from_micros(
             self.0
-                .get(&(owner, period.to_owned()))
+                .get(period)
+                .and_then(|m| m.get(&owner))
                 .copied()
                 .unwrap_or(0),
         )
@@ -138,17 +141,23 @@ pub fn judge<'a>(
 ) -> Vec<Change> {
     let now = periods.now;
     let mut changes = Vec::new();
+    // Whether `now` is inside a stored schedule depends only on its text and the timezone: a
+    // sweep meets the same few schedules (an agency's templates) on many campaigns and parses
+    // each once.
+    let mut in_window_of: HashMap<(&'a str, Tz), bool> = HashMap::new();
     for r in subjects {
         let keys = periods.keys(r.brand.tz);
         let in_window = match r.dayparting {
             None => true,
-            Some(text) => match Schedule::from_stored(text) {
-                Ok(s) => s.contains(now, r.brand.tz),
-                Err(e) => {
-                    tracing::error!(campaign.id = r.id, error = %e, "stored schedule is invalid; treating the campaign as outside its window");
-                    false
-                }
-            },
+            Some(text) => *in_window_of
+                .entry((text, r.brand.tz))
+                .or_insert_with(|| match Schedule::from_stored(text) {
+                    Ok(s) => s.contains(now, r.brand.tz),
+                    Err(e) => {
+                        tracing::error!(campaign.id = r.id, error = %e, "stored schedule is invalid; treating the campaign as outside its window");
+                        false
+                    }
+                }),
         };
         let facts = CampaignFacts {
             manually_paused: r.manually_paused,
@@ -163,9 +172,9 @@ pub fn judge<'a>(
             in_window,
             campaign_lifetime_spend: campaign_spend.get(r.id, crate::period::LIFETIME),
             lifetime_cap: r.lifetime_cap.map(Money::from_micros),
-            in_flight: r
-                .flight
-                .contains(now.with_timezone(&r.brand.tz).date_naive()),
+            in_flight: (r.flight.start.is_none() && r.flight.end.is_none())
+                || r.flight
+                    .contains(now.with_timezone(&r.brand.tz).date_naive()),
         };
         let to = pause_reasons(&facts);
         let from = PauseReasons::from_bits(r.pause_reasons);
@@ -179,4 +188,133 @@ pub fn judge<'a>(
         }
     }
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::forms::Flight;
+    use crate::rule::PauseReason;
+
+    fn brand(tz: Tz) -> BrandFacts {
+        BrandFacts {
+            daily_budget: Money::from_micros(100_000_000),
+            monthly_budget: Money::from_micros(1_000_000_000),
+            tz,
+        }
+    }
+
+    fn subject(id: i64, brand: BrandFacts, dayparting: Option<&str>) -> Subject<'_> {
+        Subject {
+            id,
+            brand_id: id,
+            manually_paused: false,
+            daily_cap: None,
+            monthly_cap: None,
+            dayparting,
+            pause_reasons: 0,
+            lifetime_cap: None,
+            flight: Flight::default(),
+            brand,
+        }
+    }
+
+    fn paused(changes: &[Change]) -> Vec<(i64, Vec<&'static str>)> {
+        changes
+            .iter()
+            .map(|c| (c.campaign_id, c.to.names()))
+            .collect()
+    }
+
+    /// One schedule text on campaigns of brands in different timezones: whether the instant is
+    /// inside it is decided per timezone, not once per text.
+    #[test]
+    fn a_shared_schedule_is_judged_in_each_brands_timezone() {
+        let office = r#"[{"start":"09:00","end":"17:00"}]"#;
+        // 10:00 in UTC is 19:00 in Tokyo and 05:00 in New York.
+        let now = Utc.with_ymd_and_hms(2026, 3, 10, 10, 0, 0).unwrap();
+        let (utc, tokyo, ny) = (
+            brand(Tz::UTC),
+            brand(chrono_tz::Asia::Tokyo),
+            brand(chrono_tz::America::New_York),
+        );
+        let subjects = [
+            subject(1, utc, Some(office)),
+            subject(2, tokyo, Some(office)),
+            subject(3, utc, Some(office)),
+            subject(4, ny, Some(office)),
+            subject(5, tokyo, None),
+        ];
+        let changes = judge(
+            subjects.into_iter(),
+            &Totals::default(),
+            &Totals::default(),
+            &mut PeriodsAt::new(now),
+        );
+        assert_eq!(
+            paused(&changes),
+            vec![(2, vec!["dayparting"]), (4, vec!["dayparting"])]
+        );
+    }
+
+    #[test]
+    fn an_invalid_stored_schedule_keeps_each_of_its_campaigns_out_of_its_window() {
+        let now = Utc.with_ymd_and_hms(2026, 3, 10, 10, 0, 0).unwrap();
+        let subjects = [
+            subject(1, brand(Tz::UTC), Some("not json")),
+            subject(2, brand(Tz::UTC), Some("not json")),
+        ];
+        let changes = judge(
+            subjects.into_iter(),
+            &Totals::default(),
+            &Totals::default(),
+            &mut PeriodsAt::new(now),
+        );
+        assert_eq!(
+            paused(&changes),
+            vec![(1, vec!["dayparting"]), (2, vec!["dayparting"])]
+        );
+    }
+
+    #[test]
+    fn totals_are_kept_per_owner_and_period() {
+        let mut totals: Totals = [
+            (1, "2026-03-10".to_owned(), 5),
+            (2, "2026-03".to_owned(), 7),
+        ]
+        .into_iter()
+        .collect();
+        totals.extend([(1, "2026-03".to_owned(), 9)].into_iter().collect());
+        totals.insert(2, "2026-03".to_owned(), 8);
+        assert_eq!(totals.get(1, "2026-03-10").micros(), 5);
+        assert_eq!(totals.get(1, "2026-03").micros(), 9);
+        assert_eq!(totals.get(2, "2026-03").micros(), 8);
+        assert_eq!(totals.get(2, "2026-03-10").micros(), 0);
+        assert!(totals.has(2, "2026-03") && !totals.has(2, "2026-03-10"));
+        assert!(!totals.has(3, "2026-03"));
+    }
+
+    /// A brand's daily budget reached pauses each of its campaigns, with the right reason,
+    /// read from the brand's totals of its own local day.
+    #[test]
+    fn a_brand_total_of_its_local_day_pauses_its_campaigns() {
+        // 23:30 UTC on the 10th is the 11th in Tokyo.
+        let now = Utc.with_ymd_and_hms(2026, 3, 10, 23, 30, 0).unwrap();
+        let mut brand_spend = Totals::default();
+        brand_spend.insert(1, "2026-03-11".to_owned(), 100_000_000);
+        brand_spend.insert(2, "2026-03-11".to_owned(), 100_000_000);
+        let tokyo = brand(chrono_tz::Asia::Tokyo);
+        let mut in_utc = subject(2, brand(Tz::UTC), None);
+        in_utc.brand_id = 2;
+        let changes = judge(
+            [subject(1, tokyo, None), in_utc].into_iter(),
+            &brand_spend,
+            &Totals::default(),
+            &mut PeriodsAt::new(now),
+        );
+        assert_eq!(paused(&changes), vec![(1, vec!["brand_daily_budget"])]);
+        assert!(changes[0].to.contains(PauseReason::BrandDailyBudget));
+    }
 }

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 
 use adbudget_core::rule::parse_tz;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::Bool;
@@ -185,12 +184,7 @@ pub(crate) fn lock_brand_facts(conn: &mut DbConnection, ids: &[i64]) -> QueryRes
             DbConnection::Sqlite(c) => q.load(c)?,
         };
         for (id, daily, monthly, tz, thresholds) in rows {
-            let facts = BrandFacts {
-                daily_budget: Money::from_micros(daily),
-                monthly_budget: Money::from_micros(monthly),
-                tz: parse_tz(&tz),
-            };
-            out.facts.insert(id, facts);
+            out.facts.insert(id, facts_of(daily, monthly, &tz));
             out.thresholds
                 .insert(id, AlertThresholds::from_stored(&thresholds));
         }
@@ -259,18 +253,35 @@ impl RuleColumns {
     }
 }
 
-/// A campaign and its brand's facts, as a reconcile loads them.
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = campaigns)]
-struct Row {
-    #[diesel(embed)]
-    campaign: RuleColumns,
-    #[diesel(select_expression = brands::daily_budget)]
-    daily_budget: i64,
-    #[diesel(select_expression = brands::monthly_budget)]
-    monthly_budget: i64,
-    #[diesel(select_expression = brands::timezone)]
-    timezone: String,
+/// A brand's stored budgets and timezone as the rule reads them.
+fn facts_of(daily_budget: i64, monthly_budget: i64, timezone: &str) -> BrandFacts {
+    BrandFacts {
+        daily_budget: Money::from_micros(daily_budget),
+        monthly_budget: Money::from_micros(monthly_budget),
+        tz: parse_tz(timezone),
+    }
+}
+
+/// The budgets and timezones of `ids` (unlocked; a reconcile's caller holds the locks), read
+/// once per chunk of campaigns rather than joined to each of its rows.
+fn brand_facts(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<HashMap<i64, BrandFacts>> {
+    let mut facts = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<(i64, i64, i64, String)> = brands::table
+            .select((
+                brands::id,
+                brands::daily_budget,
+                brands::monthly_budget,
+                brands::timezone,
+            ))
+            .filter(brands::id.eq_any(chunk))
+            .load(conn)?;
+        facts.extend(
+            rows.into_iter()
+                .map(|(id, daily, monthly, tz)| (id, facts_of(daily, monthly, &tz))),
+        );
+    }
+    Ok(facts)
 }
 
 /// Spend of `brand_ids` (or all brands when `None`) in the given periods.
@@ -390,7 +401,7 @@ pub fn evaluate(
 fn for_each_chunk(
     conn: &mut DbConnection,
     scope: &ReconcileScope,
-    mut f: impl FnMut(&mut DbConnection, Vec<Row>) -> QueryResult<()>,
+    mut f: impl FnMut(&mut DbConnection, Vec<RuleColumns>) -> QueryResult<()>,
 ) -> QueryResult<()> {
     let Some(selection) = scope.select else {
         let rows = load_rows(conn, scope)?;
@@ -406,7 +417,7 @@ fn for_each_chunk(
         let Some(last) = rows.last() else {
             return Ok(());
         };
-        after = last.campaign.id;
+        after = last.id;
         let full = rows.len() as i64 == SELECTION_CHUNK;
         f(conn, rows)?;
         if !full {
@@ -418,22 +429,19 @@ fn for_each_chunk(
 /// Evaluates `rows` (picked by `selection`, or listed when `None`).
 fn evaluate_rows(
     conn: &mut DbConnection,
-    rows: Vec<Row>,
+    rows: Vec<RuleColumns>,
     selection: Option<Selection>,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Change>> {
-    let mut periods = PeriodsAt::new(now);
-    let mut tzs: HashMap<&str, Tz> = HashMap::new();
-    for r in &rows {
-        let tz = *tzs
-            .entry(r.timezone.as_str())
-            .or_insert_with(|| parse_tz(&r.timezone));
-        periods.keys(tz);
-    }
-    let period_list = periods.all();
-    let mut brand_ids: Vec<i64> = rows.iter().map(|r| r.campaign.brand_id).collect();
+    let mut brand_ids: Vec<i64> = rows.iter().map(|r| r.brand_id).collect();
     brand_ids.sort_unstable();
     brand_ids.dedup();
+    let brands = brand_facts(conn, &brand_ids)?;
+    let mut periods = PeriodsAt::new(now);
+    for facts in brands.values() {
+        periods.keys(facts.tz);
+    }
+    let period_list = periods.all();
     // A selection's chunk comes in id order: its campaigns' totals are read as one primary-key
     // range (no list to bind, whatever the chunk size). Listed campaigns (the spend path, API
     // edits) are read by id: their ids can be far apart, and a range between them would read the
@@ -446,24 +454,22 @@ fn evaluate_rows(
     let campaign_spend = match selection {
         Some(selection) => {
             let (first, last) = (
-                rows.first().map_or(0, |r| r.campaign.id),
-                rows.last().map_or(0, |r| r.campaign.id),
+                rows.first().map_or(0, |r| r.id),
+                rows.last().map_or(0, |r| r.id),
             );
             campaign_totals_in_range(conn, first, last, &period_list, selection)?
         }
         None => {
-            let ids: Vec<i64> = rows.iter().map(|r| r.campaign.id).collect();
+            let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
             campaign_totals(conn, &ids, &period_list)?
         }
     };
 
-    let subjects = rows.iter().map(|r| {
-        r.campaign.subject(BrandFacts {
-            daily_budget: Money::from_micros(r.daily_budget),
-            monthly_budget: Money::from_micros(r.monthly_budget),
-            tz: tzs[r.timezone.as_str()],
-        })
-    });
+    // Every campaign's brand is there: the campaign row references it, and the caller's
+    // transaction read both.
+    let subjects = rows
+        .iter()
+        .filter_map(|r| Some(r.subject(*brands.get(&r.brand_id)?)));
     Ok(judge(subjects, &brand_spend, &campaign_spend, &mut periods))
 }
 
@@ -475,10 +481,9 @@ fn load_selected(
     conn: &mut DbConnection,
     selection: Selection,
     after: i64,
-) -> QueryResult<Vec<Row>> {
+) -> QueryResult<Vec<RuleColumns>> {
     campaigns::table
-        .inner_join(brands::table)
-        .select(Row::as_select())
+        .select(RuleColumns::as_select())
         .filter(sql::<Bool>(&selection.condition()))
         .filter(campaigns::id.gt(after))
         .order(campaigns::id)
@@ -486,32 +491,30 @@ fn load_selected(
         .load(conn)
 }
 
-fn load_rows(conn: &mut DbConnection, scope: &ReconcileScope) -> QueryResult<Vec<Row>> {
-    let select = Row::as_select();
+fn load_rows(conn: &mut DbConnection, scope: &ReconcileScope) -> QueryResult<Vec<RuleColumns>> {
+    let select = RuleColumns::as_select();
     let mut rows = Vec::new();
     for chunk in scope.brands.chunks(CHUNK) {
         rows.extend(
             campaigns::table
-                .inner_join(brands::table)
                 .select(select)
                 .filter(campaigns::brand_id.eq_any(chunk))
-                .load::<Row>(conn)?,
+                .load::<RuleColumns>(conn)?,
         );
     }
     let brand_set: std::collections::HashSet<i64> = scope.brands.iter().copied().collect();
     for chunk in scope.campaigns.chunks(CHUNK) {
         rows.extend(
             campaigns::table
-                .inner_join(brands::table)
                 .select(select)
                 .filter(campaigns::id.eq_any(chunk))
-                .load::<Row>(conn)?
+                .load::<RuleColumns>(conn)?
                 .into_iter()
-                .filter(|r| !brand_set.contains(&r.campaign.brand_id)),
+                .filter(|r| !brand_set.contains(&r.brand_id)),
         );
     }
-    rows.sort_by_key(|r| r.campaign.id);
-    rows.dedup_by_key(|r| r.campaign.id);
+    rows.sort_by_key(|r| r.id);
+    rows.dedup_by_key(|r| r.id);
     Ok(rows)
 }
 
