@@ -215,9 +215,9 @@ pub fn delete(
     write_transaction(conn, |conn| {
         let before = get(conn, id, now)?;
         // Locked first, as the spend path locks it: no spend of the brand commits between
-        // forgetting its event ids and the delete.
+        // forgetting its event ids and history and the delete.
         super::enforce::lock_brands(conn, &[id])?;
-        super::spend::forget_event_ids(conn, super::spend::EventIdsOf::Brand(id))?;
+        super::campaigns::forget_rows(conn, super::campaigns::RowsOf::Brand(id))?;
         diesel::delete(brands::table.find(id)).execute(conn)?;
         audit(conn, author, "delete", Some(&before), None, now)
     })

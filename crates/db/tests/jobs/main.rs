@@ -13,6 +13,7 @@ use adbudget_testing::{Backend, TestDatabase};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::json;
 
+mod deletes;
 mod events;
 mod flights;
 mod group_commit;
@@ -172,7 +173,7 @@ fn reconcile_spans_chunks(backend: Backend) {
         use adbudget_db::schema::{campaign_status_history as h, campaigns as c};
         use diesel::prelude::*;
         let rows: Vec<(i64, bool, i32, String, i32)> = h::table
-            .inner_join(c::table)
+            .inner_join(c::table.on(c::id.eq(h::campaign_id)))
             .select((
                 h::campaign_id,
                 h::is_active,

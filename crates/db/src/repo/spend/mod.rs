@@ -18,7 +18,7 @@ use diesel::prelude::*;
 
 use adbudget_core::rule::{BrandFacts, Change, PeriodsAt, Totals, judge};
 
-use super::campaigns::CampaignRow;
+use super::campaigns::{CampaignRow, RowsOf};
 use super::enforce::{self, Cause};
 use super::{CHUNK, PageRequest, into_page, naive, utc};
 use crate::error::{DomainError, DomainResult, Failure};
@@ -1075,27 +1075,19 @@ fn logs_by_event_id(conn: &mut DbConnection, pairs: &[(i64, &str)]) -> QueryResu
     }
 }
 
-/// Whose event ids [`forget_event_ids`] removes.
-pub(crate) enum EventIdsOf {
-    Brand(i64),
-    Campaign(i64),
-}
-
 /// Removes the event ids of a brand's or a campaign's spend logs from `spend_event_ids`
-/// (PostgreSQL), before the delete whose cascade removes the logs: an id is taken exactly as long
+/// (PostgreSQL; part of [`super::campaigns::forget_rows`]), before the delete whose cascade removes the logs: an id is taken exactly as long
 /// as its log exists, as SQLite's unique index on the logs keeps it. No trigger does this because
 /// moving rows between partitions deletes and inserts them (`maintenance`).
-pub(crate) fn forget_event_ids(conn: &mut DbConnection, of: EventIdsOf) -> QueryResult<()> {
+pub(crate) fn forget_event_ids(conn: &mut DbConnection, of: RowsOf) -> QueryResult<()> {
     use diesel::sql_types::BigInt;
     let DbConnection::Postgresql(c) = conn else {
         return Ok(());
     };
     let q = match of {
-        EventIdsOf::Brand(id) => {
-            diesel::sql_query("DELETE FROM spend_event_ids WHERE brand_id = $1")
-                .bind::<BigInt, _>(id)
-        }
-        EventIdsOf::Campaign(id) => diesel::sql_query(
+        RowsOf::Brand(id) => diesel::sql_query("DELETE FROM spend_event_ids WHERE brand_id = $1")
+            .bind::<BigInt, _>(id),
+        RowsOf::Campaign(id) => diesel::sql_query(
             "DELETE FROM spend_event_ids AS i USING spend_logs AS s \
              WHERE s.campaign_id = $1 AND s.event_id IS NOT NULL \
                AND i.brand_id = s.brand_id AND i.event_id = s.event_id",

@@ -1,0 +1,1 @@
+CREATE INDEX campaigns_pause_reasons ON campaigns (pause_reasons);
