@@ -85,8 +85,11 @@ pub fn run(
                 ..JobReport::default()
             });
         };
-        enforce::lock_brands_selected(conn, select)?;
-        let changes = enforce::reconcile(conn, &ReconcileScope::selection(select), now, cause)?;
+        let scope = ReconcileScope {
+            locked: enforce::lock_brands_selected(conn, select)?,
+            ..ReconcileScope::selection(select)
+        };
+        let changes = enforce::reconcile(conn, &scope, now, cause)?;
         tracing::Span::current().record("job.changed", changes.len());
         Ok(JobReport::from(changes.as_slice()))
     })

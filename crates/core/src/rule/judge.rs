@@ -154,7 +154,7 @@ pub fn judge<'a>(
                 .or_insert_with(|| match Schedule::from_stored(text) {
                     Ok(s) => s.contains(now, r.brand.tz),
                     Err(e) => {
-                        tracing::error!(campaign.id = r.id, error = %e, "stored schedule is invalid; treating the campaign as outside its window");
+                        tracing::error!(campaign.id = r.id, error = %e, "stored schedule is invalid; treating the campaign (and any other of this run with the same schedule) as outside its window");
                         false
                     }
                 }),
@@ -233,7 +233,7 @@ mod tests {
     #[test]
     fn a_shared_schedule_is_judged_in_each_brands_timezone() {
         let office = r#"[{"start":"09:00","end":"17:00"}]"#;
-        // 10:00 in UTC is 19:00 in Tokyo and 05:00 in New York.
+        // 10:00 in UTC is 19:00 in Tokyo and 06:00 in New York (daylight time from March 8th).
         let now = Utc.with_ymd_and_hms(2026, 3, 10, 10, 0, 0).unwrap();
         let (utc, tokyo, ny) = (
             brand(Tz::UTC),

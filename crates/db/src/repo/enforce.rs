@@ -66,6 +66,12 @@ pub struct ReconcileScope {
     pub brands: Vec<i64>,
     /// These campaigns.
     pub campaigns: Vec<i64>,
+    /// The brands the caller locked for a selection ([`lock_brands_selected`], sorted), or
+    /// `None` when it holds the lock of every brand in scope. Campaigns of other brands joined the
+    /// selection after the locks were taken, decided by the transaction that made them join
+    /// (under their brand's lock): they are left to the next run, so that nothing is written for
+    /// a campaign whose brand is not locked (a concurrent delete would leave its history behind).
+    pub locked: Option<Vec<i64>>,
 }
 
 impl ReconcileScope {
@@ -135,22 +141,26 @@ impl Cause {
 }
 
 /// Locks the rows of these brands, in id order, until the transaction ends (PostgreSQL; SQLite
-/// write transactions are already exclusive). See the module docs of `repo` for why.
-pub fn lock_brands(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<()> {
+/// write transactions are already exclusive). See the module docs of `repo` for why. Returns the
+/// ids of the brands locked (those that exist), in order; nothing on SQLite.
+pub fn lock_brands(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<i64>> {
+    let mut locked = Vec::new();
     if let DbConnection::Postgresql(c) = conn {
         let mut ids = ids.to_vec();
         ids.sort_unstable();
         ids.dedup();
         for chunk in ids.chunks(CHUNK) {
-            brands::table
-                .select(brands::id)
-                .filter(brands::id.eq_any(chunk))
-                .order(brands::id)
-                .for_no_key_update()
-                .load::<i64>(c)?;
+            locked.extend(
+                brands::table
+                    .select(brands::id)
+                    .filter(brands::id.eq_any(chunk))
+                    .order(brands::id)
+                    .for_no_key_update()
+                    .load::<i64>(c)?,
+            );
         }
     }
-    Ok(())
+    Ok(locked)
 }
 
 /// The locked brands' budgets and timezones (what the rule decides on) and alert thresholds.
@@ -198,21 +208,23 @@ pub(crate) fn lock_brand_facts(conn: &mut DbConnection, ids: &[i64]) -> QueryRes
 /// estimating one campaign held by a daily reason where 100,000 were, chose a nested loop that
 /// rescanned the selected campaigns for each of 10,000 brands: 3.1 s of `reset_daily`'s run over
 /// 1M campaigns (BENCHMARKS.md).
-pub fn lock_brands_selected(conn: &mut DbConnection, select: Selection) -> QueryResult<()> {
-    if let DbConnection::Postgresql(c) = conn {
-        let owners: Vec<i64> = campaigns::table
-            .select(campaigns::brand_id)
-            .filter(sql::<Bool>(&select.condition()))
-            .distinct()
-            .load(c)?;
-        lock_brands(conn, &owners)?;
-    }
-    Ok(())
-}
-
-/// Locks every brand that has campaigns (a full reconcile).
-pub fn lock_all_brands(conn: &mut DbConnection) -> QueryResult<()> {
-    lock_brands_selected(conn, Selection::Every)
+///
+/// Returns the brands locked (PostgreSQL), for [`ReconcileScope::locked`]: a campaign can join
+/// the selection after this statement (a spend committing a daily hold just before a reset), and
+/// its brand is then not locked. `None` on SQLite, whose write transactions are exclusive.
+pub fn lock_brands_selected(
+    conn: &mut DbConnection,
+    select: Selection,
+) -> QueryResult<Option<Vec<i64>>> {
+    let DbConnection::Postgresql(c) = conn else {
+        return Ok(None);
+    };
+    let owners: Vec<i64> = campaigns::table
+        .select(campaigns::brand_id)
+        .filter(sql::<Bool>(&select.condition()))
+        .distinct()
+        .load(c)?;
+    lock_brands(conn, &owners).map(Some)
 }
 
 /// What the rule reads of a campaign: the columns of `campaigns` it needs.
@@ -372,7 +384,7 @@ pub fn reconcile(
 ) -> QueryResult<Vec<Change>> {
     let mut all = Vec::new();
     for_each_chunk(conn, scope, |conn, rows| {
-        let changes = evaluate_rows(conn, rows, scope.select, now)?;
+        let changes = evaluate_rows(conn, rows, scope, now)?;
         apply_changes(conn, &changes, now, cause)?;
         all.extend(changes);
         Ok(())
@@ -390,7 +402,7 @@ pub fn evaluate(
 ) -> QueryResult<Vec<Change>> {
     let mut all = Vec::new();
     for_each_chunk(conn, scope, |conn, rows| {
-        all.extend(evaluate_rows(conn, rows, scope.select, now)?);
+        all.extend(evaluate_rows(conn, rows, scope, now)?);
         Ok(())
     })?;
     Ok(all)
@@ -426,13 +438,17 @@ fn for_each_chunk(
     }
 }
 
-/// Evaluates `rows` (picked by `selection`, or listed when `None`).
+/// Evaluates `rows` of `scope` (picked by its selection, or listed), those of its locked brands.
 fn evaluate_rows(
     conn: &mut DbConnection,
-    rows: Vec<RuleColumns>,
-    selection: Option<Selection>,
+    mut rows: Vec<RuleColumns>,
+    scope: &ReconcileScope,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Change>> {
+    let selection = scope.select;
+    if let Some(locked) = &scope.locked {
+        rows.retain(|r| locked.binary_search(&r.brand_id).is_ok());
+    }
     let mut brand_ids: Vec<i64> = rows.iter().map(|r| r.brand_id).collect();
     brand_ids.sort_unstable();
     brand_ids.dedup();
@@ -465,8 +481,9 @@ fn evaluate_rows(
         }
     };
 
-    // Every campaign's brand is there: the campaign row references it, and the caller's
-    // transaction read both.
+    // A campaign whose brand is missing here lost it to a delete committed between the two reads
+    // (only possible for a brand the caller did not lock): the delete took the campaign too, and
+    // there is nothing to judge.
     let subjects = rows
         .iter()
         .filter_map(|r| Some(r.subject(*brands.get(&r.brand_id)?)));
