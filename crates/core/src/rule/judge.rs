@@ -228,6 +228,19 @@ mod tests {
             .collect()
     }
 
+    /// The changes `judge` makes to `subjects` at `now` with no spend, as [`paused`] lists them.
+    fn paused_without_spend<'a>(
+        subjects: impl IntoIterator<Item = Subject<'a>>,
+        now: DateTime<Utc>,
+    ) -> Vec<(i64, Vec<&'static str>)> {
+        paused(&judge(
+            subjects.into_iter(),
+            &Totals::default(),
+            &Totals::default(),
+            &mut PeriodsAt::new(now),
+        ))
+    }
+
     /// One schedule text on campaigns of brands in different timezones: whether the instant is
     /// inside it is decided per timezone, not once per text.
     #[test]
@@ -247,14 +260,8 @@ mod tests {
             subject(4, ny, Some(office)),
             subject(5, tokyo, None),
         ];
-        let changes = judge(
-            subjects.into_iter(),
-            &Totals::default(),
-            &Totals::default(),
-            &mut PeriodsAt::new(now),
-        );
         assert_eq!(
-            paused(&changes),
+            paused_without_spend(subjects, now),
             vec![(2, vec!["dayparting"]), (4, vec!["dayparting"])]
         );
     }
@@ -266,14 +273,8 @@ mod tests {
             subject(1, brand(Tz::UTC), Some("not json")),
             subject(2, brand(Tz::UTC), Some("not json")),
         ];
-        let changes = judge(
-            subjects.into_iter(),
-            &Totals::default(),
-            &Totals::default(),
-            &mut PeriodsAt::new(now),
-        );
         assert_eq!(
-            paused(&changes),
+            paused_without_spend(subjects, now),
             vec![(1, vec!["dayparting"]), (2, vec!["dayparting"])]
         );
     }
