@@ -9,17 +9,21 @@
 //! measured against this (issue #19).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use adbudget_db::{self as db, DbConnection};
 use anyhow::Context;
 use chrono::{NaiveDateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use rand::Rng;
 
 use crate::cpu::ServerCpu;
+
+mod pipeline;
 
 #[derive(clap::Args)]
 pub struct LimitArgs {
@@ -30,6 +34,9 @@ pub struct LimitArgs {
     pub database_url: Option<String>,
     #[arg(long, default_value_t = 1_000)]
     pub campaigns: usize,
+    /// `--database-url` was seeded by an earlier run: measure on it as it is.
+    #[arg(long, requires = "database_url")]
+    pub no_seed: bool,
     /// Concurrent writers (connections).
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
@@ -39,6 +46,19 @@ pub struct LimitArgs {
     pub batch: usize,
     #[arg(long, default_value_t = 15)]
     pub seconds: u64,
+    /// PostgreSQL: the transaction's writes in one statement or two (logs, then totals).
+    #[arg(long, value_enum, default_value = "two")]
+    pub shape: Shape,
+    /// PostgreSQL through tokio-postgres instead of diesel: prepared `BEGIN`, statement and
+    /// `COMMIT`, a round trip each (see `--pipeline`).
+    #[arg(long)]
+    pub tokio_postgres: bool,
+    /// With `--tokio-postgres`: a transaction's requests in one pipelined round trip.
+    #[arg(long, requires = "tokio_postgres")]
+    pub pipeline: bool,
+    /// With `--tokio-postgres`: also the API writer's token check before each transaction.
+    #[arg(long, requires = "tokio_postgres")]
+    pub token_check: bool,
 }
 
 #[derive(QueryableByName)]
@@ -87,8 +107,21 @@ fn rows(owners: &[(i64, i64)], batch: usize, run: &str, n: &mut u64) -> (Rows, N
     (r, at)
 }
 
-fn write_pg(c: &mut diesel::PgConnection, r: &Rows, at: NaiveDateTime) -> QueryResult<()> {
-    use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+/// What a statement of the limit writes on PostgreSQL.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+pub enum Shape {
+    /// Everything in one statement (one round trip; the brand rows stay locked from the
+    /// statement's start to the commit).
+    One,
+    /// The spend logs and event ids first, then the totals' and buckets' upserts: the logs are
+    /// written before any brand row is locked (the API's stepwise path does this too).
+    Two,
+}
+
+/// The limit's SQL on PostgreSQL over `unnest` of the [`PgParams`] as data-modifying CTEs: the
+/// spend logs with their event ids' claims if `logs`, the totals' and buckets' upserts if
+/// `totals`. Placeholders are numbered as the parameters in [`PgParams`].
+fn pg_sql(logs: bool, totals: bool) -> String {
     let upsert = |name: &str, table: &str, column: &str, key: &str, n: usize| {
         format!(
             "{name} AS (INSERT INTO {table} ({column}, {key}, amount) \
@@ -99,44 +132,160 @@ fn write_pg(c: &mut diesel::PgConnection, r: &Rows, at: NaiveDateTime) -> QueryR
             n + 2
         )
     };
-    let sql = format!(
-        "WITH t AS MATERIALIZED (SELECT nextval('spend_logs_id_seq') AS id, t.* \
-                                 FROM unnest($1, $2, $3, $4) AS t (c, b, a, e)), \
-         ids AS (INSERT INTO spend_event_ids (brand_id, event_id, spend_log_id, occurred_at) \
-                 SELECT b, e, id, $5 FROM t), \
-         logs AS (INSERT INTO spend_logs (id, campaign_id, brand_id, amount, event_id, occurred_at, received_at) \
-         SELECT id, c, b, a, e, $5, $5 FROM t), \
-         {}, {}, {}, {} SELECT 1",
-        upsert("bp", "brand_spend", "brand_id", "period", 6),
-        upsert("cp", "campaign_spend", "campaign_id", "period", 9),
-        upsert("bb", "brand_spend_buckets", "brand_id", "bucket", 12),
-        upsert("cb", "campaign_spend_buckets", "campaign_id", "bucket", 15),
-    );
-    let ids = |m: &BTreeMap<(i64, String), i64>| m.keys().map(|k| k.0).collect::<Vec<_>>();
-    let keys = |m: &BTreeMap<(i64, String), i64>| m.keys().map(|k| k.1.clone()).collect::<Vec<_>>();
-    let sums = |m: &BTreeMap<(i64, String), i64>| m.values().copied().collect::<Vec<_>>();
-    let bids = |m: &BTreeMap<(i64, NaiveDateTime), i64>| m.keys().map(|k| k.0).collect::<Vec<_>>();
-    let bkeys = |m: &BTreeMap<(i64, NaiveDateTime), i64>| m.keys().map(|k| k.1).collect::<Vec<_>>();
-    let bsums = |m: &BTreeMap<(i64, NaiveDateTime), i64>| m.values().copied().collect::<Vec<_>>();
-    diesel::sql_query(sql)
-        .bind::<Array<BigInt>, _>(r.logs.iter().map(|l| l.0).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(r.logs.iter().map(|l| l.1).collect::<Vec<_>>())
-        .bind::<Array<BigInt>, _>(r.logs.iter().map(|l| l.2).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(r.logs.iter().map(|l| l.3.clone()).collect::<Vec<_>>())
-        .bind::<Timestamp, _>(at)
-        .bind::<Array<BigInt>, _>(ids(&r.brand_periods))
-        .bind::<Array<Text>, _>(keys(&r.brand_periods))
-        .bind::<Array<BigInt>, _>(sums(&r.brand_periods))
-        .bind::<Array<BigInt>, _>(ids(&r.campaign_periods))
-        .bind::<Array<Text>, _>(keys(&r.campaign_periods))
-        .bind::<Array<BigInt>, _>(sums(&r.campaign_periods))
-        .bind::<Array<BigInt>, _>(bids(&r.brand_buckets))
-        .bind::<Array<Timestamp>, _>(bkeys(&r.brand_buckets))
-        .bind::<Array<BigInt>, _>(bsums(&r.brand_buckets))
-        .bind::<Array<BigInt>, _>(bids(&r.campaign_buckets))
-        .bind::<Array<Timestamp>, _>(bkeys(&r.campaign_buckets))
-        .bind::<Array<BigInt>, _>(bsums(&r.campaign_buckets))
-        .execute(c)?;
+    let mut ctes = Vec::new();
+    if logs {
+        ctes.push(
+            "t AS MATERIALIZED (SELECT nextval('spend_logs_id_seq') AS id, t.* \
+                                FROM unnest($1, $2, $3, $4) AS t (c, b, a, e)), \
+             ids AS (INSERT INTO spend_event_ids (brand_id, event_id, spend_log_id, occurred_at) \
+                     SELECT b, e, id, $5 FROM t), \
+             logs AS (INSERT INTO spend_logs \
+                          (id, campaign_id, brand_id, amount, event_id, occurred_at, received_at) \
+                      SELECT id, c, b, a, e, $5, $5 FROM t)"
+                .to_owned(),
+        );
+    }
+    if totals {
+        ctes.extend([
+            upsert("bp", "brand_spend", "brand_id", "period", 6),
+            upsert("cp", "campaign_spend", "campaign_id", "period", 9),
+            upsert("bb", "brand_spend_buckets", "brand_id", "bucket", 12),
+            upsert("cb", "campaign_spend_buckets", "campaign_id", "bucket", 15),
+        ]);
+    }
+    format!("WITH {} SELECT 1", ctes.join(", "))
+}
+
+/// [`pg_sql`]'s parameters, in order: the logs' columns, the time, then (owner, key, sum) of the
+/// brands' and campaigns' periods and buckets.
+struct PgParams {
+    log_campaigns: Vec<i64>,
+    log_brands: Vec<i64>,
+    log_amounts: Vec<i64>,
+    log_events: Vec<String>,
+    at: NaiveDateTime,
+    periods: [(Vec<i64>, Vec<String>, Vec<i64>); 2],
+    buckets: [(Vec<i64>, Vec<NaiveDateTime>, Vec<i64>); 2],
+}
+
+impl PgParams {
+    fn new(r: &Rows, at: NaiveDateTime) -> Self {
+        fn split<K: Clone>(m: &BTreeMap<(i64, K), i64>) -> (Vec<i64>, Vec<K>, Vec<i64>) {
+            (
+                m.keys().map(|k| k.0).collect(),
+                m.keys().map(|k| k.1.clone()).collect(),
+                m.values().copied().collect(),
+            )
+        }
+        PgParams {
+            log_campaigns: r.logs.iter().map(|l| l.0).collect(),
+            log_brands: r.logs.iter().map(|l| l.1).collect(),
+            log_amounts: r.logs.iter().map(|l| l.2).collect(),
+            log_events: r.logs.iter().map(|l| l.3.clone()).collect(),
+            at,
+            periods: [split(&r.brand_periods), split(&r.campaign_periods)],
+            buckets: [split(&r.brand_buckets), split(&r.campaign_buckets)],
+        }
+    }
+}
+
+/// [`pg_sql`] split at its placeholders (the text around them and each one's parameter number):
+/// the whole, the logs, the totals.
+static PG_SQL: LazyLock<[(Vec<String>, Vec<usize>); 3]> = LazyLock::new(|| {
+    [(true, true), (true, false), (false, true)].map(|(logs, totals)| {
+        let sql = pg_sql(logs, totals);
+        let (mut parts, mut numbers, mut part) = (Vec::new(), Vec::new(), String::new());
+        let mut chars = sql.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '$' {
+                part.push(c);
+                continue;
+            }
+            let mut n = 0;
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                n = n * 10 + d as usize;
+                chars.next();
+            }
+            numbers.push(n);
+            parts.push(std::mem::take(&mut part));
+        }
+        parts.push(part);
+        (parts, numbers)
+    })
+});
+
+/// The limit's statement with its parameters, as diesel prepares it once per connection (a
+/// static query id, as the API's own statement has: `sql_query` would be parsed and planned on
+/// every call, and measured 13–19 % below the prepared statement).
+/// `PART` 0: [`pg_sql`] whole, 1: its logs, 2: its totals ([`PG_SQL`]).
+struct PgLimit<'a, const PART: usize>(&'a PgParams);
+
+/// Diesel keys its cache of prepared statements by this type alone: one per part.
+struct PgLimitId<const PART: usize>;
+
+impl<const PART: usize> QueryId for PgLimit<'_, PART> {
+    type QueryId = PgLimitId<PART>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<const PART: usize> QueryFragment<Pg> for PgLimit<'_, PART> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+        let (parts, numbers) = &PG_SQL[PART];
+        let p = self.0;
+        for (part, n) in parts.iter().zip(numbers) {
+            out.push_sql(part);
+            match n {
+                1 => out.push_bind_param::<Array<BigInt>, _>(&p.log_campaigns)?,
+                2 => out.push_bind_param::<Array<BigInt>, _>(&p.log_brands)?,
+                3 => out.push_bind_param::<Array<BigInt>, _>(&p.log_amounts)?,
+                4 => out.push_bind_param::<Array<Text>, _>(&p.log_events)?,
+                5 => out.push_bind_param::<Timestamp, _>(&p.at)?,
+                6..=11 => {
+                    let (owners, keys, sums) = &p.periods[(n - 6) / 3];
+                    match (n - 6) % 3 {
+                        0 => out.push_bind_param::<Array<BigInt>, _>(owners)?,
+                        1 => out.push_bind_param::<Array<Text>, _>(keys)?,
+                        _ => out.push_bind_param::<Array<BigInt>, _>(sums)?,
+                    }
+                }
+                12..=17 => {
+                    let (owners, keys, sums) = &p.buckets[(n - 12) / 3];
+                    match (n - 12) % 3 {
+                        0 => out.push_bind_param::<Array<BigInt>, _>(owners)?,
+                        1 => out.push_bind_param::<Array<Timestamp>, _>(keys)?,
+                        _ => out.push_bind_param::<Array<BigInt>, _>(sums)?,
+                    }
+                }
+                _ => {
+                    return Err(diesel::result::Error::QueryBuilderError(
+                        format!("the limit's statement has no parameter ${n}").into(),
+                    ));
+                }
+            }
+        }
+        out.push_sql(parts.last().map_or("", String::as_str));
+        Ok(())
+    }
+}
+
+impl<const PART: usize> Query for PgLimit<'_, PART> {
+    type SqlType = diesel::sql_types::Untyped;
+}
+
+impl<const PART: usize> RunQueryDsl<diesel::PgConnection> for PgLimit<'_, PART> {}
+
+fn write_pg(
+    c: &mut diesel::PgConnection,
+    r: &Rows,
+    at: NaiveDateTime,
+    shape: Shape,
+) -> QueryResult<()> {
+    let params = &PgParams::new(r, at);
+    match shape {
+        Shape::One => PgLimit::<0>(params).execute(c)?,
+        Shape::Two => PgLimit::<1>(params).execute(c)? + PgLimit::<2>(params).execute(c)?,
+    };
     Ok(())
 }
 
@@ -201,6 +350,19 @@ fn write_sqlite(c: &mut diesel::SqliteConnection, r: &Rows, at: NaiveDateTime) -
     Ok(())
 }
 
+/// How `limit` writes.
+pub struct Writes {
+    /// Concurrent writers (connections).
+    pub connections: usize,
+    /// Events per transaction.
+    pub batch: usize,
+    pub seconds: u64,
+    /// PostgreSQL through diesel: in one statement or two.
+    pub shape: Shape,
+    /// PostgreSQL through tokio-postgres instead (one statement), and how.
+    pub trips: Option<pipeline::Trips>,
+}
+
 /// What `limit` measured.
 pub struct Measured {
     pub events_per_second: f64,
@@ -209,22 +371,40 @@ pub struct Measured {
 
 pub async fn bench_limit(args: LimitArgs) -> anyhow::Result<()> {
     let (url, _guard) = crate::database(args.db, args.database_url.clone())?;
-    let pool = db::connect(&url, 4)?;
-    crate::seed(&pool, args.campaigns)?;
-    let history = crate::seed_history(&pool, 100)?;
-    println!("history {history} events");
-    measure(args.db, &url, args.connections, args.batch, args.seconds)?;
+    if !args.no_seed {
+        let pool = db::connect(&url, 4)?;
+        crate::seed(&pool, args.campaigns)?;
+        let history = crate::seed_history(&pool, 100)?;
+        println!("history {history} events");
+    }
+    let trips = args.tokio_postgres.then_some(pipeline::Trips {
+        pipeline: args.pipeline,
+        token_check: args.token_check,
+    });
+    if trips.is_some() && !matches!(args.db, crate::Db::Postgres) {
+        anyhow::bail!("--tokio-postgres is for --db postgres");
+    }
+    let writes = Writes {
+        connections: args.connections,
+        batch: args.batch,
+        seconds: args.seconds,
+        shape: args.shape,
+        trips,
+    };
+    measure(args.db, &url, &writes)?;
     Ok(())
 }
 
-/// Runs the raw writes on `url` (seeded) and prints and returns what they achieved.
-pub fn measure(
-    db_kind: crate::Db,
-    url: &str,
-    connections: usize,
-    batch: usize,
-    seconds: u64,
-) -> anyhow::Result<Measured> {
+/// Runs the raw writes on `url` (seeded) and prints and returns what they achieved; through
+/// tokio-postgres when `trips` says how (PostgreSQL only).
+pub fn measure(db_kind: crate::Db, url: &str, w: &Writes) -> anyhow::Result<Measured> {
+    let &Writes {
+        connections,
+        batch,
+        seconds,
+        shape,
+        trips,
+    } = w;
     let pool = db::connect(url, connections as u32 + 1)?;
     let owners: Vec<(i64, i64)> = diesel::sql_query("SELECT id, brand_id FROM campaigns")
         .load::<Owner>(&mut *db::get(&pool)?)?
@@ -238,6 +418,75 @@ pub fn measure(
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let cpu = ServerCpu::start(db_kind, None);
     let started = Instant::now();
+    let cpu = match trips {
+        Some(trips) => pipeline::run(
+            url,
+            connections,
+            batch,
+            owners,
+            &run,
+            deadline,
+            trips,
+            events.clone(),
+            failures.clone(),
+            cpu,
+        )?,
+        None => {
+            diesel_writers(&pool, w, &owners, &run, deadline, (&events, &failures))?;
+            cpu.stop()
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    let events = events.load(Ordering::Relaxed);
+    let events_per_second = events as f64 / elapsed;
+    println!(
+        "limit ({}{}): connections {connections}  events/transaction {batch}  duration {elapsed:.1} s",
+        crate::db_name(db_kind),
+        trips.map_or(
+            match db_kind {
+                crate::Db::Postgres => format!(", {shape:?} statement(s)").to_lowercase(),
+                crate::Db::Sqlite => String::new(),
+            },
+            |t| format!(
+                ", tokio-postgres, {}{}",
+                if t.pipeline {
+                    "pipelined"
+                } else {
+                    "a round trip per statement"
+                },
+                if t.token_check {
+                    ", with the token check"
+                } else {
+                    ""
+                }
+            ),
+        ),
+    );
+    println!(
+        "limit throughput {events_per_second:.0} events/s  failed transactions {}",
+        failures.load(Ordering::Relaxed)
+    );
+    let cpu_us_per_event = cpu.report(events);
+    Ok(Measured {
+        events_per_second,
+        cpu_us_per_event,
+    })
+}
+
+/// `measure`'s writers through diesel: one thread and connection each.
+fn diesel_writers(
+    pool: &db::DbPool,
+    &Writes {
+        connections,
+        batch,
+        shape,
+        ..
+    }: &Writes,
+    owners: &Arc<Vec<(i64, i64)>>,
+    run: &str,
+    deadline: Instant,
+    (events, failures): (&Arc<AtomicU64>, &Arc<AtomicU64>),
+) -> anyhow::Result<()> {
     let threads: Vec<_> = (0..connections)
         .map(|t| {
             let (pool, owners, events, failures) = (
@@ -253,7 +502,7 @@ pub fn measure(
                 while Instant::now() < deadline {
                     let (rows, at) = rows(&owners, batch, &run, &mut n);
                     let done = db::write_transaction(&mut conn, |c| match c {
-                        DbConnection::Postgresql(pg) => write_pg(pg, &rows, at),
+                        DbConnection::Postgresql(pg) => write_pg(pg, &rows, at, shape),
                         DbConnection::Sqlite(lite) => write_sqlite(lite, &rows, at),
                     });
                     match done {
@@ -276,21 +525,5 @@ pub fn measure(
             .map_err(|_| anyhow::anyhow!("a writer panicked"))?
             .context("a writer")?;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    let events = events.load(Ordering::Relaxed);
-    let cpu = cpu.stop();
-    let events_per_second = events as f64 / elapsed;
-    println!(
-        "limit ({}): connections {connections}  events/transaction {batch}  duration {elapsed:.1} s",
-        crate::db_name(db_kind),
-    );
-    println!(
-        "limit throughput {events_per_second:.0} events/s  failed transactions {}",
-        failures.load(Ordering::Relaxed)
-    );
-    let cpu_us_per_event = cpu.report(events);
-    Ok(Measured {
-        events_per_second,
-        cpu_us_per_event,
-    })
+    Ok(())
 }

@@ -324,6 +324,9 @@ struct IngestArgs {
     /// events/s on PostgreSQL here against 16.9k with 2).
     #[arg(long)]
     limit_connections: Option<usize>,
+    /// The `limit` run's statements on PostgreSQL (see `limit --shape`).
+    #[arg(long, value_enum, default_value = "two")]
+    limit_shape: limit::Shape,
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -574,13 +577,14 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
             Db::Postgres => 2,
             Db::Sqlite => 1,
         });
-        let limit = limit::measure(
-            args.db,
-            &url,
-            writers,
-            group.round().max(1.0) as usize,
-            args.seconds,
-        )?;
+        let writes = limit::Writes {
+            connections: writers,
+            batch: group.round().max(1.0) as usize,
+            seconds: args.seconds,
+            shape: args.limit_shape,
+            trips: None,
+        };
+        let limit = limit::measure(args.db, &url, &writes)?;
         let throughput = events as f64 / elapsed;
         println!(
             "against the limit: throughput {:.0} % of it; server CPU per event {}",
