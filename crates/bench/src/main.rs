@@ -318,8 +318,9 @@ struct IngestArgs {
     /// connections, for as long, in transactions of the group sizes the API formed).
     #[arg(long)]
     no_limit: bool,
-    /// Writers of the `limit` run. Default: the API's own writer connections (2 on PostgreSQL,
-    /// 1 on SQLite; `AppState::new`), the concurrency its group commit meets the database with.
+    /// Writers of the `limit` run. Default: for single events the API's own writer connections
+    /// (2 on PostgreSQL, 1 on SQLite; `AppState::new`), the concurrency its group commit meets
+    /// the database with; for batches `--connections` (each batch is written by its request).
     /// 64 writers on the same brands' rows measure their lock queue, not the database (7.1k
     /// events/s on PostgreSQL here against 16.9k with 2).
     #[arg(long)]
@@ -327,6 +328,10 @@ struct IngestArgs {
     /// The `limit` run's statements on PostgreSQL (see `limit --shape`).
     #[arg(long, value_enum, default_value = "two")]
     limit_shape: limit::Shape,
+    /// The `limit` run on SQLite a row at a time through prepared statements (see `limit
+    /// --sqlite-prepared`).
+    #[arg(long)]
+    limit_sqlite_prepared: bool,
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -573,16 +578,23 @@ async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
     // The database's own limit for the same rows, on the same data, in the same run.
     if let (Some(url), false) = (database_url, args.no_limit) {
         drop(server);
-        let writers = args.limit_connections.unwrap_or(match args.db {
-            Db::Postgres => 2,
-            Db::Sqlite => 1,
-        });
+        // Single events reach the database through the API's group-commit writers; a batch is
+        // written by the request handler that received it, so batches meet it from as many
+        // connections as the load has.
+        let writers = args
+            .limit_connections
+            .unwrap_or(match (args.batch > 1, args.db) {
+                (true, _) => args.connections,
+                (false, Db::Postgres) => 2,
+                (false, Db::Sqlite) => 1,
+            });
         let writes = limit::Writes {
             connections: writers,
             batch: group.round().max(1.0) as usize,
             seconds: args.seconds,
             shape: args.limit_shape,
             trips: None,
+            sqlite_prepared: args.limit_sqlite_prepared,
         };
         let limit = limit::measure(args.db, &url, &writes)?;
         let throughput = events as f64 / elapsed;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::NaiveDateTime;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Statement};
 
@@ -80,11 +80,11 @@ impl Prepared {
 async fn transaction(
     client: &Client,
     s: &Prepared,
-    rows: &Rows,
+    (rows, at): &(Rows, NaiveDateTime),
     trips: Trips,
     prefixes: &[String],
 ) -> Result<(), tokio_postgres::Error> {
-    let p = PgParams::new(rows, Utc::now().naive_utc());
+    let p = PgParams::new(rows, *at);
     let [bp, cp] = &p.periods;
     let [bb, cb] = &p.buckets;
     let params: [&(dyn ToSql + Sync); 17] = [
@@ -185,41 +185,39 @@ async fn writers(
     failures: Arc<AtomicU64>,
     cpu: ServerCpu,
 ) -> anyhow::Result<CpuUsage> {
-    {
-        let mut writers = Vec::new();
-        for t in 0..connections {
-            let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-            tokio::spawn(connection);
-            let (owners, events, failures) = (owners.clone(), events.clone(), failures.clone());
-            let run = format!("{run}-{t}");
-            writers.push(tokio::spawn(async move {
-                let s = Prepared::new(&client).await?;
-                // A group's requests carry a few tokens; none of these exists (the lookup costs the
-                // same: an index probe of `api_tokens`).
-                let prefixes: Vec<String> = (0..3).map(|i| format!("adb_x{t}{i}")).collect();
-                let mut n = 0;
-                while Instant::now() < deadline {
-                    let (rows, _) = super::rows(&owners, batch, &run, &mut n);
-                    match transaction(&client, &s, &rows, trips, &prefixes).await {
-                        Ok(()) => {
-                            events.fetch_add(batch as u64, Ordering::Relaxed);
+    let mut writers = Vec::new();
+    for t in 0..connections {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+        tokio::spawn(connection);
+        let (owners, events, failures) = (owners.clone(), events.clone(), failures.clone());
+        let run = format!("{run}-{t}");
+        writers.push(tokio::spawn(async move {
+            let s = Prepared::new(&client).await?;
+            // A group's requests carry a few tokens; none of these exists (the lookup costs the
+            // same: an index probe of `api_tokens`).
+            let prefixes: Vec<String> = (0..3).map(|i| format!("adb_x{t}{i}")).collect();
+            let mut n = 0;
+            while Instant::now() < deadline {
+                let rows = super::rows(&owners, batch, &run, &mut n);
+                match transaction(&client, &s, &rows, trips, &prefixes).await {
+                    Ok(()) => {
+                        events.fetch_add(batch as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        if failures.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("a transaction failed: {e}");
                         }
-                        Err(e) => {
-                            if failures.fetch_add(1, Ordering::Relaxed) == 0 {
-                                eprintln!("a transaction failed: {e}");
-                            }
-                            // A failed pipeline may leave the transaction open: end it.
-                            let _ = client.batch_execute("ROLLBACK").await;
-                        }
+                        // A failed pipeline may leave the transaction open: end it.
+                        let _ = client.batch_execute("ROLLBACK").await;
                     }
                 }
-                Ok::<_, anyhow::Error>(client)
-            }));
-        }
-        let mut clients = Vec::new();
-        for w in writers {
-            clients.push(w.await??);
-        }
-        Ok(cpu.stop())
+            }
+            Ok::<_, anyhow::Error>(client)
+        }));
     }
+    let mut clients = Vec::new();
+    for w in writers {
+        clients.push(w.await??);
+    }
+    Ok(cpu.stop())
 }
