@@ -617,3 +617,33 @@ fn diesel_writers(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every placeholder of each part is a parameter [`PgLimit::walk_ast`] binds, each part's text
+    /// is whole around them, and the two halves split the parameters between them.
+    #[test]
+    fn the_limits_statements_bind_every_placeholder_once_per_use() {
+        let [whole, logs, totals] = &*PG_SQL;
+        for (parts, numbers) in [whole, logs, totals] {
+            assert_eq!(parts.len(), numbers.len() + 1);
+            assert!(numbers.iter().all(|n| (1..=17).contains(n)), "{numbers:?}");
+            assert!(parts.iter().all(|p| !p.contains('$')));
+        }
+        let distinct = |numbers: &[usize]| {
+            let mut n = numbers.to_vec();
+            n.sort_unstable();
+            n.dedup();
+            n
+        };
+        assert_eq!(distinct(&whole.1), (1..=17).collect::<Vec<_>>());
+        assert_eq!(distinct(&logs.1), (1..=5).collect::<Vec<_>>());
+        assert_eq!(distinct(&totals.1), (6..=17).collect::<Vec<_>>());
+        // The time is bound at each of its three uses.
+        assert_eq!(whole.1.iter().filter(|&&n| n == 5).count(), 3);
+        assert!(logs.0.concat().contains("INSERT INTO spend_logs"));
+        assert!(!totals.0.concat().contains("spend_logs"));
+    }
+}
