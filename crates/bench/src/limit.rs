@@ -5,9 +5,9 @@
 //! brands' and campaigns' day, month and lifetime totals and 5-minute buckets, as raw SQL from
 //! Rust — on PostgreSQL as prepared statements of data-modifying CTEs over `unnest` arrays (the
 //! logs, then the totals: `--shape`), on SQLite as multi-row statements in one `BEGIN IMMEDIATE`
-//! transaction (measured faster than a row at a time through prepared ones: `--sqlite-prepared`). No
-//! token check, campaign lookup, idempotency, rule, outbox or HTTP: what `ingest` achieves is
-//! measured against this (issue #19).
+//! transaction (measured faster than a row at a time through prepared ones:
+//! `--sqlite-prepared`). No token check, campaign lookup, idempotency, rule, outbox or HTTP:
+//! what `ingest` achieves is measured against this (issue #19).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -395,54 +395,23 @@ fn write_sqlite_prepared(
             ))
             .execute(c)?;
     }
-    for ((owner, period), sum) in &r.brand_periods {
-        diesel::insert_into(bs::table)
-            .values((
-                bs::brand_id.eq(owner),
-                bs::period.eq(period),
-                bs::amount.eq(sum),
-            ))
-            .on_conflict((bs::brand_id, bs::period))
-            .do_update()
-            .set(bs::amount.eq(bs::amount + excluded(bs::amount)))
-            .execute(c)?;
+    // The four upserts differ only in their table and columns.
+    macro_rules! upsert_each {
+        ($rows:expr, $t:ident, $owner:ident, $key:ident) => {
+            for ((owner, key), sum) in $rows {
+                diesel::insert_into($t::table)
+                    .values(($t::$owner.eq(owner), $t::$key.eq(key), $t::amount.eq(sum)))
+                    .on_conflict(($t::$owner, $t::$key))
+                    .do_update()
+                    .set($t::amount.eq($t::amount + excluded($t::amount)))
+                    .execute(c)?;
+            }
+        };
     }
-    for ((owner, period), sum) in &r.campaign_periods {
-        diesel::insert_into(cs::table)
-            .values((
-                cs::campaign_id.eq(owner),
-                cs::period.eq(period),
-                cs::amount.eq(sum),
-            ))
-            .on_conflict((cs::campaign_id, cs::period))
-            .do_update()
-            .set(cs::amount.eq(cs::amount + excluded(cs::amount)))
-            .execute(c)?;
-    }
-    for ((owner, bucket), sum) in &r.brand_buckets {
-        diesel::insert_into(bsb::table)
-            .values((
-                bsb::brand_id.eq(owner),
-                bsb::bucket.eq(bucket),
-                bsb::amount.eq(sum),
-            ))
-            .on_conflict((bsb::brand_id, bsb::bucket))
-            .do_update()
-            .set(bsb::amount.eq(bsb::amount + excluded(bsb::amount)))
-            .execute(c)?;
-    }
-    for ((owner, bucket), sum) in &r.campaign_buckets {
-        diesel::insert_into(csb::table)
-            .values((
-                csb::campaign_id.eq(owner),
-                csb::bucket.eq(bucket),
-                csb::amount.eq(sum),
-            ))
-            .on_conflict((csb::campaign_id, csb::bucket))
-            .do_update()
-            .set(csb::amount.eq(csb::amount + excluded(csb::amount)))
-            .execute(c)?;
-    }
+    upsert_each!(&r.brand_periods, bs, brand_id, period);
+    upsert_each!(&r.campaign_periods, cs, campaign_id, period);
+    upsert_each!(&r.brand_buckets, bsb, brand_id, bucket);
+    upsert_each!(&r.campaign_buckets, csb, campaign_id, bucket);
     Ok(())
 }
 

@@ -151,73 +151,50 @@ pub fn run(
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
-                tokio::runtime::Builder::new_multi_thread()
+                let runtime = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
-                    .build()?
-                    .block_on(writers(
-                        url,
-                        connections,
-                        batch,
-                        owners,
-                        run,
-                        deadline,
-                        trips,
-                        events,
-                        failures,
-                        cpu,
-                    ))
+                    .build()?;
+                runtime.block_on(async move {
+                    let mut writers = Vec::new();
+                    for t in 0..connections {
+                        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
+                        tokio::spawn(connection);
+                        let (owners, events, failures) =
+                            (owners.clone(), events.clone(), failures.clone());
+                        let run = format!("{run}-{t}");
+                        writers.push(tokio::spawn(async move {
+                            let s = Prepared::new(&client).await?;
+                            // A group's requests carry a few tokens; none of these
+                            // exists (the lookup costs the same: an index probe).
+                            let prefixes: Vec<String> =
+                                (0..3).map(|i| format!("adb_x{t}{i}")).collect();
+                            let mut n = 0;
+                            while Instant::now() < deadline {
+                                let rows = super::rows(&owners, batch, &run, &mut n);
+                                match transaction(&client, &s, &rows, trips, &prefixes).await {
+                                    Ok(()) => {
+                                        events.fetch_add(batch as u64, Ordering::Relaxed);
+                                    }
+                                    Err(e) => {
+                                        if failures.fetch_add(1, Ordering::Relaxed) == 0 {
+                                            eprintln!("a transaction failed: {e}");
+                                        }
+                                        // A failed pipeline may leave the transaction open: end it.
+                                        let _ = client.batch_execute("ROLLBACK").await;
+                                    }
+                                }
+                            }
+                            Ok::<_, anyhow::Error>(client)
+                        }));
+                    }
+                    let mut clients = Vec::new();
+                    for w in writers {
+                        clients.push(w.await??);
+                    }
+                    Ok(cpu.stop())
+                })
             })
             .join()
             .map_err(|_| anyhow::anyhow!("the writers' thread panicked"))?
     })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn writers(
-    url: &str,
-    connections: usize,
-    batch: usize,
-    owners: Arc<Vec<(i64, i64)>>,
-    run: &str,
-    deadline: Instant,
-    trips: Trips,
-    events: Arc<AtomicU64>,
-    failures: Arc<AtomicU64>,
-    cpu: ServerCpu,
-) -> anyhow::Result<CpuUsage> {
-    let mut writers = Vec::new();
-    for t in 0..connections {
-        let (client, connection) = tokio_postgres::connect(url, NoTls).await?;
-        tokio::spawn(connection);
-        let (owners, events, failures) = (owners.clone(), events.clone(), failures.clone());
-        let run = format!("{run}-{t}");
-        writers.push(tokio::spawn(async move {
-            let s = Prepared::new(&client).await?;
-            // A group's requests carry a few tokens; none of these exists (the lookup costs the
-            // same: an index probe of `api_tokens`).
-            let prefixes: Vec<String> = (0..3).map(|i| format!("adb_x{t}{i}")).collect();
-            let mut n = 0;
-            while Instant::now() < deadline {
-                let rows = super::rows(&owners, batch, &run, &mut n);
-                match transaction(&client, &s, &rows, trips, &prefixes).await {
-                    Ok(()) => {
-                        events.fetch_add(batch as u64, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        if failures.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("a transaction failed: {e}");
-                        }
-                        // A failed pipeline may leave the transaction open: end it.
-                        let _ = client.batch_execute("ROLLBACK").await;
-                    }
-                }
-            }
-            Ok::<_, anyhow::Error>(client)
-        }));
-    }
-    let mut clients = Vec::new();
-    for w in writers {
-        clients.push(w.await??);
-    }
-    Ok(cpu.stop())
 }
