@@ -425,6 +425,9 @@ pub async fn bench_limit(args: LimitArgs) -> anyhow::Result<()> {
     if args.tokio_postgres && !matches!(args.db, crate::Db::Postgres) {
         anyhow::bail!("--tokio-postgres is for --db postgres");
     }
+    if args.sqlite_prepared && !matches!(args.db, crate::Db::Sqlite) {
+        anyhow::bail!("--sqlite-prepared is for --db sqlite");
+    }
     let (url, _guard) = crate::database(args.db, args.database_url.clone())?;
     if !args.no_seed {
         let pool = db::connect(&url, 4)?;

@@ -379,6 +379,9 @@ async fn start_api(url: &str) -> anyhow::Result<(Process, String)> {
 }
 
 async fn bench_ingest(args: IngestArgs) -> anyhow::Result<()> {
+    if args.limit_sqlite_prepared && !matches!(args.db, Db::Sqlite) {
+        bail!("--limit-sqlite-prepared is for --db sqlite");
+    }
     let mut _guard = None;
     let mut history = 0;
     let mut server = None;
