@@ -163,11 +163,54 @@ pub fn lock_brands(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<i64>
     Ok(locked)
 }
 
+/// A brand's id, budgets, timezone and alert thresholds as stored.
+type StoredFacts = (i64, i64, i64, String, String);
+
 /// The locked brands' budgets and timezones (what the rule decides on) and alert thresholds.
 #[derive(Debug, Default)]
 pub(crate) struct LockedBrands {
     pub facts: HashMap<i64, BrandFacts>,
     pub thresholds: HashMap<i64, AlertThresholds>,
+}
+
+/// The campaigns `ids` (those that exist) with their brands' budgets, timezones and alert
+/// thresholds, in one statement: on SQLite, whose write transaction is exclusive from its
+/// `BEGIN IMMEDIATE`, what the spend path's steps 1, 4 and 6 read separately on PostgreSQL
+/// (where the brand locks come later, after the spend logs; see `spend::record_in_tx`).
+pub(crate) fn campaigns_with_brand_facts(
+    conn: &mut DbConnection,
+    ids: &[i64],
+) -> QueryResult<(Vec<super::campaigns::CampaignRow>, LockedBrands)> {
+    use super::campaigns::CampaignRow;
+    let mut rows = Vec::with_capacity(ids.len());
+    let mut out = LockedBrands::default();
+    for chunk in ids.chunks(CHUNK) {
+        let found: Vec<(CampaignRow, StoredFacts)> = campaigns::table
+            .inner_join(brands::table)
+            .select((
+                CampaignRow::as_select(),
+                (
+                    brands::id,
+                    brands::daily_budget,
+                    brands::monthly_budget,
+                    brands::timezone,
+                    brands::alert_thresholds,
+                ),
+            ))
+            .filter(campaigns::id.eq_any(chunk))
+            .load(conn)?;
+        for (row, (id, daily, monthly, tz, thresholds)) in found {
+            out.facts
+                .entry(id)
+                .or_insert_with(|| facts_of(daily, monthly, &tz));
+            out.thresholds
+                .entry(id)
+                .or_insert_with(|| AlertThresholds::from_stored(&thresholds));
+            rows.push(row);
+        }
+    }
+    rows.sort_by_key(|r| r.rule.id);
+    Ok((rows, out))
 }
 
 /// [`lock_brands`], reading the locked brands' budgets, timezones and alert thresholds in the
@@ -189,7 +232,7 @@ pub(crate) fn lock_brand_facts(conn: &mut DbConnection, ids: &[i64]) -> QueryRes
             ))
             .filter(brands::id.eq_any(chunk))
             .order(brands::id);
-        let rows: Vec<(i64, i64, i64, String, String)> = match conn {
+        let rows: Vec<StoredFacts> = match conn {
             DbConnection::Postgresql(c) => q.for_no_key_update().load(c)?,
             DbConnection::Sqlite(c) => q.load(c)?,
         };

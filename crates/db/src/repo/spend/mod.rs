@@ -473,7 +473,8 @@ fn record_either(
 
 /// Records `events` inside the caller's write transaction, in named steps:
 ///
-/// 1. [`Call::brands_of_campaigns`]: each event's brand (an unknown campaign is rejected);
+/// 1. [`Call::brands_of_campaigns`] and [`Call::check_owners`]: each event's brand (an unknown
+///    campaign, or one of a brand the poster's token is not bound to, is rejected);
 /// 2. [`Call::sort_out_replays`]: events whose id is already recorded are answered, the rest are
 ///    fresh;
 /// 3. [`Call::insert_logs`]: the fresh events' spend logs, before any lock (see below);
@@ -488,6 +489,9 @@ fn record_either(
 /// and the reconcile. Two transactions inserting the same event id meet at the unique index: the
 /// second waits for the first and then fails (`Attempt::Raced`), and `retrying_concurrent` runs
 /// it again, when step 2 finds the committed event and answers a replay.
+///
+/// SQLite, whose write transactions serialize whole, reads in step 1 what steps 4 and 6 read
+/// ([`enforce::campaigns_with_brand_facts`]): the campaigns with their brands' facts.
 fn record_in_tx(
     conn: &mut DbConnection,
     events: &[ValidSpend],
@@ -497,15 +501,31 @@ fn record_in_tx(
 ) -> Result<(EventResults, Vec<Campaign>), Attempt> {
     let mut call = Call::new(events, mode);
     call.refuse_before(horizon)?;
-    let owners = call.brands_of_campaigns(conn)?;
+    // SQLite's write transaction is exclusive from its `BEGIN IMMEDIATE`: nothing can change a
+    // campaign or a brand before it commits, so steps 1, 4 and the rule's read of the events'
+    // campaigns are one statement here (three fewer to prepare and run per group commit).
+    let (owners, read_early) = match conn {
+        DbConnection::Sqlite(_) => {
+            let (rows, locked) = enforce::campaigns_with_brand_facts(conn, &call.campaign_ids())?;
+            let owners = rows.iter().map(|r| (r.rule.id, r.rule.brand_id)).collect();
+            (owners, Some((rows, locked)))
+        }
+        DbConnection::Postgresql(_) => (call.brands_of_campaigns(conn)?, None),
+    };
+    call.check_owners(&owners)?;
     let Sorted { fresh, repeats } = call.sort_out_replays(conn, &owners)?;
     call.insert_logs(conn, &fresh, &owners, now)?;
     call.answer_repeats(repeats);
 
-    let mut brand_ids: Vec<i64> = owners.values().copied().collect();
-    brand_ids.sort_unstable();
-    brand_ids.dedup();
-    let locked = enforce::lock_brand_facts(conn, &brand_ids)?;
+    let (read, locked) = match read_early {
+        Some((rows, locked)) => (Some(rows), locked),
+        None => {
+            let mut brand_ids: Vec<i64> = owners.values().copied().collect();
+            brand_ids.sort_unstable();
+            brand_ids.dedup();
+            (None, enforce::lock_brand_facts(conn, &brand_ids)?)
+        }
+    };
     let facts = &locked.facts;
 
     let mut totals = call.add_to_period_totals(conn, &fresh, &owners, facts)?;
@@ -518,7 +538,7 @@ fn record_in_tx(
         &mut totals,
         &mut periods,
         now,
-        None,
+        read,
     )?;
     thresholds_reached(conn, &totals, &locked, &rows, now)?;
     let campaigns = answer(rows, &changes, &owners, facts, &totals, &mut periods, now);
@@ -693,20 +713,31 @@ impl<'a> Call<'a> {
         Ok(())
     }
 
+    /// The events' campaigns, each once, in id order.
+    fn campaign_ids(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = self.events.iter().map(|e| e.campaign_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// Step 1: the campaigns' brands (a campaign never changes brand). Their timezones are read
     /// with the brand locks in step 4: a timezone change committed in between must not be missed.
-    fn brands_of_campaigns(&mut self, conn: &mut DbConnection) -> DomainResult<HashMap<i64, i64>> {
-        let mut campaign_ids: Vec<i64> = self.events.iter().map(|e| e.campaign_id).collect();
-        campaign_ids.sort_unstable();
-        campaign_ids.dedup();
+    fn brands_of_campaigns(&self, conn: &mut DbConnection) -> DomainResult<HashMap<i64, i64>> {
         let mut owners: HashMap<i64, i64> = HashMap::new();
-        for chunk in campaign_ids.chunks(CHUNK) {
+        for chunk in self.campaign_ids().chunks(CHUNK) {
             let rows: Vec<(i64, i64)> = campaigns::table
                 .select((campaigns::id, campaigns::brand_id))
                 .filter(campaigns::id.eq_any(chunk))
                 .load(conn)?;
             owners.extend(rows);
         }
+        Ok(owners)
+    }
+
+    /// Step 1, continued: an event whose campaign is unknown, or whose token is bound to other
+    /// brands than the campaign's, is rejected.
+    fn check_owners(&mut self, owners: &HashMap<i64, i64>) -> DomainResult<()> {
         for (i, e) in self.events.iter().enumerate() {
             match owners.get(&e.campaign_id) {
                 None => {
@@ -723,7 +754,7 @@ impl<'a> Call<'a> {
                 Some(_) => {}
             }
         }
-        Ok(owners)
+        Ok(())
     }
 
     /// Step 2, idempotency: an event whose id is recorded already in its brand is a replay if
