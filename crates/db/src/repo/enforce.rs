@@ -175,10 +175,11 @@ pub(crate) struct LockedBrands {
 
 /// The campaigns `ids` (those that exist) with their brands' budgets, timezones and alert
 /// thresholds, in one statement: on SQLite, whose write transaction is exclusive from its
-/// `BEGIN IMMEDIATE`, what the spend path's steps 1, 4 and 6 read separately on PostgreSQL
-/// (where the brand locks come later, after the spend logs; see `spend::record_in_tx`).
+/// `BEGIN IMMEDIATE`, what the spend path's steps 1, 4 and 6 read separately on PostgreSQL's
+/// step-by-step path (where the brand locks come later, after the spend logs; see
+/// `spend::record_in_tx`). SQLite only: it locks nothing.
 pub(crate) fn campaigns_with_brand_facts(
-    conn: &mut DbConnection,
+    conn: &mut diesel::SqliteConnection,
     ids: &[i64],
 ) -> QueryResult<(Vec<super::campaigns::CampaignRow>, LockedBrands)> {
     use super::campaigns::CampaignRow;

@@ -503,10 +503,10 @@ fn record_in_tx(
     call.refuse_before(horizon)?;
     // SQLite's write transaction is exclusive from its `BEGIN IMMEDIATE`: nothing can change a
     // campaign or a brand before it commits, so steps 1, 4 and the rule's read of the events'
-    // campaigns are one statement here (three fewer to prepare and run per group commit).
+    // campaigns are one statement here instead of three.
     let (owners, read_early) = match conn {
-        DbConnection::Sqlite(_) => {
-            let (rows, locked) = enforce::campaigns_with_brand_facts(conn, &call.campaign_ids())?;
+        DbConnection::Sqlite(c) => {
+            let (rows, locked) = enforce::campaigns_with_brand_facts(c, &call.campaign_ids())?;
             let owners = rows.iter().map(|r| (r.rule.id, r.rule.brand_id)).collect();
             (owners, Some((rows, locked)))
         }
@@ -965,8 +965,9 @@ impl<'a> Call<'a> {
 /// campaign of a brand at budget (a brand budget applies to the sum of its campaigns; only spend
 /// can reach one, so replays alone judge nothing). Totals of periods other than the events' are
 /// read here. Returns the rows of the events' campaigns and of the judged ones, and the changes
-/// applied. `read`: the events' campaigns' rows if the caller read them under the locks already
-/// (those of a brand at budget are read here all the same).
+/// applied. `read`: the events' campaigns' rows if the caller read them already, under the brand
+/// locks or anywhere in SQLite's exclusive transaction (those of a brand at budget are read here
+/// all the same).
 #[allow(clippy::too_many_arguments)]
 fn enforce_after_spend(
     conn: &mut DbConnection,

@@ -441,29 +441,15 @@ pub(super) fn record_in_tx(
     };
     let mut call = Call::new(events, mode);
     call.refuse_before(horizon)?;
-    let mut campaign_ids: Vec<i64> = events.iter().map(|e| e.campaign_id).collect();
-    campaign_ids.sort_unstable();
-    campaign_ids.dedup();
+    let campaign_ids = call.campaign_ids();
     lookups.resolve(pg, &campaign_ids)?;
 
     // Step 1, as the stepwise path's: unknown campaigns and other brands' campaigns refused.
-    let mut owners: HashMap<i64, i64> = HashMap::new();
-    for (i, e) in events.iter().enumerate() {
-        match lookups.brand_of.get(&e.campaign_id) {
-            None => {
-                let field = call.field(i, "campaign_id");
-                call.reject(i, DomainError::not_found_field("campaign", field))?;
-            }
-            Some(brand) => {
-                owners.insert(e.campaign_id, *brand);
-                if !e.allowed.allows(*brand) {
-                    let field = call.field(i, "campaign_id");
-                    let message = "this token may not post spend to this campaign's brand";
-                    call.reject(i, DomainError::forbidden(field, message))?;
-                }
-            }
-        }
-    }
+    let owners: HashMap<i64, i64> = campaign_ids
+        .iter()
+        .filter_map(|id| Some((*id, *lookups.brand_of.get(id)?)))
+        .collect();
+    call.check_owners(&owners)?;
 
     // Step 2, the part decided before the statement: an id repeated within the call is a replay
     // of its first event (or a conflict); whether an id is recorded already the statement says.
