@@ -205,6 +205,101 @@ fn sqlite_wal_is_checkpointed_in_the_background() {
     );
 }
 
+/// The spend statement's plan, as `EXPLAIN EXECUTE` of the writer connection's own prepared
+/// statement shows it.
+fn spend_plan(pg: &mut diesel::PgConnection) -> String {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let prepared: Vec<Name> =
+        diesel::sql_query("SELECT name FROM pg_prepared_statements WHERE statement = $1")
+            .bind::<diesel::sql_types::Text, _>(spend::postgres_statement_sql())
+            .load(pg)
+            .unwrap();
+    let name = &prepared
+        .first()
+        .expect("the writer prepared the spend statement")
+        .name;
+    let nulls = ["NULL"; 12].join(", ");
+    let plan: Vec<PlanLine> = diesel::sql_query(format!("EXPLAIN EXECUTE {name}({nulls})"))
+        .load(pg)
+        .unwrap();
+    plan.into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A line of `EXPLAIN`'s output.
+#[derive(diesel::QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// PostgreSQL keeps one generic plan per prepared statement, made from the tables as they were.
+/// Planned on a new database, the writer's spend statement looked the known event ids up by a hash
+/// join over all of `spend_event_ids` and kept scanning the table as it grew, every group commit,
+/// until autovacuum's next `ANALYZE`. The writer now has its plans made again every ten seconds
+/// (`Lookups::replan_if_due`), from the tables as they are then.
+#[test]
+fn a_writer_plans_its_statement_again_as_the_tables_grow() {
+    use diesel::connection::SimpleConnection;
+    let w = world(Backend::Postgres);
+    let t = utc("2026-11-16T12:00:00Z");
+    let b = w.brand("Acme", "1000000", "10000000", "UTC", t);
+    let c = w.campaign(b, "c", json!({}), t);
+    let mut conn = w.conn();
+    let mut lookups =
+        spend::Lookups::default().replanning_every(std::time::Duration::from_secs(3600));
+    {
+        let adbudget_db::DbConnection::Postgresql(pg) = &mut *conn else {
+            unreachable!("a PostgreSQL world")
+        };
+        // A new installation: a few rows, freshly analyzed; one plan for every execution.
+        pg.batch_execute("ANALYZE; SET plan_cache_mode = force_generic_plan")
+            .unwrap();
+    }
+    let mut n = 0;
+    let mut group = |conn: &mut adbudget_db::DbConnection, lookups: &mut spend::Lookups| {
+        n += 1;
+        let events = [event(c, 1, Some(&format!("group-{n}")))];
+        for r in spend::record_group(conn, lookups, &events, t) {
+            r.unwrap();
+        }
+    };
+    group(&mut conn, &mut lookups);
+    let adbudget_db::DbConnection::Postgresql(pg) = &mut *conn else {
+        unreachable!("a PostgreSQL world")
+    };
+    assert!(
+        spend_plan(pg).contains("Seq Scan on spend_event_ids"),
+        "the premise: a small table's plan"
+    );
+    // The table grows (no ANALYZE yet).
+    pg.batch_execute(
+        "INSERT INTO spend_event_ids (brand_id, event_id, spend_log_id, occurred_at) \
+         SELECT 1, 'grown-' || g, -g, TIMESTAMP '2026-11-16 12:00:00' \
+         FROM generate_series(1, 60000) AS g",
+    )
+    .unwrap();
+    // Once due, the writer's next group commit has its statements planned again.
+    let mut lookups = lookups.replanning_every(std::time::Duration::ZERO);
+    group(&mut conn, &mut lookups);
+    let adbudget_db::DbConnection::Postgresql(pg) = &mut *conn else {
+        unreachable!("a PostgreSQL world")
+    };
+    let plan = spend_plan(pg);
+    assert!(!plan.contains("Seq Scan on spend_event_ids"), "{plan}");
+    assert!(
+        plan.contains("Index Scan using spend_event_ids_pkey"),
+        "{plan}"
+    );
+}
+
 /// Two transactions inserting the same event ids in opposite orders deadlock on the unique index;
 /// PostgreSQL aborts one of them. When that is a spend transaction, it runs again instead of
 /// failing (with 500). Deterministic: the spend transaction starts waiting first, so its deadlock

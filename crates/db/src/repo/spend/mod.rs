@@ -254,6 +254,13 @@ pub fn reverse(
     })
 }
 
+/// The SQL of PostgreSQL's one-statement spend path with its parameters numbered (`$1` …), for
+/// tests and diagnosis (`PREPARE`, `EXPLAIN EXECUTE`).
+#[doc(hidden)]
+pub fn postgres_statement_sql() -> String {
+    postgres::numbered_sql()
+}
+
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -462,6 +469,7 @@ fn record_either(
     mode: Mode,
 ) -> Result<(EventResults, Vec<Campaign>), Attempt> {
     let horizon = lookups.horizon(conn)?;
+    lookups.replan_if_due(conn)?;
     if events.len() > postgres::SMALL_CALL {
         return record_in_tx(conn, events, now, mode, horizon);
     }
