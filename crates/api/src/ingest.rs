@@ -140,7 +140,12 @@ fn write_forever(writer: usize, pool: &DbPool, rx: &Receiver<Pending>) {
         }
         let conn = match held.take() {
             Some(conn) => Ok(conn),
-            None => db::get(pool),
+            None => {
+                // Another pooled connection: its plans may be older than the writer's last
+                // replan (`Lookups::replan_if_due`).
+                lookups.replan_now();
+                db::get(pool)
+            }
         };
         let answers = match conn {
             Ok(mut conn) => {

@@ -76,9 +76,9 @@ pub struct Lookups {
     max: usize,
     /// The kept history's start (`maintenance::horizon`) and when it was read.
     horizon: Option<(Option<chrono::NaiveDateTime>, std::time::Instant)>,
-    /// When the connection's plans were last discarded (or the writer started), and how often
-    /// they are ([`Lookups::replan_if_due`]).
-    planned: std::time::Instant,
+    /// When the writer last had its connection's plans discarded (`None`: at its next call),
+    /// and how often it does ([`Lookups::replan_if_due`]).
+    last_discard: Option<std::time::Instant>,
     replan_every: std::time::Duration,
 }
 
@@ -99,7 +99,7 @@ impl Lookups {
             tz_of: HashMap::new(),
             max,
             horizon: None,
-            planned: std::time::Instant::now(),
+            last_discard: Some(std::time::Instant::now()),
             replan_every: Self::REPLAN_EVERY,
         }
     }
@@ -108,29 +108,42 @@ impl Lookups {
     pub const REPLAN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
     /// Replans every `every` instead of [`Lookups::REPLAN_EVERY`] (tests).
+    #[doc(hidden)]
     pub fn replanning_every(mut self, every: std::time::Duration) -> Self {
         self.replan_every = every;
         self
     }
 
+    /// Has the next call discard the plans: the writer took another connection from the pool,
+    /// whose plans may be as old as the pool.
+    pub fn replan_now(&mut self) {
+        self.last_discard = None;
+    }
+
     /// PostgreSQL keeps one generic plan per prepared statement, made from the table sizes and
-    /// statistics of the moment it was made, until an `ANALYZE` of a table it reads. A writer's
-    /// statements are prepared once per connection: planned on a new database, the spend
-    /// statement looked the known event ids up by a hash join over all of `spend_event_ids`
-    /// (cheapest while it was small) and kept scanning it as it grew, every group commit, until
-    /// autovacuum's next `ANALYZE` (13.7 of 17.7 ms a call at 62,000 ids). `DISCARD PLANS` every
-    /// ten seconds has them planned again from the tables as they are (the prepared statements
-    /// stay; the next few executions are planned for their parameters, about 0.2 ms each).
+    /// statistics of the moment it was made, until a `VACUUM`, an `ANALYZE` or a change of a
+    /// table it reads. A writer's statements are prepared once per connection: planned on a new
+    /// database, the spend statement looked the known event ids up by a hash join over all of
+    /// `spend_event_ids` (cheapest while it was small) and kept scanning it as it grew, every
+    /// group commit, until autovacuum came by (13.7 of 17.7 ms a call at 62,000 ids; a new
+    /// database's first minutes at half the rate, BENCHMARKS.md). `DISCARD PLANS` every ten
+    /// seconds has them planned again, at their next execution, from the tables as they are then
+    /// (the prepared statements stay; a plan costs about 0.2 ms). Writers only: `spend::record`
+    /// (batches, the CLI) takes a fresh `Lookups` per call and leaves its connection's plans to
+    /// autovacuum.
     pub(super) fn replan_if_due(&mut self, conn: &mut DbConnection) -> QueryResult<()> {
         use diesel::connection::SimpleConnection;
         let DbConnection::Postgresql(pg) = conn else {
             return Ok(());
         };
-        if self.planned.elapsed() < self.replan_every {
+        if self
+            .last_discard
+            .is_some_and(|at| at.elapsed() < self.replan_every)
+        {
             return Ok(());
         }
         pg.batch_execute("DISCARD PLANS")?;
-        self.planned = std::time::Instant::now();
+        self.last_discard = Some(std::time::Instant::now());
         Ok(())
     }
 
