@@ -205,6 +205,14 @@ fn sqlite_wal_is_checkpointed_in_the_background() {
     );
 }
 
+/// A PostgreSQL world's connection as diesel's.
+fn pg(conn: &mut adbudget_db::DbConnection) -> &mut diesel::PgConnection {
+    let adbudget_db::DbConnection::Postgresql(pg) = conn else {
+        unreachable!("a PostgreSQL world")
+    };
+    pg
+}
+
 /// The spend statement's plan, as `EXPLAIN EXECUTE` of the writer connection's own prepared
 /// statement shows it.
 fn spend_plan(pg: &mut diesel::PgConnection) -> String {
@@ -257,18 +265,14 @@ fn a_writer_plans_its_statement_again_as_the_tables_grow() {
     let mut conn = w.conn();
     let mut lookups =
         spend::Lookups::default().replanning_every(std::time::Duration::from_secs(3600));
-    {
-        let adbudget_db::DbConnection::Postgresql(pg) = &mut *conn else {
-            unreachable!("a PostgreSQL world")
-        };
-        // A new installation: a few rows, freshly analyzed; one plan for every execution; no
-        // autovacuum to replan behind the test's back.
-        pg.batch_execute(
+    // A new installation: a few rows, freshly analyzed; one plan for every execution; no
+    // autovacuum to replan behind the test's back.
+    pg(&mut conn)
+        .batch_execute(
             "ALTER TABLE spend_event_ids SET (autovacuum_enabled = off); ANALYZE; \
              SET plan_cache_mode = force_generic_plan",
         )
         .unwrap();
-    }
     let mut n = 0;
     let mut group = |conn: &mut adbudget_db::DbConnection, lookups: &mut spend::Lookups| {
         n += 1;
@@ -278,36 +282,28 @@ fn a_writer_plans_its_statement_again_as_the_tables_grow() {
         }
     };
     group(&mut conn, &mut lookups);
-    let adbudget_db::DbConnection::Postgresql(pg) = &mut *conn else {
-        unreachable!("a PostgreSQL world")
-    };
     assert!(
-        spend_plan(pg).contains("Seq Scan on spend_event_ids"),
+        spend_plan(pg(&mut conn)).contains("Seq Scan on spend_event_ids"),
         "the premise: a small table's plan"
     );
     // The table grows (no ANALYZE yet).
-    pg.batch_execute(
-        "INSERT INTO spend_event_ids (brand_id, event_id, spend_log_id, occurred_at) \
-         SELECT 1, 'grown-' || g, -g, TIMESTAMP '2026-11-16 12:00:00' \
-         FROM generate_series(1, 60000) AS g",
-    )
-    .unwrap();
+    pg(&mut conn)
+        .batch_execute(
+            "INSERT INTO spend_event_ids (brand_id, event_id, spend_log_id, occurred_at) \
+             SELECT 1, 'grown-' || g, -g, TIMESTAMP '2026-11-16 12:00:00' \
+             FROM generate_series(1, 60000) AS g",
+        )
+        .unwrap();
     // Not due yet: the writer keeps the plan made on the small table.
     group(&mut conn, &mut lookups);
-    let adbudget_db::DbConnection::Postgresql(pg) = &mut *conn else {
-        unreachable!("a PostgreSQL world")
-    };
     assert!(
-        spend_plan(pg).contains("Seq Scan on spend_event_ids"),
+        spend_plan(pg(&mut conn)).contains("Seq Scan on spend_event_ids"),
         "the plan outlives the table's growth"
     );
     // Once due, the writer's next group commit has its statements planned again.
     let mut lookups = lookups.replanning_every(std::time::Duration::ZERO);
     group(&mut conn, &mut lookups);
-    let adbudget_db::DbConnection::Postgresql(pg) = &mut *conn else {
-        unreachable!("a PostgreSQL world")
-    };
-    let plan = spend_plan(pg);
+    let plan = spend_plan(pg(&mut conn));
     assert!(!plan.contains("Seq Scan on spend_event_ids"), "{plan}");
     assert!(
         plan.contains("Index Scan using spend_event_ids_pkey"),
