@@ -273,7 +273,6 @@ diesel::joinable!(brand_spend_buckets -> brands (brand_id));
 diesel::joinable!(campaign_spend -> campaigns (campaign_id));
 diesel::joinable!(campaign_spend_buckets -> campaigns (campaign_id));
 diesel::joinable!(campaigns -> brands (brand_id));
-diesel::joinable!(spend_logs -> campaigns (campaign_id));
 diesel::joinable!(user_brands -> brands (brand_id));
 diesel::joinable!(user_brands -> users (user_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));

@@ -206,7 +206,8 @@ pub fn spend(
     let page = query.page.clamp(1, MAX_PAGE);
     let build = || {
         let mut q = spend_logs::table
-            .inner_join(campaigns_t::table.inner_join(brands::table))
+            .inner_join(campaigns_t::table.on(campaigns_t::id.eq(spend_logs::campaign_id)))
+            .inner_join(brands::table.on(brands::id.eq(campaigns_t::brand_id)))
             .into_boxed();
         if let Some(b) = query.brand_id {
             q = q.filter(campaigns_t::brand_id.eq(b));

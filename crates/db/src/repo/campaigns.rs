@@ -407,13 +407,15 @@ pub(crate) enum RowsOf {
     Campaign(i64),
 }
 
-/// Removes what deleting a brand or a campaign does not cascade to: its spend logs' event ids
-/// ([`super::spend::forget_event_ids`]) and its status history (no foreign key since migration
-/// 000013: checking one was most of what a reset's 100,000 history rows cost). Called with the
-/// brand locked, before the delete; every writer of history holds that lock too, so no history
-/// row of a deleted campaign is written after.
+/// Removes what deleting a brand or a campaign does not cascade to: its spend logs and their
+/// event ids ([`super::spend::forget_logs`]; no foreign key on PostgreSQL since migration 000014)
+/// and its status history (none since migration 000013: checking one was most of what a reset's
+/// 100,000 history rows cost). Called with the brand locked, before the delete; every writer of
+/// history holds that lock too, so no history row of a deleted campaign is written after. A
+/// spend transaction inserts its logs before it takes the lock, but its totals' upserts (whose
+/// foreign keys stay) then refuse the deleted campaign and take its logs back with it.
 pub(crate) fn forget_rows(conn: &mut DbConnection, of: RowsOf) -> QueryResult<()> {
-    super::spend::forget_event_ids(conn, of)?;
+    super::spend::forget_logs(conn, of)?;
     let history = campaign_status_history::table;
     match of {
         RowsOf::Brand(id) => diesel::delete(

@@ -45,6 +45,9 @@ pub enum Finding {
         stored: String,
         rule: String,
     },
+    /// Spend logs naming a campaign that does not exist (PostgreSQL keeps no foreign key there
+    /// since migration 000014; deleting a campaign removes its logs).
+    Orphans { campaign_id: i64, logs: i64 },
 }
 
 impl std::fmt::Display for Finding {
@@ -83,6 +86,10 @@ impl std::fmt::Display for Finding {
                     "campaign {campaign_id}: stored reasons {stored} but the rule says {rule}"
                 )
             }
+            Finding::Orphans { campaign_id, logs } => write!(
+                f,
+                "campaign {campaign_id} does not exist but spend logs name it: {logs}"
+            ),
         }
     }
 }
@@ -111,7 +118,8 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
         let since =
             kept_from.unwrap_or(NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or_default().into());
         let logs: Vec<(i64, i64, i64, NaiveDateTime, String)> = spend_logs::table
-            .inner_join(campaigns::table.inner_join(brands::table))
+            .inner_join(campaigns::table.on(campaigns::id.eq(spend_logs::campaign_id)))
+            .inner_join(brands::table.on(brands::id.eq(campaigns::brand_id)))
             .select((
                 spend_logs::campaign_id,
                 campaigns::brand_id,
@@ -234,6 +242,18 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
                 rule: format!("[{}]", change.to),
             });
         }
+        let orphans: Vec<(i64, i64)> = spend_logs::table
+            .filter(diesel::dsl::not(diesel::dsl::exists(
+                campaigns::table.filter(campaigns::id.eq(spend_logs::campaign_id)),
+            )))
+            .group_by(spend_logs::campaign_id)
+            .select((spend_logs::campaign_id, diesel::dsl::count_star()))
+            .load(conn)?;
+        findings.extend(
+            orphans
+                .into_iter()
+                .map(|(campaign_id, logs)| Finding::Orphans { campaign_id, logs }),
+        );
         let campaigns: i64 = campaigns::table.count().get_result(conn)?;
         Ok(Report {
             kept_from,

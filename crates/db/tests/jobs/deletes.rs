@@ -1,9 +1,10 @@
 //! Deleting a campaign or a brand takes its rows with it, including those no foreign key
-//! cascades to (the status history since migration 000013, event ids in `spend_event_ids`).
+//! cascades to (the status history since migration 000013, the spend logs on PostgreSQL since
+//! migration 000014, event ids in `spend_event_ids`).
 
 use adbudget_core::access::Author;
 use adbudget_db::repo::{brands, campaigns};
-use adbudget_db::schema::campaign_status_history as history;
+use adbudget_db::schema::{campaign_status_history as history, spend_logs};
 use adbudget_testing::Backend;
 use diesel::prelude::*;
 use serde_json::json;
@@ -11,8 +12,9 @@ use serde_json::json;
 use crate::{World, on_both_databases, utc, world};
 
 on_both_databases!(
-    deleting_a_campaign_or_its_brand_deletes_its_history,
-    a_sweep_changes_only_campaigns_of_the_brands_it_locked
+    deleting_a_campaign_or_its_brand_deletes_its_history_and_spend_logs,
+    a_sweep_changes_only_campaigns_of_the_brands_it_locked,
+    spend_of_a_campaign_deleted_meanwhile_stores_nothing
 );
 
 /// History rows stored for `campaign` (read from the table: the API answers 404 once the
@@ -25,7 +27,16 @@ fn stored_history(w: &World, campaign: i64) -> i64 {
         .unwrap()
 }
 
-fn deleting_a_campaign_or_its_brand_deletes_its_history(backend: Backend) {
+/// Spend logs stored for `campaign`.
+fn stored_logs(w: &World, campaign: i64) -> i64 {
+    spend_logs::table
+        .filter(spend_logs::campaign_id.eq(campaign))
+        .count()
+        .get_result(&mut *w.conn())
+        .unwrap()
+}
+
+fn deleting_a_campaign_or_its_brand_deletes_its_history_and_spend_logs(backend: Backend) {
     let w = world(backend);
     let now = utc("2026-03-10T12:00:00Z");
     let brand = w.brand("B", "1000000", "10000000", "UTC", now);
@@ -42,14 +53,19 @@ fn deleting_a_campaign_or_its_brand_deletes_its_history(backend: Backend) {
         assert!(stored_history(&w, c) >= 1);
     }
     let c3_history = stored_history(&w, c3);
+    for c in [c1, c2, c3] {
+        assert_eq!(stored_logs(&w, c), 1);
+    }
 
     campaigns::delete(&mut w.conn(), c1, now, &Author::cli()).unwrap();
-    assert_eq!(stored_history(&w, c1), 0);
+    assert_eq!((stored_history(&w, c1), stored_logs(&w, c1)), (0, 0));
     assert!(stored_history(&w, c2) >= 1);
+    assert_eq!(stored_logs(&w, c2), 1);
 
     brands::delete(&mut w.conn(), brand, now, &Author::cli()).unwrap();
-    assert_eq!(stored_history(&w, c2), 0);
+    assert_eq!((stored_history(&w, c2), stored_logs(&w, c2)), (0, 0));
     assert_eq!(stored_history(&w, c3), c3_history);
+    assert_eq!(stored_logs(&w, c3), 1);
     assert_eq!(w.history_len(c3) as i64, c3_history);
     w.assert_verified(now);
 }
@@ -96,4 +112,116 @@ fn a_sweep_changes_only_campaigns_of_the_brands_it_locked(backend: Backend) {
     w.run(adbudget_core::jobs::JobKind::ResetDaily, now);
     assert!(w.reasons(cb, now).is_empty());
     w.assert_verified(now);
+}
+
+/// A spend call whose campaign is deleted while it runs stores nothing: on PostgreSQL its logs go
+/// in before it waits for the brand lock the delete holds, and with no foreign key on the logs
+/// (migration 000014) it is the totals' upserts that refuse the campaign once the delete commits,
+/// taking the logs back; the retry answers 404. SQLite's writes serialize whole: the call runs
+/// after the delete and finds no campaign. Either way no spend log names the deleted campaign.
+fn spend_of_a_campaign_deleted_meanwhile_stores_nothing(backend: Backend) {
+    use adbudget_core::forms::SpendEvent;
+    use adbudget_core::money::{Money, PositiveMoney};
+    use adbudget_db::error::DomainError;
+    use adbudget_db::repo::spend;
+    let w = world(backend);
+    let now = utc("2026-03-10T12:00:00Z");
+    let brand = w.brand("B", "1000000", "10000000", "UTC", now);
+    let (doomed, kept) = (
+        w.campaign(brand, "doomed", json!({}), now),
+        w.campaign(brand, "kept", json!({}), now),
+    );
+    w.spend(kept, "1", now, now);
+
+    // The delete, by hand in one transaction held open: what `campaigns::delete` does, in its
+    // order (the brand locked first, then the campaign's rows, then the campaign).
+    let mut deleter = w.conn();
+    let sql = |conn: &mut adbudget_db::DbConnection, q: &str| {
+        diesel::sql_query(q).execute(conn).unwrap();
+    };
+    let begin = match backend {
+        Backend::Postgres => "BEGIN",
+        Backend::Sqlite => "BEGIN IMMEDIATE",
+    };
+    sql(&mut deleter, begin);
+    if backend == Backend::Postgres {
+        sql(
+            &mut deleter,
+            &format!("SELECT id FROM brands WHERE id = {brand} FOR NO KEY UPDATE"),
+        );
+    }
+    sql(
+        &mut deleter,
+        &format!("DELETE FROM spend_logs WHERE campaign_id = {doomed}"),
+    );
+    sql(
+        &mut deleter,
+        &format!("DELETE FROM campaigns WHERE id = {doomed}"),
+    );
+
+    let spender = {
+        let pool = w.pool.clone();
+        std::thread::spawn(move || {
+            let event = SpendEvent {
+                campaign_id: doomed,
+                amount: PositiveMoney(Money::parse_positive("2").unwrap()),
+                occurred_at: Some(now),
+                event_id: Some("late-for-the-delete".into()),
+            };
+            spend::record(
+                &mut adbudget_db::get(&pool).unwrap(),
+                &[event.validate(now).unwrap()],
+                now,
+                spend::Mode::Single,
+            )
+        })
+    };
+    // Long enough for the spend call to reach the lock (PostgreSQL: after inserting its log).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    sql(&mut deleter, "COMMIT");
+    drop(deleter);
+
+    let result = spender.join().unwrap();
+    assert!(
+        matches!(result, Err(DomainError::NotFound { .. })),
+        "{result:?}"
+    );
+    assert_eq!(stored_logs(&w, doomed), 0);
+    assert_eq!(stored_logs(&w, kept), 1);
+    w.assert_verified(now);
+}
+
+/// `verify` names spend logs whose campaign does not exist: PostgreSQL has no foreign key to
+/// refuse them since migration 000014, so the check is what would show a writer that forgot to
+/// delete them. (SQLite's foreign key still refuses them.)
+#[test]
+fn verify_reports_spend_logs_naming_no_campaign() {
+    let w = world(Backend::Postgres);
+    let now = utc("2026-03-10T12:00:00Z");
+    let brand = w.brand("B", "1000000", "10000000", "UTC", now);
+    let c = w.campaign(brand, "c", json!({}), now);
+    w.spend(c, "1", now, now);
+    w.assert_verified(now);
+    diesel::sql_query(format!(
+        "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, brand_id) \
+         VALUES ({}, 5, '2026-03-10 11:00:00', '2026-03-10 11:00:00', {brand})",
+        c + 1000
+    ))
+    .execute(&mut *w.conn())
+    .unwrap();
+    let report = adbudget_db::repo::verify::check(&mut w.conn(), now).unwrap();
+    assert_eq!(
+        report.findings,
+        [adbudget_db::repo::verify::Finding::Orphans {
+            campaign_id: c + 1000,
+            logs: 1
+        }]
+    );
+    assert_eq!(
+        report.findings[0].to_string(),
+        format!(
+            "campaign {} does not exist but spend logs name it: 1",
+            c + 1000
+        )
+    );
 }

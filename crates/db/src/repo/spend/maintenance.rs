@@ -12,14 +12,16 @@
 //! month; it goes as a whole once all of it is past the retention, so until then more is kept
 //! than asked, never less.
 //!
-//! Locks: ATTACH and DETACH take strong locks (the default partition's, the parent's, and through
-//! the foreign key a lock on `campaigns` that holds back writes to it), so every DDL transaction
+//! Locks: ATTACH and DETACH take strong locks (the default partition's, the parent's, and while
+//! the logs had a foreign key, before migration 000014, a lock on `campaigns` that held back
+//! writes to it), so every DDL transaction
 //! runs with `lock_timeout` [`DDL_LOCK_TIMEOUT`] and is tried [`DDL_TRIES`] times: a long
 //! transaction in the way delays the run (or fails it, and the next run finishes the work) rather
 //! than queueing every spend request behind the DDL. Runs exclude each other with an advisory
 //! lock. A dropped partition is renamed `…_dropping` in its DETACH's transaction; only such tables
 //! are emptied of their event ids and dropped (also by a later run, if one stopped half way), and
-//! before the drop its foreign key is removed so that DROP needs no lock on `campaigns`.
+//! before the drop any foreign key it kept (one detached before migration 000014) is removed so
+//! that DROP needs no lock on `campaigns`.
 //!
 //! SQLite keeps one table and deletes the logs before that day, 10,000 at a time, each chunk its
 //! own transaction (the writer is not held for the whole deletion).
@@ -416,7 +418,7 @@ struct Constraint {
     name: String,
 }
 
-/// A detached partition's event ids leave `spend_event_ids`, then its foreign key (whose
+/// A detached partition's event ids leave `spend_event_ids`, then any foreign key it kept (whose
 /// removal takes a lock on `campaigns`, with the short timeout), then the table.
 fn drop_detached(conn: &mut DbConnection, name: &str) -> QueryResult<()> {
     write_transaction(conn, |conn| {

@@ -151,6 +151,15 @@ pub fn reverse(
         }
         let brand_id = original.row.brand_id;
         let locked = enforce::lock_brand_facts(conn, &[brand_id])?;
+        // Read before the lock: deleting its campaign (which locks the brand) may have removed
+        // it meanwhile, and no foreign key would refuse the reversal's log (migration 000014).
+        let still_there: i64 = spend_logs::table
+            .filter(spend_logs::id.eq(id))
+            .count()
+            .get_result(conn)?;
+        if still_there == 0 {
+            return Err(DomainError::not_found("spend"));
+        }
         let tz = locked
             .facts
             .get(&brand_id)
@@ -1115,26 +1124,48 @@ fn logs_by_event_id(conn: &mut DbConnection, pairs: &[(i64, &str)]) -> QueryResu
     }
 }
 
-/// Removes the event ids of a brand's or a campaign's spend logs from `spend_event_ids`
-/// (PostgreSQL; part of [`super::campaigns::forget_rows`]), before the delete whose cascade removes the logs: an id is taken exactly as long
-/// as its log exists, as SQLite's unique index on the logs keeps it. No trigger does this because
-/// moving rows between partitions deletes and inserts them (`maintenance`).
-pub(crate) fn forget_event_ids(conn: &mut DbConnection, of: RowsOf) -> QueryResult<()> {
+/// Removes a brand's or a campaign's spend logs and, on PostgreSQL, their event ids in
+/// `spend_event_ids` (part of [`super::campaigns::forget_rows`], with the brand locked, before
+/// the delete). No foreign key cascades to the logs on PostgreSQL since migration 000014 (its
+/// check was a row lock on the campaign per log); SQLite's still would, but the delete is the
+/// same on both. An id is taken exactly as long as its log exists, as SQLite's unique index on
+/// the logs keeps it; no trigger does this because moving rows between partitions deletes and
+/// inserts them (`maintenance`).
+pub(crate) fn forget_logs(conn: &mut DbConnection, of: RowsOf) -> QueryResult<()> {
     use diesel::sql_types::BigInt;
-    let DbConnection::Postgresql(c) = conn else {
-        return Ok(());
-    };
-    let q = match of {
-        RowsOf::Brand(id) => diesel::sql_query("DELETE FROM spend_event_ids WHERE brand_id = $1")
+    if let DbConnection::Postgresql(c) = conn {
+        let q = match of {
+            RowsOf::Brand(id) => {
+                diesel::sql_query("DELETE FROM spend_event_ids WHERE brand_id = $1")
+                    .bind::<BigInt, _>(id)
+            }
+            RowsOf::Campaign(id) => diesel::sql_query(
+                "DELETE FROM spend_event_ids AS i USING spend_logs AS s \
+                 WHERE s.campaign_id = $1 AND s.event_id IS NOT NULL \
+                   AND i.brand_id = s.brand_id AND i.event_id = s.event_id",
+            )
             .bind::<BigInt, _>(id),
-        RowsOf::Campaign(id) => diesel::sql_query(
-            "DELETE FROM spend_event_ids AS i USING spend_logs AS s \
-             WHERE s.campaign_id = $1 AND s.event_id IS NOT NULL \
-               AND i.brand_id = s.brand_id AND i.event_id = s.event_id",
+        };
+        q.execute(c)?;
+    }
+    // By campaign, the logs' index: a brand's campaigns are its logs' campaigns.
+    match of {
+        RowsOf::Brand(id) => diesel::delete(
+            spend_logs::table.filter(
+                spend_logs::campaign_id.eq_any(
+                    campaigns::table
+                        .select(campaigns::id)
+                        .filter(campaigns::brand_id.eq(id)),
+                ),
+            ),
         )
-        .bind::<BigInt, _>(id),
+        .execute(conn)?,
+        RowsOf::Campaign(id) => {
+            diesel::delete(spend_logs::table.filter(spend_logs::campaign_id.eq(id)))
+                .execute(conn)?
+        }
     };
-    q.execute(c).map(drop)
+    Ok(())
 }
 
 /// Inserts spend logs, returning their rows in the order of `events`. PostgreSQL gets the
@@ -1570,7 +1601,7 @@ pub fn rebuild_brand_totals(
         ));
     }
     let logs: Vec<(i64, i64, chrono::NaiveDateTime)> = spend_logs::table
-        .inner_join(campaigns::table)
+        .inner_join(campaigns::table.on(campaigns::id.eq(spend_logs::campaign_id)))
         .filter(campaigns::brand_id.eq(brand_id))
         .select((
             spend_logs::campaign_id,
