@@ -14,7 +14,8 @@ use crate::{World, on_both_databases, utc, world};
 on_both_databases!(
     deleting_a_campaign_or_its_brand_deletes_its_history_and_spend_logs,
     a_sweep_changes_only_campaigns_of_the_brands_it_locked,
-    spend_of_a_campaign_deleted_meanwhile_stores_nothing
+    spend_of_a_campaign_deleted_meanwhile_stores_nothing,
+    reversing_spend_of_a_campaign_deleted_meanwhile_stores_nothing
 );
 
 /// History rows stored for `campaign` (read from the table: the API answers 404 once the
@@ -133,31 +134,7 @@ fn spend_of_a_campaign_deleted_meanwhile_stores_nothing(backend: Backend) {
     );
     w.spend(kept, "1", now, now);
 
-    // The delete, by hand in one transaction held open: what `campaigns::delete` does, in its
-    // order (the brand locked first, then the campaign's rows, then the campaign).
-    let mut deleter = w.conn();
-    let sql = |conn: &mut adbudget_db::DbConnection, q: &str| {
-        diesel::sql_query(q).execute(conn).unwrap();
-    };
-    let begin = match backend {
-        Backend::Postgres => "BEGIN",
-        Backend::Sqlite => "BEGIN IMMEDIATE",
-    };
-    sql(&mut deleter, begin);
-    if backend == Backend::Postgres {
-        sql(
-            &mut deleter,
-            &format!("SELECT id FROM brands WHERE id = {brand} FOR NO KEY UPDATE"),
-        );
-    }
-    sql(
-        &mut deleter,
-        &format!("DELETE FROM spend_logs WHERE campaign_id = {doomed}"),
-    );
-    sql(
-        &mut deleter,
-        &format!("DELETE FROM campaigns WHERE id = {doomed}"),
-    );
+    let deleter = deleting(&w, backend, brand, doomed);
 
     let spender = {
         let pool = w.pool.clone();
@@ -176,10 +153,7 @@ fn spend_of_a_campaign_deleted_meanwhile_stores_nothing(backend: Backend) {
             )
         })
     };
-    // Long enough for the spend call to reach the lock (PostgreSQL: after inserting its log).
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    sql(&mut deleter, "COMMIT");
-    drop(deleter);
+    commit(deleter);
 
     let result = spender.join().unwrap();
     assert!(
@@ -189,6 +163,82 @@ fn spend_of_a_campaign_deleted_meanwhile_stores_nothing(backend: Backend) {
     assert_eq!(stored_logs(&w, doomed), 0);
     assert_eq!(stored_logs(&w, kept), 1);
     w.assert_verified(now);
+}
+
+/// Deletes `campaign` by hand in a transaction left open (what `campaigns::delete` does, in its
+/// order: the brand locked first, then the campaign's rows, then the campaign), for a concurrent
+/// call to meet; [`commit`] ends it.
+fn deleting(w: &World, backend: Backend, brand: i64, campaign: i64) -> adbudget_db::PooledConn {
+    let mut conn = w.conn();
+    let statements = [
+        match backend {
+            Backend::Postgres => "BEGIN".to_owned(),
+            Backend::Sqlite => "BEGIN IMMEDIATE".to_owned(),
+        },
+        match backend {
+            Backend::Postgres => {
+                format!("SELECT id FROM brands WHERE id = {brand} FOR NO KEY UPDATE")
+            }
+            Backend::Sqlite => "SELECT 1".to_owned(),
+        },
+        format!("DELETE FROM spend_logs WHERE campaign_id = {campaign}"),
+        format!("DELETE FROM campaigns WHERE id = {campaign}"),
+    ];
+    for q in statements {
+        diesel::sql_query(q).execute(&mut conn).unwrap();
+    }
+    conn
+}
+
+/// Commits [`deleting`]'s transaction once the concurrent call had the time to reach the brand
+/// lock (PostgreSQL; SQLite's waits at its `BEGIN IMMEDIATE`).
+fn commit(mut conn: adbudget_db::PooledConn) {
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    diesel::sql_query("COMMIT").execute(&mut conn).unwrap();
+}
+
+/// A reversal whose spend log is deleted with its campaign while it waits for the brand lock
+/// answers 404 for the spend and stores nothing: it read the log before the lock, and no foreign
+/// key refuses its compensating log (migration 000014), so it looks again under the lock.
+fn reversing_spend_of_a_campaign_deleted_meanwhile_stores_nothing(backend: Backend) {
+    use adbudget_core::access::Brands;
+    use adbudget_db::error::DomainError;
+    use adbudget_db::repo::spend;
+    let w = world(backend);
+    let now = utc("2026-03-10T12:00:00Z");
+    let brand = w.brand("B", "1000000", "10000000", "UTC", now);
+    let doomed = w.campaign(brand, "doomed", json!({}), now);
+    w.spend(doomed, "2", now, now);
+    let log: i64 = spend_logs::table
+        .select(spend_logs::id)
+        .filter(spend_logs::campaign_id.eq(doomed))
+        .first(&mut *w.conn())
+        .unwrap();
+
+    let deleter = deleting(&w, backend, brand, doomed);
+    let reverser = {
+        let pool = w.pool.clone();
+        std::thread::spawn(move || {
+            spend::reverse(
+                &mut adbudget_db::get(&pool).unwrap(),
+                log,
+                "double count",
+                &Brands::All,
+                now,
+                &Author::cli(),
+            )
+        })
+    };
+    commit(deleter);
+
+    let result = reverser.join().unwrap();
+    assert!(
+        matches!(&result, Err(DomainError::NotFound { what: "spend", .. })),
+        "{result:?}"
+    );
+    // Neither the log nor a compensating one is left (`verify` is not asked: the brand's totals
+    // keep what its deleted campaign spent, which the logs no longer show).
+    assert_eq!(stored_logs(&w, doomed), 0);
 }
 
 /// `verify` names spend logs whose campaign does not exist: PostgreSQL has no foreign key to
