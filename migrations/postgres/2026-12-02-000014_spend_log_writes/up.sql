@@ -9,7 +9,8 @@
 --   transaction, logs included (`Attempt::Raced`; the retry answers 404);
 -- - deleting a campaign or a brand removes its logs first, with the brand locked
 --   (`repo::campaigns::forget_rows`), as it removes their event ids and status history;
--- - a reversal checks, under the brand lock, that the log it reverses still exists.
+-- - a reversal checks, under the brand lock, that the log it reverses still exists (else it
+--   would fail later, on reading the campaign).
 ALTER TABLE spend_logs DROP CONSTRAINT spend_logs_campaign_id_fkey;
 
 -- Event ids are compared byte by byte: their uniqueness is exact equality, which the database's

@@ -3,7 +3,7 @@
 //! migration 000014, event ids in `spend_event_ids`).
 
 use adbudget_core::access::Author;
-use adbudget_db::repo::{brands, campaigns};
+use adbudget_db::repo::{brands, campaigns, spend};
 use adbudget_db::schema::{campaign_status_history as history, spend_logs};
 use adbudget_testing::Backend;
 use diesel::prelude::*;
@@ -120,11 +120,16 @@ fn a_sweep_changes_only_campaigns_of_the_brands_it_locked(backend: Backend) {
 /// (migration 000014) it is the totals' upserts that refuse the campaign once the delete commits,
 /// taking the logs back; the retry answers 404. SQLite's writes serialize whole: the call runs
 /// after the delete and finds no campaign. Either way no spend log names the deleted campaign.
+/// One event takes PostgreSQL's one-statement path, a batch of 101 the step-by-step one.
 fn spend_of_a_campaign_deleted_meanwhile_stores_nothing(backend: Backend) {
+    spend_meeting_a_delete(backend, 1, spend::Mode::Single);
+    spend_meeting_a_delete(backend, 101, spend::Mode::Batch);
+}
+
+fn spend_meeting_a_delete(backend: Backend, events: usize, mode: spend::Mode) {
     use adbudget_core::forms::SpendEvent;
     use adbudget_core::money::{Money, PositiveMoney};
     use adbudget_db::error::DomainError;
-    use adbudget_db::repo::spend;
     let w = world(backend);
     let now = utc("2026-03-10T12:00:00Z");
     let brand = w.brand("B", "1000000", "10000000", "UTC", now);
@@ -135,30 +140,30 @@ fn spend_of_a_campaign_deleted_meanwhile_stores_nothing(backend: Backend) {
     w.spend(kept, "1", now, now);
 
     let deleter = deleting(&w, backend, brand, doomed);
-
     let spender = {
         let pool = w.pool.clone();
         std::thread::spawn(move || {
-            let event = SpendEvent {
-                campaign_id: doomed,
-                amount: PositiveMoney(Money::parse_positive("2").unwrap()),
-                occurred_at: Some(now),
-                event_id: Some("late-for-the-delete".into()),
-            };
-            spend::record(
-                &mut adbudget_db::get(&pool).unwrap(),
-                &[event.validate(now).unwrap()],
-                now,
-                spend::Mode::Single,
-            )
+            let events: Vec<_> = (0..events)
+                .map(|i| {
+                    SpendEvent {
+                        campaign_id: doomed,
+                        amount: PositiveMoney(Money::parse_positive("2").unwrap()),
+                        occurred_at: Some(now),
+                        event_id: Some(format!("late-for-the-delete-{i}")),
+                    }
+                    .validate(now)
+                    .unwrap()
+                })
+                .collect();
+            spend::record(&mut adbudget_db::get(&pool).unwrap(), &events, now, mode)
         })
     };
-    commit(deleter);
+    commit(&w, backend, deleter);
 
     let result = spender.join().unwrap();
     assert!(
         matches!(result, Err(DomainError::NotFound { .. })),
-        "{result:?}"
+        "{events} events: {result:?}"
     );
     assert_eq!(stored_logs(&w, doomed), 0);
     assert_eq!(stored_logs(&w, kept), 1);
@@ -190,10 +195,38 @@ fn deleting(w: &World, backend: Backend, brand: i64, campaign: i64) -> adbudget_
     conn
 }
 
-/// Commits [`deleting`]'s transaction once the concurrent call had the time to reach the brand
-/// lock (PostgreSQL; SQLite's waits at its `BEGIN IMMEDIATE`).
-fn commit(mut conn: adbudget_db::PooledConn) {
-    std::thread::sleep(std::time::Duration::from_millis(500));
+/// Commits [`deleting`]'s transaction once the concurrent call waits for it: on PostgreSQL for
+/// the brand lock (seen in `pg_stat_activity`), on SQLite at its `BEGIN IMMEDIATE` (not visible:
+/// half a second).
+fn commit(w: &World, backend: Backend, mut conn: adbudget_db::PooledConn) {
+    #[derive(QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let started = std::time::Instant::now();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let waiting = match backend {
+            Backend::Postgres => {
+                diesel::sql_query(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .get_result::<Waiting>(&mut w.conn())
+                .unwrap()
+                .n > 0
+            }
+            Backend::Sqlite => started.elapsed() >= std::time::Duration::from_millis(500),
+        };
+        if waiting {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the concurrent call never waited for the delete"
+        );
+    }
     diesel::sql_query("COMMIT").execute(&mut conn).unwrap();
 }
 
@@ -203,7 +236,6 @@ fn commit(mut conn: adbudget_db::PooledConn) {
 fn reversing_spend_of_a_campaign_deleted_meanwhile_stores_nothing(backend: Backend) {
     use adbudget_core::access::Brands;
     use adbudget_db::error::DomainError;
-    use adbudget_db::repo::spend;
     let w = world(backend);
     let now = utc("2026-03-10T12:00:00Z");
     let brand = w.brand("B", "1000000", "10000000", "UTC", now);
@@ -229,7 +261,7 @@ fn reversing_spend_of_a_campaign_deleted_meanwhile_stores_nothing(backend: Backe
             )
         })
     };
-    commit(deleter);
+    commit(&w, backend, deleter);
 
     let result = reverser.join().unwrap();
     assert!(

@@ -151,8 +151,9 @@ pub fn reverse(
         }
         let brand_id = original.row.brand_id;
         let locked = enforce::lock_brand_facts(conn, &[brand_id])?;
-        // Read before the lock: deleting its campaign (which locks the brand) may have removed
-        // it meanwhile, and no foreign key would refuse the reversal's log (migration 000014).
+        // Read again under the lock: deleting its campaign (which locks the brand) may have
+        // removed it since the read above, and no foreign key refuses the reversal's log any more
+        // (migration 000014; the campaign's read below would fail it, less clearly).
         let still_there: i64 = spend_logs::table
             .filter(spend_logs::id.eq(id))
             .count()
@@ -378,8 +379,9 @@ impl From<DomainError> for Attempt {
 impl From<diesel::result::Error> for Attempt {
     fn from(e: diesel::result::Error) -> Self {
         // A campaign (or its brand) deleted by a transaction that committed while this one ran:
-        // the spend logs' foreign key refuses the insert at the end of the statement (on
-        // PostgreSQL after waiting for the delete). Run again, the campaign is not found: 404.
+        // the foreign key of its period totals and buckets refuses their upsert (on PostgreSQL
+        // after waiting for the delete's brand lock; the logs keep no foreign key since migration
+        // 000014 and go back with the transaction). Run again, the campaign is not found: 404.
         if let diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::ForeignKeyViolation,
             _,
