@@ -307,3 +307,69 @@ fn verify_reports_spend_logs_naming_no_campaign() {
         )
     );
 }
+
+/// A campaign deleted while `maintain_spend_logs` moves a new month's rows out of the DEFAULT
+/// partition into the month's own (by hand here, what `maintenance::create_ahead` does, held
+/// open): the delete, waiting for the DEFAULT partition, must not miss the rows moved meanwhile
+/// (`spend::forget_logs` waits before it plans its deletes; without that a brand's delete left
+/// the moved log behind, the logs having no foreign key since migration 000014). PostgreSQL
+/// only: SQLite keeps one table.
+#[test]
+fn deleting_a_campaign_while_its_logs_change_partition_leaves_none() {
+    deleting_while_logs_change_partition(false);
+}
+
+/// The same for a brand's delete.
+#[test]
+fn deleting_a_brand_while_its_logs_change_partition_leaves_none() {
+    deleting_while_logs_change_partition(true);
+}
+
+fn deleting_while_logs_change_partition(whole_brand: bool) {
+    let w = world(Backend::Postgres);
+    let now = utc("2026-03-10T12:00:00Z");
+    let brand = w.brand("B", "1000000", "10000000", "UTC", now);
+    let c = w.campaign(brand, "c", json!({}), now);
+    let exec = |conn: &mut adbudget_db::DbConnection, q: &str| {
+        diesel::sql_query(q).execute(conn).unwrap();
+    };
+    // A log of a month that has no partition yet: the DEFAULT partition holds it.
+    exec(
+        &mut w.conn(),
+        &format!(
+            "INSERT INTO spend_logs (campaign_id, amount, occurred_at, received_at, brand_id) \
+             VALUES ({c}, 5, '2031-01-15 00:00:00', '2026-03-10 12:00:00', {brand})"
+        ),
+    );
+    assert_eq!(stored_logs(&w, c), 1);
+
+    let mut mover = w.conn();
+    for q in [
+        "BEGIN",
+        "CREATE TABLE spend_log_partitions.spend_logs_2031_01 \
+         (LIKE spend_logs INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+        "LOCK TABLE spend_log_partitions.spend_logs_default IN SHARE MODE",
+        "WITH moved AS (DELETE FROM spend_log_partitions.spend_logs_default \
+                        WHERE occurred_at >= '2031-01-01' AND occurred_at < '2031-02-01' \
+                        RETURNING *) \
+         INSERT INTO spend_log_partitions.spend_logs_2031_01 SELECT * FROM moved",
+        "ALTER TABLE spend_logs ATTACH PARTITION spend_log_partitions.spend_logs_2031_01 \
+         FOR VALUES FROM ('2031-01-01') TO ('2031-02-01')",
+    ] {
+        exec(&mut mover, q);
+    }
+    let deleter = {
+        let pool = w.pool.clone();
+        std::thread::spawn(move || {
+            let conn = &mut adbudget_db::get(&pool).unwrap();
+            if whole_brand {
+                brands::delete(conn, brand, now, &Author::cli())
+            } else {
+                campaigns::delete(conn, c, now, &Author::cli())
+            }
+        })
+    };
+    commit(&w, Backend::Postgres, mover);
+    deleter.join().unwrap().unwrap();
+    assert_eq!(stored_logs(&w, c), 0);
+}

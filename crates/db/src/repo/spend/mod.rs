@@ -1136,6 +1136,11 @@ fn logs_by_event_id(conn: &mut DbConnection, pairs: &[(i64, &str)]) -> QueryResu
 pub(crate) fn forget_logs(conn: &mut DbConnection, of: RowsOf) -> QueryResult<()> {
     use diesel::sql_types::BigInt;
     if let DbConnection::Postgresql(c) = conn {
+        // First wait out a partition move in progress (`maintenance`: a new month's rows leaving
+        // the DEFAULT partition, which it holds locked): a delete planned before the move
+        // commits would scan the partitions as they were and miss the moved rows; once this
+        // lock is held (every partition, ROW EXCLUSIVE), a move waits for this transaction.
+        diesel::sql_query("LOCK TABLE spend_logs IN ROW EXCLUSIVE MODE").execute(c)?;
         let q = match of {
             RowsOf::Brand(id) => {
                 diesel::sql_query("DELETE FROM spend_event_ids WHERE brand_id = $1")
