@@ -2,7 +2,8 @@
 //! tables, indexes and data as `ingest` (the same seed and history), the same concurrency and
 //! group sizes, but nothing else: per transaction of `--batch` events, one INSERT of the spend
 //! logs (with their event ids' claims on PostgreSQL, migration 000012) and the upserts of the
-//! brands' and campaigns' day, month and lifetime totals and 5-minute buckets, as raw SQL from
+//! brands' and campaigns' day and month totals and 5-minute buckets (a lifetime is no row of its
+//! own since migration 000015; the API reads each campaign's `carried` row, this does not), as raw SQL from
 //! Rust — on PostgreSQL as prepared statements of data-modifying CTEs over `unnest` arrays (the
 //! logs, then the totals: `--shape`), on SQLite as multi-row statements in one `BEGIN IMMEDIATE`
 //! transaction (measured faster than a row at a time through prepared ones:
@@ -103,9 +104,6 @@ fn rows(owners: &[(i64, i64)], batch: usize, run: &str, n: &mut u64) -> (Rows, N
             *r.brand_periods.entry((brand, p.clone())).or_default() += amount;
             *r.campaign_periods.entry((campaign, p.clone())).or_default() += amount;
         }
-        *r.campaign_periods
-            .entry((campaign, adbudget_core::period::LIFETIME.to_owned()))
-            .or_default() += amount;
         *r.brand_buckets.entry((brand, bucket)).or_default() += amount;
         *r.campaign_buckets.entry((campaign, bucket)).or_default() += amount;
     }

@@ -148,7 +148,8 @@ fn seed(pool: &DbPool, n: usize) -> anyhow::Result<Vec<i64>> {
 /// the twelve months before the current one (the 15th at 12:00 UTC: past periods, so today's
 /// totals start at zero; the same local date in every seeded timezone), in their monthly
 /// partitions (created first, as `maintain_spend_logs` would have), with their event ids, period
-/// and lifetime totals and buckets, then fresh planner statistics. Without it the load starts on
+/// totals (the months before each brand's mark as its campaigns' `carried` rows, as
+/// `reset_monthly` folds them) and buckets, then fresh planner statistics. Without it the load starts on
 /// empty tables whose plans (sequential scans, chosen before autovacuum's first ANALYZE) say
 /// nothing about a database in service. PostgreSQL only.
 /// Returns how many events it stored.
@@ -181,8 +182,15 @@ fn seed_history(pool: &DbPool, per_campaign: u32) -> anyhow::Result<u64> {
          INSERT INTO campaign_spend (campaign_id, period, amount)
            SELECT campaign_id, p.period, SUM(amount) FROM spend_logs
            CROSS JOIN LATERAL (VALUES (to_char(occurred_at, 'YYYY-MM-DD')),
-                                      (to_char(occurred_at, 'YYYY-MM')), ('lifetime')) AS p(period)
+                                      (to_char(occurred_at, 'YYYY-MM'))) AS p(period)
            WHERE event_id LIKE 'history-%' GROUP BY campaign_id, p.period;
+         INSERT INTO campaign_spend (campaign_id, period, amount)
+           SELECT s.campaign_id, 'carried', SUM(s.amount) FROM campaign_spend s
+           JOIN campaigns c ON c.id = s.campaign_id JOIN brands b ON b.id = c.brand_id
+           WHERE s.period LIKE '____-__' AND s.period < b.carried_before
+           GROUP BY s.campaign_id
+           ON CONFLICT (campaign_id, period) DO UPDATE
+             SET amount = campaign_spend.amount + excluded.amount;
          INSERT INTO brand_spend (brand_id, period, amount)
            SELECT brand_id, p.period, SUM(amount) FROM spend_logs
            CROSS JOIN LATERAL (VALUES (to_char(occurred_at, 'YYYY-MM-DD')),

@@ -7,9 +7,18 @@
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use chrono_tz::Tz;
 
-/// The period key of a campaign's spend over all time (its lifetime cap's total), kept beside
-/// the day and month totals.
+/// The period key of a campaign's spend over all time (its lifetime cap's total) as the rule and
+/// the views read it. It is not stored under this key: a campaign's lifetime is its [`CARRIED`]
+/// total plus its month totals from its brand's mark on (see [`CARRIED`]).
 pub const LIFETIME: &str = "lifetime";
+
+/// The stored period key of a campaign's spend in the months before its brand's mark
+/// (`brands.carried_before`, a month key; `''` before any): the lifetime total without the
+/// months the spend path writes anyway. Only an event of a month before the mark adds to it on
+/// the spend path; `reset_monthly` folds the months that ended into it and moves the mark, under
+/// the brand's lock (`repo::lifetime`). So a batch writes no row per campaign for its lifetime,
+/// and the lifetime stays exact: `carried + Σ months ≥ mark` whenever the fold runs.
+pub const CARRIED: &str = "carried";
 
 /// The length of a spend bucket (SPEC §10: pacing and the spend series read per-bucket totals).
 pub const BUCKET: TimeDelta = TimeDelta::minutes(5);
@@ -29,13 +38,16 @@ pub enum PeriodKind {
     Day,
     Month,
     Lifetime,
+    /// [`CARRIED`]: part of the lifetime, never a total of its own.
+    Carried,
 }
 
 impl PeriodKind {
-    /// The kind of a key: `YYYY-MM-DD` a day, `YYYY-MM` a month, [`LIFETIME`].
+    /// The kind of a key: `YYYY-MM-DD` a day, `YYYY-MM` a month, [`LIFETIME`], [`CARRIED`].
     pub fn of(key: &str) -> Self {
         match key {
             LIFETIME => PeriodKind::Lifetime,
+            CARRIED => PeriodKind::Carried,
             k if k.len() == 7 => PeriodKind::Month,
             _ => PeriodKind::Day,
         }
@@ -59,6 +71,32 @@ impl PeriodKeys {
             month: format!("{:04}-{:02}", local.year(), local.month()),
         }
     }
+}
+
+/// The month key after `month` (`YYYY-MM`), `None` for a key that is not a month.
+pub fn next_month(month: &str) -> Option<String> {
+    let (y, m) = month.split_once('-')?;
+    let (y, m): (i32, u32) = (y.parse().ok()?, m.parse().ok()?);
+    if month.len() != 7 || !(1..=12).contains(&m) {
+        return None;
+    }
+    Some(if m == 12 {
+        format!("{:04}-01", y + 1)
+    } else {
+        format!("{y:04}-{:02}", m + 1)
+    })
+}
+
+/// The month keys from `from` through `to`, both included (empty when `to` is before `from`
+/// or either is not a month key).
+pub fn months_through(from: &str, to: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut month = Some(from.to_owned()).filter(|m| next_month(m).is_some());
+    while let Some(m) = month.filter(|m| m.as_str() <= to) {
+        month = next_month(&m);
+        out.push(m);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -115,6 +153,24 @@ mod tests {
             assert_eq!(chrono::Timelike::minute(&local) % 5, 0);
             assert_eq!(chrono::Timelike::second(&local), 0);
         }
+    }
+
+    #[test]
+    fn months_run_across_the_new_year() {
+        assert_eq!(next_month("2026-12").as_deref(), Some("2027-01"));
+        assert_eq!(next_month("2026-09").as_deref(), Some("2026-10"));
+        assert_eq!(next_month(""), None);
+        assert_eq!(next_month("2026-13"), None);
+        assert_eq!(next_month(CARRIED), None);
+        assert_eq!(
+            months_through("2026-11", "2027-02"),
+            ["2026-11", "2026-12", "2027-01", "2027-02"]
+        );
+        assert_eq!(months_through("2026-11", "2026-11"), ["2026-11"]);
+        assert!(months_through("2026-11", "2026-10").is_empty());
+        assert!(months_through("", "2026-10").is_empty());
+        assert_eq!(PeriodKind::of(CARRIED), PeriodKind::Carried);
+        assert_eq!(PeriodKind::of("2026-11"), PeriodKind::Month);
     }
 
     #[test]

@@ -73,6 +73,12 @@ pub fn run(
             ..JobReport::default()
         });
     }
+    if kind == JobKind::ResetMonthly {
+        // The months that ended join the lifetime totals' `carried` rows (repo::lifetime): its
+        // own transactions, before the rule's, which judges the same totals either way.
+        let folded = crate::repo::lifetime::fold(conn, now)?;
+        tracing::debug!(brands = folded, "lifetime totals folded");
+    }
     write_transaction(conn, |conn| {
         let Some((cause, select)) = rule_job(kind) else {
             let before = now - settings.event_retention;

@@ -68,6 +68,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         alert_thresholds -> Text,
+        carried_before -> Text,
     }
 }
 

@@ -144,6 +144,9 @@ pub fn create(
                 brands::monthly_budget.eq(new.monthly_budget.micros()),
                 brands::timezone.eq(new.timezone.name()),
                 brands::alert_thresholds.eq(new.alert_thresholds.to_stored()),
+                // No spend before now: its lifetime totals start folded (repo::lifetime).
+                brands::carried_before
+                    .eq(adbudget_core::period::PeriodKeys::at(now, new.timezone).month),
                 brands::created_at.eq(at),
                 brands::updated_at.eq(at),
             ))

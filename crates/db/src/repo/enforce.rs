@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use adbudget_core::period::LIFETIME;
 use adbudget_core::rule::parse_tz;
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
@@ -163,14 +164,16 @@ pub fn lock_brands(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<i64>
     Ok(locked)
 }
 
-/// A brand's id, budgets, timezone and alert thresholds as stored.
-type StoredFacts = (i64, i64, i64, String, String);
+/// A brand's id, budgets, timezone, alert thresholds and lifetime mark as stored.
+type StoredFacts = (i64, i64, i64, String, String, String);
 
-/// The locked brands' budgets and timezones (what the rule decides on) and alert thresholds.
+/// The locked brands' budgets and timezones (what the rule decides on), alert thresholds and
+/// lifetime marks (`brands.carried_before`, see `adbudget_core::period::CARRIED`).
 #[derive(Debug, Default)]
 pub(crate) struct LockedBrands {
     pub facts: HashMap<i64, BrandFacts>,
     pub thresholds: HashMap<i64, AlertThresholds>,
+    pub marks: HashMap<i64, String>,
 }
 
 /// The campaigns `ids` (those that exist) with their brands' budgets, timezones and alert
@@ -196,17 +199,19 @@ pub(crate) fn campaigns_with_brand_facts(
                     brands::monthly_budget,
                     brands::timezone,
                     brands::alert_thresholds,
+                    brands::carried_before,
                 ),
             ))
             .filter(campaigns::id.eq_any(chunk))
             .load(conn)?;
-        for (row, (id, daily, monthly, tz, thresholds)) in found {
+        for (row, (id, daily, monthly, tz, thresholds, mark)) in found {
             out.facts
                 .entry(id)
                 .or_insert_with(|| facts_of(daily, monthly, &tz));
             out.thresholds
                 .entry(id)
                 .or_insert_with(|| AlertThresholds::from_stored(&thresholds));
+            out.marks.entry(id).or_insert(mark);
             rows.push(row);
         }
     }
@@ -230,6 +235,7 @@ pub(crate) fn lock_brand_facts(conn: &mut DbConnection, ids: &[i64]) -> QueryRes
                 brands::monthly_budget,
                 brands::timezone,
                 brands::alert_thresholds,
+                brands::carried_before,
             ))
             .filter(brands::id.eq_any(chunk))
             .order(brands::id);
@@ -237,10 +243,11 @@ pub(crate) fn lock_brand_facts(conn: &mut DbConnection, ids: &[i64]) -> QueryRes
             DbConnection::Postgresql(c) => q.for_no_key_update().load(c)?,
             DbConnection::Sqlite(c) => q.load(c)?,
         };
-        for (id, daily, monthly, tz, thresholds) in rows {
+        for (id, daily, monthly, tz, thresholds, mark) in rows {
             out.facts.insert(id, facts_of(daily, monthly, &tz));
             out.thresholds
                 .insert(id, AlertThresholds::from_stored(&thresholds));
+            out.marks.insert(id, mark);
         }
     }
     Ok(out)
@@ -389,13 +396,23 @@ fn campaign_totals_in_range(
     Ok(rows.into_iter().collect())
 }
 
-/// Spend of `campaign_ids` in the given periods (by primary key, in chunks).
+/// Spend of `campaign_ids` in the given periods (by primary key, in chunks); with
+/// [`LIFETIME`] among them, their lifetime totals too (`super::lifetime::read`).
 pub(crate) fn campaign_totals(
     conn: &mut DbConnection,
     campaign_ids: &[i64],
     periods: &[String],
 ) -> QueryResult<Totals> {
     let mut totals = Totals::default();
+    let (lifetime, periods): (Vec<&str>, Vec<&str>) = periods
+        .iter()
+        .map(String::as_str)
+        .partition(|p| *p == LIFETIME);
+    if !lifetime.is_empty() {
+        for (campaign, amount) in super::lifetime::read(conn, campaign_ids)? {
+            totals.insert(campaign, LIFETIME.to_owned(), amount);
+        }
+    }
     for chunk in campaign_ids.chunks(CHUNK) {
         let rows: Vec<(i64, String, i64)> = campaign_spend::table
             .select((
@@ -404,7 +421,7 @@ pub(crate) fn campaign_totals(
                 campaign_spend::amount,
             ))
             .filter(campaign_spend::campaign_id.eq_any(chunk))
-            .filter(campaign_spend::period.eq_any(periods))
+            .filter(campaign_spend::period.eq_any(&periods))
             .load(conn)?;
         totals.extend_rows(rows);
     }
@@ -501,7 +518,13 @@ fn evaluate_rows(
     for facts in brands.values() {
         periods.keys(facts.tz);
     }
-    let period_list = periods.all();
+    // The lifetime (not a stored period) only for the campaigns with a lifetime cap: the rule
+    // reads it for nothing else.
+    let period_list: Vec<String> = periods
+        .all()
+        .into_iter()
+        .filter(|p| p != LIFETIME)
+        .collect();
     // A selection's chunk comes in id order: its campaigns' totals are read as one primary-key
     // range (no list to bind, whatever the chunk size). Listed campaigns (the spend path, API
     // edits) are read by id: their ids can be far apart, and a range between them would read the
@@ -524,6 +547,16 @@ fn evaluate_rows(
             campaign_totals(conn, &ids, &period_list)?
         }
     };
+
+    let mut campaign_spend = campaign_spend;
+    let capped: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.lifetime_cap.is_some())
+        .map(|r| r.id)
+        .collect();
+    for (campaign, amount) in super::lifetime::read(conn, &capped)? {
+        campaign_spend.insert(campaign, LIFETIME.to_owned(), amount);
+    }
 
     // A campaign whose brand is missing here lost it to a delete committed between the two reads
     // (only possible for a brand the caller did not lock): the delete took the campaign too, and

@@ -15,6 +15,7 @@ pub mod brands;
 pub mod campaigns;
 pub mod enforce;
 pub mod events;
+pub mod lifetime;
 pub mod login_throttle;
 pub mod pacing;
 pub mod schedules;

@@ -1,11 +1,12 @@
 //! Checks that the stored numbers and states are what the spend logs and the rule say: every
 //! period total equals the sum of its spend logs read in the brand's timezone, every 5-minute
-//! bucket the sum of the spend logs in it, every campaign's lifetime total the sum of all of its, and every campaign's pause reasons equal the rule's
-//! verdict at `now`.
+//! bucket the sum of the spend logs in it, every campaign's `carried` total (its lifetime's
+//! months before its brand's mark, `repo::lifetime`) the sum of those months' logs, and every
+//! campaign's pause reasons equal the rule's verdict at `now`.
 //!
 //! Once the retention has dropped spend logs (`spend_log_horizon`, [`Report::kept_from`]), only
 //! the periods that start at or after the first kept instant (in the owner's timezone) and their
-//! buckets can be checked; lifetime totals cannot, and are not.
+//! buckets can be checked; `carried` totals cannot, and are not.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +23,7 @@ use crate::schema::{
     spend_logs,
 };
 use adbudget_core::pacing::start_of_day;
-use adbudget_core::period::{LIFETIME, PeriodKeys, PeriodKind, bucket_start};
+use adbudget_core::period::{CARRIED, PeriodKeys, PeriodKind, bucket_start};
 use adbudget_core::rule::parse_tz;
 
 /// One disagreement, in words an operator can act on.
@@ -117,7 +118,7 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
         // Without a horizon, from the first instant both backends store (year 1).
         let since =
             kept_from.unwrap_or(NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or_default().into());
-        let logs: Vec<(i64, i64, i64, NaiveDateTime, String)> = spend_logs::table
+        let logs: Vec<(i64, i64, i64, NaiveDateTime, String, String)> = spend_logs::table
             .inner_join(campaigns::table.on(campaigns::id.eq(spend_logs::campaign_id)))
             .inner_join(brands::table.on(brands::id.eq(campaigns::brand_id)))
             .select((
@@ -126,15 +127,16 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
                 spend_logs::amount,
                 spend_logs::occurred_at,
                 brands::timezone,
+                brands::carried_before,
             ))
             .filter(spend_logs::occurred_at.ge(since))
             .load(conn)?;
         let mut brand_expected: BTreeMap<(i64, String), i64> = BTreeMap::new();
         let mut campaign_expected: BTreeMap<(i64, String), i64> = BTreeMap::new();
-        for (campaign_id, brand_id, amount, at, tz) in &logs {
+        for (campaign_id, brand_id, amount, at, tz, mark) in &logs {
             let keys = PeriodKeys::at(utc(*at), parse_tz(tz));
             let bucket = bucket_label(bucket_start(utc(*at)).naive_utc());
-            for period in [keys.day, keys.month, bucket] {
+            for period in [keys.day.clone(), keys.month.clone(), bucket] {
                 // Saturating: a total past the limit is a disagreement to report, not a panic.
                 let b = brand_expected
                     .entry((*brand_id, period.clone()))
@@ -143,10 +145,14 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
                 let c = campaign_expected.entry((*campaign_id, period)).or_default();
                 *c = c.saturating_add(*amount);
             }
-            let c = campaign_expected
-                .entry((*campaign_id, LIFETIME.to_owned()))
-                .or_default();
-            *c = c.saturating_add(*amount);
+            // The months before the brand's mark: the campaign's `carried` total
+            // (repo::lifetime), with the month totals from the mark on its lifetime.
+            if keys.month < *mark {
+                let c = campaign_expected
+                    .entry((*campaign_id, CARRIED.to_owned()))
+                    .or_default();
+                *c = c.saturating_add(*amount);
+            }
         }
         let as_keys =
             |rows: Vec<(i64, String, i64)>| rows.into_iter().map(|(id, p, a)| ((id, p), a));
@@ -269,7 +275,7 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
 /// always.
 fn starts_after(kept_from: NaiveDateTime, tz: Tz, key: &str) -> bool {
     let day = match PeriodKind::of(key) {
-        PeriodKind::Lifetime => return false,
+        PeriodKind::Lifetime | PeriodKind::Carried => return false,
         PeriodKind::Month => NaiveDate::parse_from_str(&format!("{key}-01"), "%Y-%m-%d"),
         PeriodKind::Day => NaiveDate::parse_from_str(key, "%Y-%m-%d"),
     };

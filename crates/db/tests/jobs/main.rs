@@ -17,6 +17,7 @@ mod deletes;
 mod events;
 mod flights;
 mod group_commit;
+mod lifetime;
 mod migrations;
 mod pacing;
 mod race;

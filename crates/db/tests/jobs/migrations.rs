@@ -11,6 +11,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use crate::{on_both_databases, utc};
 
 on_both_databases!(
+    lifetime_rows_become_carried_totals,
     spend_logs_before_the_partitions_keep_their_event_ids,
     spend_before_the_buckets_is_bucketed,
     spend_logs_get_their_brand_and_event_ids_become_per_brand,
@@ -289,4 +290,62 @@ fn spend_logs_before_the_partitions_keep_their_event_ids(backend: Backend) {
         matches!(&again, adbudget_db::error::DomainError::Validation(v) if v.field == "occurred_at"),
         "{again:?}"
     );
+}
+
+/// Migration 000015: a campaign's `lifetime` row gives way to its `carried` total of the months
+/// before its brand's new mark (the month before the current UTC month, whenever the migration
+/// runs), and its lifetime reads the same.
+fn lifetime_rows_become_carried_totals(backend: Backend) {
+    let database = TestDatabase::create_empty(backend).unwrap();
+    let mut conn = adbudget_db::connect_one(&database.url).unwrap();
+    adbudget_db::migrate_through(&mut conn, "2026-12-02-000014").unwrap();
+    let now = chrono::Utc::now();
+    let this_month = now.format("%Y-%m").to_string();
+    for sql in [
+        "INSERT INTO brands (id, name, daily_budget, monthly_budget, timezone, created_at, updated_at) \
+         VALUES (1, 'Acme', 100000000, 1000000000, 'UTC', '2026-01-01 00:00:00', '2026-01-01 00:00:00')".to_owned(),
+        "INSERT INTO campaigns (id, brand_id, name, manually_paused, pause_reasons, created_at, updated_at) \
+         VALUES (10, 1, 'a', FALSE, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00'), \
+                (11, 1, 'b', FALSE, 0, '2026-01-01 00:00:00', '2026-01-01 00:00:00')".to_owned(),
+        format!(
+            "INSERT INTO campaign_spend (campaign_id, period, amount) \
+             VALUES (10, '2026-01-15', 100), (10, '2026-01', 100), (10, '2026-02', 50), \
+                    (10, '{this_month}', 30), (10, 'lifetime', 180), \
+                    (11, '{this_month}', 7), (11, 'lifetime', 7)"
+        ),
+    ] {
+        diesel::sql_query(sql).execute(&mut conn).unwrap();
+    }
+    adbudget_db::migrate(&mut conn).unwrap();
+    let rows: Vec<(i64, String, i64)> = {
+        use adbudget_db::schema::campaign_spend as s;
+        s::table
+            .select((s::campaign_id, s::period, s::amount))
+            .filter(s::period.eq_any(["lifetime", "carried"]))
+            .order((s::campaign_id, s::period))
+            .load(&mut conn)
+            .unwrap()
+    };
+    assert_eq!(rows, [(10, "carried".to_owned(), 150)]);
+    let mark: String = {
+        use adbudget_db::schema::brands::dsl::*;
+        brands
+            .find(1)
+            .select(carried_before)
+            .first(&mut conn)
+            .unwrap()
+    };
+    let month_before = now
+        .checked_sub_months(chrono::Months::new(1))
+        .unwrap()
+        .format("%Y-%m")
+        .to_string();
+    assert_eq!(mark, month_before);
+    for (id, lifetime) in [(10, "0.00018"), (11, "0.000007")] {
+        let seen = adbudget_db::repo::campaigns::get(&mut conn, id, now).unwrap();
+        assert_eq!(
+            seen.lifetime_spend,
+            Money::parse_non_negative(lifetime).unwrap()
+        );
+    }
 }

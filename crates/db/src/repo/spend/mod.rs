@@ -23,14 +23,17 @@ use super::enforce::{self, Cause};
 use super::{CHUNK, PageRequest, into_page, naive, utc};
 use crate::error::{DomainError, DomainResult, Failure};
 use crate::schema::{
-    brand_spend, brand_spend_buckets, campaign_spend, campaign_spend_buckets, campaigns, spend_logs,
+    brand_spend, brand_spend_buckets, brands, campaign_spend, campaign_spend_buckets, campaigns,
+    spend_logs,
 };
 use crate::{DbConnection, write_transaction};
 use adbudget_core::access::{Author, Brands};
 use adbudget_core::audit::{FieldChange, NewEntry};
 use adbudget_core::forms::ValidSpend;
 use adbudget_core::money::{MAX_MICROS, Money};
-use adbudget_core::period::{LIFETIME, PeriodKeys, PeriodKind, bucket_start};
+use adbudget_core::period::{
+    CARRIED, LIFETIME, PeriodKeys, PeriodKind, bucket_start, months_through,
+};
 use adbudget_core::rule::PauseReasons;
 use adbudget_core::views::{Campaign, Page, SpendLog};
 
@@ -191,11 +194,12 @@ pub fn reverse(
             .filter(spend_logs::id.eq(reversal_id))
             .first(conn)?;
         // The totals it counted toward (in the brand's timezone, as `rebuild_brand_totals` keeps
-        // them; the campaign's lifetime) and its 5-minute buckets go down. Plain updates: an upsert's row would be checked against `amount >= 0`
-        // before it met the existing one.
+        // them; the campaign's `carried` total too if its month is before the mark, see
+        // `repo::lifetime`) and its 5-minute buckets go down. Plain updates: an upsert's row would
+        // be checked against `amount >= 0` before it met the existing one.
         let keys = PeriodKeys::at(utc(original.row.occurred_at), tz);
         let amount = original.row.amount;
-        let periods = [keys.day.as_str(), keys.month.as_str(), LIFETIME];
+        let periods = [keys.day.as_str(), keys.month.as_str()];
         diesel::update(
             brand_spend::table
                 .filter(brand_spend::brand_id.eq(brand_id))
@@ -203,6 +207,14 @@ pub fn reverse(
         )
         .set(brand_spend::amount.eq(brand_spend::amount - amount))
         .execute(conn)?;
+        let carried = locked
+            .marks
+            .get(&brand_id)
+            .is_some_and(|mark| keys.month < *mark);
+        let periods: Vec<&str> = periods
+            .into_iter()
+            .chain(carried.then_some(CARRIED))
+            .collect();
         diesel::update(
             campaign_spend::table
                 .filter(campaign_spend::campaign_id.eq(original.row.campaign_id))
@@ -547,7 +559,7 @@ fn record_in_tx(
     };
     let facts = &locked.facts;
 
-    let mut totals = call.add_to_period_totals(conn, &fresh, &owners, facts)?;
+    let mut totals = call.add_to_period_totals(conn, &fresh, &owners, &locked, now)?;
     let mut periods = PeriodsAt::new(now);
     let (rows, changes) = enforce_after_spend(
         conn,
@@ -619,7 +631,7 @@ fn thresholds_reached(
         let (budget, limit) = match PeriodKind::of(period) {
             PeriodKind::Day => (PauseReason::BrandDailyBudget, facts.daily_budget),
             PeriodKind::Month => (PauseReason::BrandMonthlyBudget, facts.monthly_budget),
-            PeriodKind::Lifetime => continue,
+            PeriodKind::Lifetime | PeriodKind::Carried => continue,
         };
         let after = totals.brands.get(*brand_id, period);
         reached(*brand_id, None, budget, period, limit, *added, after);
@@ -633,6 +645,7 @@ fn thresholds_reached(
             PeriodKind::Day => (PauseReason::CampaignDailyCap, row.rule.daily_cap),
             PeriodKind::Month => (PauseReason::CampaignMonthlyCap, row.rule.monthly_cap),
             PeriodKind::Lifetime => (PauseReason::CampaignLifetimeCap, row.rule.lifetime_cap),
+            PeriodKind::Carried => continue,
         };
         let Some(cap) = cap else {
             continue;
@@ -650,6 +663,111 @@ fn thresholds_reached(
     }
     if !new.is_empty() {
         super::events::insert(conn, &new, now)?;
+    }
+    Ok(())
+}
+
+/// Step 5b: the lifetime totals of the campaigns this call spent on (for their lifetime caps,
+/// alerts and answers): each one's `carried` row plus its month rows from its brand's mark on
+/// (`repo::lifetime`). The rows the upserts returned are not read again; the others (usually
+/// only `carried`, which a call of the current month's events does not write) are read by key in
+/// one statement. The campaigns of a brand never folded (mark `''`) are read as the views read
+/// them. A lifetime past [`MAX_MICROS`] refuses the call, naming the event that crosses it.
+/// `events`: the call's recorded events with their brands and period keys, in the call's order.
+fn settle_lifetimes(
+    conn: &mut DbConnection,
+    totals: &mut SpendTotals,
+    locked: &enforce::LockedBrands,
+    events: &[(usize, &ValidSpend, i64, &PeriodKeys)],
+    mode: Mode,
+    now: DateTime<Utc>,
+) -> Result<(), Attempt> {
+    // Per brand, the latest month its campaigns can have spend in: this call's latest, or the
+    // month an hour from now (an event may be up to 5 minutes ahead of the clock that took it).
+    let mut latest: HashMap<i64, String> = HashMap::new();
+    // Per campaign, its brand and what this call added to it.
+    let mut added: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for (_, e, brand, keys) in events {
+        let month = latest.entry(*brand).or_insert_with(|| {
+            let tz = locked.facts.get(brand).map_or(chrono_tz::Tz::UTC, |f| f.tz);
+            PeriodKeys::at(now + chrono::TimeDelta::hours(1), tz).month
+        });
+        if keys.month > *month {
+            month.clone_from(&keys.month);
+        }
+        let sum = &mut added.entry(e.campaign_id).or_insert((*brand, 0)).1;
+        *sum = sum.saturating_add(e.amount.micros());
+    }
+    // The month rows that make up the lifetime with `carried`: none for a brand never folded.
+    let months: HashMap<i64, Vec<String>> = latest
+        .iter()
+        .filter_map(|(brand, latest)| {
+            let mark = locked.marks.get(brand).filter(|m| !m.is_empty())?;
+            Some((*brand, months_through(mark, latest)))
+        })
+        .collect();
+    let mut wanted: Vec<(i64, String)> = Vec::new();
+    let mut unfolded: Vec<i64> = Vec::new();
+    for (campaign, (brand, _)) in &added {
+        let Some(months) = months.get(brand) else {
+            unfolded.push(*campaign);
+            continue;
+        };
+        for period in months.iter().map(String::as_str).chain([CARRIED]) {
+            if !totals.campaigns.has(*campaign, period) {
+                wanted.push((*campaign, period.to_owned()));
+            }
+        }
+    }
+    if !wanted.is_empty() {
+        totals
+            .campaigns
+            .extend_rows(totals_of(conn, Owner::Campaign, &wanted)?);
+    }
+    let mut lifetimes = if unfolded.is_empty() {
+        HashMap::new()
+    } else {
+        super::lifetime::read(conn, &unfolded)?
+    };
+    for (campaign, (brand, _)) in &added {
+        if let Some(months) = months.get(brand) {
+            let sum = months
+                .iter()
+                .map(|m| totals.campaigns.get(*campaign, m).micros())
+                .fold(totals.campaigns.get(*campaign, CARRIED).micros(), |a, b| {
+                    a.saturating_add(b)
+                });
+            lifetimes.insert(*campaign, sum);
+        }
+    }
+    for (campaign, (_, add)) in &added {
+        let lifetime = lifetimes.get(campaign).copied().unwrap_or(0);
+        if lifetime > MAX_MICROS {
+            // The first event of the call that takes it past the limit.
+            let mut sum = lifetime.saturating_sub(*add);
+            for (i, e, _, _) in events
+                .iter()
+                .filter(|(_, e, ..)| e.campaign_id == *campaign)
+            {
+                sum = sum.saturating_add(e.amount.micros());
+                if sum > MAX_MICROS {
+                    return Err(DomainError::invalid(
+                        field_of(mode, *i, "amount"),
+                        format!(
+                            "would take the campaign's lifetime spend over the limit of {}",
+                            Money::from_micros(MAX_MICROS)
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
+        totals
+            .campaigns
+            .insert(*campaign, LIFETIME.to_owned(), lifetime);
+        totals
+            .campaigns_added
+            .insert((*campaign, LIFETIME.to_owned()), *add);
     }
     Ok(())
 }
@@ -914,10 +1032,12 @@ impl<'a> Call<'a> {
         conn: &mut DbConnection,
         fresh: &[(usize, &ValidSpend)],
         owners: &HashMap<i64, i64>,
-        facts: &HashMap<i64, BrandFacts>,
+        locked: &enforce::LockedBrands,
+        now: DateTime<Utc>,
     ) -> Result<SpendTotals, Attempt> {
-        let mut brand_add = Additions::for_owner(Owner::Brand);
-        let mut campaign_add = Additions::for_owner(Owner::Campaign);
+        let facts = &locked.facts;
+        let mut brand_add = Additions::default();
+        let mut campaign_add = Additions::default();
         let mut event_keys = Vec::with_capacity(fresh.len());
         for (_, e) in fresh {
             let brand_id = owners[&e.campaign_id];
@@ -927,8 +1047,10 @@ impl<'a> Call<'a> {
                 .tz;
             let keys = PeriodKeys::at(e.occurred_at, tz);
             let bucket = naive(bucket_start(e.occurred_at));
-            brand_add.add(brand_id, &keys, bucket, e.amount.micros());
-            campaign_add.add(e.campaign_id, &keys, bucket, e.amount.micros());
+            let micros = e.amount.micros();
+            brand_add.add(brand_id, &keys, bucket, micros);
+            campaign_add.add(e.campaign_id, &keys, bucket, micros);
+            campaign_add.carry(e.campaign_id, &keys, locked.marks.get(&brand_id), micros);
             event_keys.push((brand_id, keys));
         }
         let (brands, campaigns) = if brand_add.within_limit() && campaign_add.within_limit() {
@@ -949,20 +1071,22 @@ impl<'a> Call<'a> {
             brands: refused(&brand_add.periods, &brands),
             campaigns: refused(&campaign_add.periods, &campaigns),
         };
-        if over.brands.is_empty() && over.campaigns.is_empty() {
-            return Ok(SpendTotals {
-                brands,
-                campaigns,
-                brands_added: brand_add.periods,
-                campaigns_added: campaign_add.periods,
-            });
-        }
         let events: Vec<(usize, &ValidSpend, i64, &PeriodKeys)> = fresh
             .iter()
             .zip(&event_keys)
             .map(|((i, e), (brand, keys))| (*i, *e, *brand, keys))
             .collect();
-        Err(over.error(conn, self.mode, &events)?.into())
+        if !(over.brands.is_empty() && over.campaigns.is_empty()) {
+            return Err(over.error(conn, self.mode, &events)?.into());
+        }
+        let mut totals = SpendTotals {
+            brands,
+            campaigns,
+            brands_added: brand_add.periods,
+            campaigns_added: campaign_add.periods,
+        };
+        settle_lifetimes(conn, &mut totals, locked, &events, self.mode, now)?;
+        Ok(totals)
     }
 
     /// Every event's result (one left undecided would be a bug, reported as such).
@@ -1292,7 +1416,8 @@ impl OverLimit {
                 let periods = [
                     ("daily", keys.day.as_str()),
                     ("monthly", keys.month.as_str()),
-                    ("lifetime", LIFETIME),
+                    // An event of a month before the mark: the campaign's lifetime.
+                    ("lifetime", CARRIED),
                 ];
                 for (name, period) in periods {
                     if !over.contains(&(is_brand, owner, period)) {
@@ -1395,19 +1520,10 @@ impl Owner {
 struct Additions {
     periods: BTreeMap<PeriodTotal, i64>,
     buckets: BTreeMap<(i64, chrono::NaiveDateTime), i64>,
-    /// Whether the owners keep a lifetime total (campaigns, for their lifetime caps).
-    lifetime: bool,
 }
 
 impl Additions {
-    fn for_owner(owner: Owner) -> Self {
-        Additions {
-            lifetime: matches!(owner, Owner::Campaign),
-            ..Default::default()
-        }
-    }
-
-    /// Adds one event's amount to its day, month (lifetime) and bucket. Saturating: a sum past the limit is
+    /// Adds one event's amount to its day, month and bucket. Saturating: a sum past the limit is
     /// refused whatever its exact value.
     fn add(&mut self, owner: i64, keys: &PeriodKeys, bucket: chrono::NaiveDateTime, micros: i64) {
         self.add_to_periods(owner, keys, micros);
@@ -1417,14 +1533,22 @@ impl Additions {
 
     /// Adds one event's amount to its day and month only.
     fn add_to_periods(&mut self, owner: i64, keys: &PeriodKeys, micros: i64) {
-        let lifetime = self.lifetime.then_some(LIFETIME);
-        for period in [keys.day.as_str(), keys.month.as_str()]
-            .into_iter()
-            .chain(lifetime)
-        {
-            let sum = self.periods.entry((owner, period.to_owned())).or_default();
-            *sum = sum.saturating_add(micros);
+        for period in [&keys.day, &keys.month] {
+            self.add_to(owner, period, micros);
         }
+    }
+
+    /// Adds one event's amount to a campaign's `carried` total too: the event is of a month
+    /// before its brand's mark (`adbudget_core::period::CARRIED`).
+    fn carry(&mut self, owner: i64, keys: &PeriodKeys, mark: Option<&String>, micros: i64) {
+        if mark.is_some_and(|mark| keys.month < *mark) {
+            self.add_to(owner, CARRIED, micros);
+        }
+    }
+
+    fn add_to(&mut self, owner: i64, period: &str, micros: i64) {
+        let sum = self.periods.entry((owner, period.to_owned())).or_default();
+        *sum = sum.saturating_add(micros);
     }
 
     /// Whether every addition is within the limit on its own (a bucket is part of a day, so the
@@ -1616,13 +1740,19 @@ pub fn rebuild_brand_totals(
             spend_logs::occurred_at,
         ))
         .load(conn)?;
-    let mut brand_add = Additions::for_owner(Owner::Brand);
-    let mut campaign_add = Additions::for_owner(Owner::Campaign);
+    // The months before the brand's mark are carried in the new timezone too (`repo::lifetime`).
+    let mark: String = brands::table
+        .find(brand_id)
+        .select(brands::carried_before)
+        .first(conn)?;
+    let mut brand_add = Additions::default();
+    let mut campaign_add = Additions::default();
     for (campaign_id, amount, at) in logs {
         // The 5-minute buckets are aligned in UTC: a timezone change leaves them as they are.
         let keys = PeriodKeys::at(utc(at), tz);
         brand_add.add_to_periods(brand_id, &keys, amount);
         campaign_add.add_to_periods(campaign_id, &keys, amount);
+        campaign_add.carry(campaign_id, &keys, Some(&mark), amount);
     }
     // Read in another timezone, one local day may gather more spend than the limit allows.
     if !brand_add.within_limit() || !campaign_add.within_limit() {

@@ -49,12 +49,12 @@ use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp, Untyped};
 
 use adbudget_core::forms::ValidSpend;
 use adbudget_core::money::{MAX_MICROS, Money};
-use adbudget_core::period::{LIFETIME, PeriodKeys, bucket_start};
+use adbudget_core::period::{CARRIED, PeriodKeys, bucket_start};
 use adbudget_core::rule::{BrandFacts, PeriodsAt, Totals, parse_tz};
 
 use super::{
-    Additions, Attempt, Call, CampaignRow, EventResults, OverLimit, Owner, PeriodTotal, SpendRow,
-    SpendTotals, answer, enforce_after_spend, thresholds_reached,
+    Additions, Attempt, Call, CampaignRow, EventResults, OverLimit, PeriodTotal, SpendRow,
+    SpendTotals, answer, enforce_after_spend, settle_lifetimes, thresholds_reached,
 };
 use crate::DbConnection;
 use crate::error::DomainError;
@@ -237,7 +237,8 @@ static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
              ORDER BY n \
              RETURNING id), \
          locked AS MATERIALIZED ( \
-             SELECT id, daily_budget, monthly_budget, timezone, alert_thresholds FROM brands \
+             SELECT id, daily_budget, monthly_budget, timezone, alert_thresholds, carried_before \
+             FROM brands \
              WHERE id = ANY ((SELECT brands FROM args)::bigint[]) ORDER BY id FOR NO KEY UPDATE), \
          gate AS MATERIALIZED ( \
              SELECT (SELECT count(*) FROM ins) AS logs, (SELECT count(*) FROM locked) AS locks), \
@@ -260,8 +261,9 @@ static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
                  SELECT campaign_id AS owner, day AS period, sum(amount)::bigint AS amount \
                  FROM added GROUP BY 1, 2 \
                  UNION ALL SELECT campaign_id, month, sum(amount)::bigint FROM added GROUP BY 1, 2 \
-                 UNION ALL SELECT campaign_id, '{LIFETIME}', sum(amount)::bigint FROM added \
-                     GROUP BY 1 \
+                 UNION ALL SELECT a.campaign_id, '{CARRIED}', \
+                        coalesce(sum(a.amount) FILTER (WHERE a.month < l.carried_before), 0)::bigint \
+                     FROM added AS a JOIN locked AS l ON l.id = a.brand_id GROUP BY 1 \
              ) AS a ORDER BY 1, 2 \
              ON CONFLICT (campaign_id, period) DO UPDATE \
                  SET amount = campaign_spend.amount + excluded.amount \
@@ -414,6 +416,7 @@ struct LockedBrand {
     monthly_budget: i64,
     timezone: String,
     alert_thresholds: String,
+    carried_before: String,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T, Attempt> {
@@ -517,10 +520,7 @@ pub(super) fn record_in_tx(
     let mut fresh: Vec<Fresh<'_>> = Vec::new();
     let mut repeats: Vec<(usize, usize)> = Vec::new();
     let mut first_in_call: HashMap<(i64, &str), usize> = HashMap::new();
-    let mut add = (
-        Additions::for_owner(Owner::Brand),
-        Additions::for_owner(Owner::Campaign),
-    );
+    let mut add = (Additions::default(), Additions::default());
     for (i, e) in events.iter().enumerate() {
         if call.results[i].is_some() {
             continue;
@@ -592,6 +592,7 @@ pub(super) fn record_in_tx(
         locked
             .thresholds
             .insert(b.id, AlertThresholds::from_stored(&b.alert_thresholds));
+        locked.marks.insert(b.id, b.carried_before);
     }
     if stale {
         return Err(Attempt::Stale);
@@ -630,10 +631,7 @@ pub(super) fn record_in_tx(
             DomainError::Unexpected(anyhow::anyhow!("the spend statement lost events")).into(),
         );
     }
-    let mut added = (
-        Additions::for_owner(Owner::Brand),
-        Additions::for_owner(Owner::Campaign),
-    );
+    let mut added = (Additions::default(), Additions::default());
     let mut spent: Vec<(usize, &ValidSpend)> = Vec::new();
     for (f, id) in fresh.iter().zip(ids) {
         let e = f.event;
@@ -653,6 +651,12 @@ pub(super) fn record_in_tx(
             added
                 .1
                 .add(e.campaign_id, &f.keys, f.bucket, e.amount.micros());
+            added.1.carry(
+                e.campaign_id,
+                &f.keys,
+                locked.marks.get(&f.brand),
+                e.amount.micros(),
+            );
             spent.push((f.i, e));
             continue;
         }
@@ -740,13 +744,13 @@ pub(super) fn record_in_tx(
         brands: refused(&added.0.periods, &brands),
         campaigns: refused(&added.1.periods, &campaigns),
     };
+    let keyed: Vec<(usize, &ValidSpend, i64, &PeriodKeys)> = fresh
+        .iter()
+        .zip(ids)
+        .filter(|(_, id)| inserted.contains(id))
+        .map(|(f, _)| (f.i, f.event, f.brand, &f.keys))
+        .collect();
     if !(over.brands.is_empty() && over.campaigns.is_empty()) {
-        let keyed: Vec<(usize, &ValidSpend, i64, &PeriodKeys)> = fresh
-            .iter()
-            .zip(ids)
-            .filter(|(_, id)| inserted.contains(id))
-            .map(|(f, _)| (f.i, f.event, f.brand, &f.keys))
-            .collect();
         return Err(over.error(conn, mode, &keyed)?.into());
     }
     let mut totals = SpendTotals {
@@ -755,6 +759,9 @@ pub(super) fn record_in_tx(
         brands_added: added.0.periods,
         campaigns_added: added.1.periods,
     };
+    // Every campaign's `carried` row came back (added to, or upserted with 0): usually nothing
+    // to read.
+    settle_lifetimes(conn, &mut totals, &locked, &keyed, mode, now)?;
 
     // Steps 6 and 7 as the stepwise path's, with the campaigns already read.
     let found_owners: HashMap<i64, i64> = owners

@@ -1,0 +1,11 @@
+-- Every campaign's lifetime row again: the sum of its month rows ('carried' is the months before
+-- the mark, themselves still stored).
+INSERT INTO campaign_spend (campaign_id, period, amount)
+SELECT campaign_id, 'lifetime', sum(amount)::bigint
+FROM campaign_spend
+WHERE period LIKE '____-__'
+GROUP BY campaign_id;
+
+DELETE FROM campaign_spend WHERE period = 'carried';
+
+ALTER TABLE brands DROP COLUMN carried_before;
