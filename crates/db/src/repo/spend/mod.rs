@@ -510,7 +510,8 @@ fn record_either(
 ///    fresh;
 /// 3. [`Call::insert_logs`]: the fresh events' spend logs, before any lock (see below);
 /// 4. [`enforce::lock_brand_facts`]: the brands' rows locked, their budgets and timezones read;
-/// 5. [`Call::add_to_period_totals`]: the day and month totals of brands and campaigns;
+/// 5. [`Call::add_to_period_totals`]: the day and month totals of brands and campaigns (and
+///    [`settle_lifetimes`]: the campaigns' lifetime totals, `repo::lifetime`);
 /// 6. [`enforce_after_spend`]: the rule applied to the campaigns that spent and to every
 ///    campaign of a brand now at budget;
 /// 7. [`answer`]: the events' campaigns as they are after the transaction.
@@ -1161,9 +1162,30 @@ fn enforce_after_spend(
         .map(|r| r.rule.id)
         .collect();
     if !unread.is_empty() {
+        let current: Vec<String> = periods
+            .all()
+            .into_iter()
+            .filter(|p| p != LIFETIME)
+            .collect();
         totals
             .campaigns
-            .extend(enforce::campaign_totals(conn, &unread, &periods.all())?);
+            .extend(enforce::campaign_totals(conn, &unread, &current)?);
+    }
+    // Lifetimes not settled yet (`settle_lifetimes` did those of the campaigns that spent): of
+    // the campaigns answered (replays) and of those with a lifetime cap the rule judges; not of
+    // every other campaign of a brand at budget.
+    let lifetimes: Vec<i64> = rows
+        .iter()
+        .filter(|r| owners.contains_key(&r.rule.id) || r.rule.lifetime_cap.is_some())
+        .filter(|r| !totals.campaigns.has(r.rule.id, LIFETIME))
+        .map(|r| r.rule.id)
+        .collect();
+    if !lifetimes.is_empty() {
+        for (campaign, amount) in super::lifetime::read(conn, &lifetimes)? {
+            totals
+                .campaigns
+                .insert(campaign, LIFETIME.to_owned(), amount);
+        }
     }
 
     let spent: HashSet<i64> = fresh.iter().map(|(_, e)| e.campaign_id).collect();
