@@ -149,7 +149,7 @@ fn seed(pool: &DbPool, n: usize) -> anyhow::Result<Vec<i64>> {
 /// totals start at zero; the same local date in every seeded timezone), in their monthly
 /// partitions (created first, as `maintain_spend_logs` would have), with their event ids, period
 /// totals (the months before each brand's mark as its campaigns' `carried` rows, as
-/// `reset_monthly` folds them) and buckets, then fresh planner statistics. Without it the load starts on
+/// the resets fold them) and buckets, then fresh planner statistics. Without it the load starts on
 /// empty tables whose plans (sequential scans, chosen before autovacuum's first ANALYZE) say
 /// nothing about a database in service. PostgreSQL only.
 /// Returns how many events it stored.

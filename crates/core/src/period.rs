@@ -15,9 +15,9 @@ pub const LIFETIME: &str = "lifetime";
 /// The stored period key of a campaign's spend in the months before its brand's mark
 /// (`brands.carried_before`, a month key; `''` before any): the lifetime total without the
 /// months the spend path writes anyway. Only an event of a month before the mark adds to it on
-/// the spend path; `reset_monthly` folds the months that ended into it and moves the mark, under
+/// the spend path; the resets fold the months that ended into it and move the mark, under
 /// the brand's lock (`repo::lifetime`). So a batch writes no row per campaign for its lifetime,
-/// and the lifetime stays exact: `carried + Σ months ≥ mark` whenever the fold runs.
+/// and the lifetime stays exact, `carried + Σ months ≥ mark`, whenever the fold runs.
 pub const CARRIED: &str = "carried";
 
 /// The length of a spend bucket (SPEC §10: pacing and the spend series read per-bucket totals).

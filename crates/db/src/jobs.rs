@@ -73,9 +73,11 @@ pub fn run(
             ..JobReport::default()
         });
     }
-    if kind == JobKind::ResetMonthly {
+    if matches!(kind, JobKind::ResetDaily | JobKind::ResetMonthly) {
         // The months that ended join the lifetime totals' `carried` rows (repo::lifetime): its
-        // own transactions, before the rule's, which judges the same totals either way.
+        // own transactions, before the rule's, which judges the same totals either way. Both
+        // resets: one read of the brands' marks when none is behind, and a mark behind (a brand
+        // inserted by hand, a changed schedule) is brought forward within the quarter hour.
         let folded = crate::repo::lifetime::fold(conn, now)?;
         tracing::debug!(brands = folded, "lifetime totals folded");
     }

@@ -210,7 +210,8 @@ pub fn seed(
     mut progress: impl FnMut(u64),
 ) -> QueryResult<Vec<i64>> {
     use adbudget_db::schema::{brands as b, campaigns as c};
-    let now = adbudget_core::forms::now().naive_utc();
+    let at = adbudget_core::forms::now();
+    let now = at.naive_utc();
     let tzs = [
         "UTC",
         "Europe/Berlin",
@@ -229,6 +230,13 @@ pub fn seed(
                     b::daily_budget.eq(1_000_000_000_000i64),
                     b::monthly_budget.eq(30_000_000_000_000i64),
                     b::timezone.eq(tzs[i % tzs.len()]),
+                    // No spend before now: the lifetime totals start folded, as
+                    // `repo::brands::create` has them (`repo::lifetime`).
+                    b::carried_before.eq(adbudget_core::period::PeriodKeys::at(
+                        at,
+                        adbudget_core::rule::parse_tz(tzs[i % tzs.len()]),
+                    )
+                    .month),
                     b::created_at.eq(now),
                     b::updated_at.eq(now),
                 )

@@ -6,7 +6,7 @@
 -- the months before it is kept as one `campaign_spend` row of period 'carried', their spend from
 -- it on is their month rows, which the spend path writes anyway. A campaign's lifetime is
 -- 'carried' plus its month rows from the mark on. Only an event of a month before the mark adds
--- to 'carried' on the spend path; `reset_monthly` folds the months that ended into it and moves
+-- to 'carried' on the spend path; the resets fold the months that ended into it and move
 -- the mark (repo::lifetime). Any mark keeps the total exact; a recent one keeps it cheap.
 ALTER TABLE brands ADD COLUMN carried_before TEXT NOT NULL DEFAULT '';
 

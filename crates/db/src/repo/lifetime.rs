@@ -6,10 +6,10 @@
 //! ingestion (BENCHMARKS.md, issue #16). So the lifetime is kept in two parts: the months before
 //! the brand's mark (`brands.carried_before`) as one `carried` row, written on the spend path only
 //! by an event of such a month (a late one), and the months from the mark on as their month rows.
-//! [`fold`] (the first step of `reset_monthly`) adds the months that ended to `carried` and moves
-//! the mark, under the brand's lock, as the spend path writes under it: the two parts always sum
-//! to the campaign's spend over all time, wherever the mark stands; a recent mark keeps the
-//! months to add up to one or two.
+//! [`fold`] (the first step of `reset_daily` and `reset_monthly`) adds the months that ended to
+//! `carried` and moves the mark, under the brand's lock, as the spend path writes under it: the
+//! two parts always sum to the campaign's spend over all time, wherever the mark stands; a recent
+//! mark keeps the months to add up to one or two.
 
 use std::collections::HashMap;
 
@@ -67,7 +67,7 @@ const FOLD_CHUNK: usize = 200;
 
 /// Adds, for every brand whose mark is before its current local month, its campaigns' month
 /// totals from the mark up to that month to their `carried` rows, and moves the mark there:
-/// what makes `reset_monthly` keep the lifetime totals cheap to read (see the module's comment).
+/// what makes the resets keep the lifetime totals cheap to read (see the module's comment).
 /// Each chunk of brands in a transaction of its own, locked in id order; the marks read again
 /// under the locks. Returns the number of brands folded.
 pub fn fold(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<usize> {
