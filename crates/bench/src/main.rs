@@ -148,7 +148,7 @@ fn seed(pool: &DbPool, n: usize) -> anyhow::Result<Vec<i64>> {
 /// the twelve months before the current one (the 15th at 12:00 UTC: past periods, so today's
 /// totals start at zero; the same local date in every seeded timezone), in their monthly
 /// partitions (created first, as `maintain_spend_logs` would have), with their event ids, period
-/// totals (the months before each brand's mark as its campaigns' `carried` rows, as
+/// totals (the months before each brand's mark in its campaigns' carried totals, as
 /// the resets fold them) and buckets, then fresh planner statistics. Without it the load starts on
 /// empty tables whose plans (sequential scans, chosen before autovacuum's first ANALYZE) say
 /// nothing about a database in service. PostgreSQL only.
@@ -184,13 +184,12 @@ fn seed_history(pool: &DbPool, per_campaign: u32) -> anyhow::Result<u64> {
            CROSS JOIN LATERAL (VALUES (to_char(occurred_at, 'YYYY-MM-DD')),
                                       (to_char(occurred_at, 'YYYY-MM'))) AS p(period)
            WHERE event_id LIKE 'history-%' GROUP BY campaign_id, p.period;
-         INSERT INTO campaign_spend (campaign_id, period, amount)
-           SELECT s.campaign_id, 'carried', SUM(s.amount) FROM campaign_spend s
-           JOIN campaigns c ON c.id = s.campaign_id JOIN brands b ON b.id = c.brand_id
-           WHERE s.period LIKE '____-__' AND s.period < b.carried_before
-           GROUP BY s.campaign_id
-           ON CONFLICT (campaign_id, period) DO UPDATE
-             SET amount = campaign_spend.amount + excluded.amount;
+         UPDATE campaigns c SET lifetime_carried = lifetime_carried + m.amount
+           FROM (SELECT s.campaign_id, SUM(s.amount)::bigint AS amount FROM campaign_spend s
+                 JOIN campaigns c2 ON c2.id = s.campaign_id JOIN brands b ON b.id = c2.brand_id
+                 WHERE s.period LIKE '____-__' AND s.period < b.carried_before
+                 GROUP BY s.campaign_id) m
+           WHERE c.id = m.campaign_id;
          INSERT INTO brand_spend (brand_id, period, amount)
            SELECT brand_id, p.period, SUM(amount) FROM spend_logs
            CROSS JOIN LATERAL (VALUES (to_char(occurred_at, 'YYYY-MM-DD')),

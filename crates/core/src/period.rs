@@ -8,16 +8,17 @@ use chrono::{DateTime, Datelike, TimeDelta, Utc};
 use chrono_tz::Tz;
 
 /// The period key of a campaign's spend over all time (its lifetime cap's total) as the rule and
-/// the views read it. It is not stored under this key: a campaign's lifetime is its [`CARRIED`]
-/// total plus its month totals from its brand's mark on (see [`CARRIED`]).
+/// the views read it. It is not stored as a period: a campaign's lifetime is its carried total
+/// (`campaigns.lifetime_carried`, see [`CARRIED`]) plus its month totals from its brand's mark on.
 pub const LIFETIME: &str = "lifetime";
 
-/// The stored period key of a campaign's spend in the months before its brand's mark
-/// (`brands.carried_before`, a month key; `''` before any): the lifetime total without the
-/// months the spend path writes anyway. Only an event of a month before the mark adds to it on
-/// the spend path; the resets fold the months that ended into it and move the mark, under
-/// the brand's lock (`repo::lifetime`). So a batch writes no row per campaign for its lifetime,
-/// and the lifetime stays exact, `carried + Σ months ≥ mark`, whenever the fold runs.
+/// What a campaign's spend in the months before its brand's mark (`brands.carried_before`, a
+/// month key; `''` before any) is called where it is named beside the periods (`verify`'s
+/// findings): it is kept in the campaign's row, `campaigns.lifetime_carried`, which the spend
+/// path reads anyway, so a batch writes nothing per campaign for the lifetime. Only an event of
+/// a month before the mark adds to it on the spend path; the resets fold the months that ended
+/// into it and move the mark, under the brand's lock (`repo::lifetime`); the lifetime is exact,
+/// `carried + Σ months ≥ mark`, wherever the mark stands.
 pub const CARRIED: &str = "carried";
 
 /// The length of a spend bucket (SPEC §10: pacing and the spend series read per-bucket totals).

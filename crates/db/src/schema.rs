@@ -115,6 +115,7 @@ diesel::table! {
         flight_start -> Nullable<Date>,
         flight_end -> Nullable<Date>,
         state_version -> Int8,
+        lifetime_carried -> Int8,
     }
 }
 

@@ -1,11 +1,10 @@
--- Every campaign's lifetime row again: the sum of its month rows ('carried' is the months before
--- the mark, themselves still stored).
+-- Every campaign's lifetime row again: the sum of its month rows (those before the mark are
+-- still stored; `lifetime_carried` is their sum).
 INSERT INTO campaign_spend (campaign_id, period, amount)
-SELECT campaign_id, 'lifetime', sum(amount)::bigint
+SELECT campaign_id, 'lifetime', CAST(sum(amount) AS BIGINT)
 FROM campaign_spend
 WHERE period LIKE '____-__'
 GROUP BY campaign_id;
 
-DELETE FROM campaign_spend WHERE period = 'carried';
-
+ALTER TABLE campaigns DROP COLUMN lifetime_carried;
 ALTER TABLE brands DROP COLUMN carried_before;

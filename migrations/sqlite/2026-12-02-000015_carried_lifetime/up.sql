@@ -1,14 +1,19 @@
 -- See the PostgreSQL version.
 ALTER TABLE brands ADD COLUMN carried_before TEXT NOT NULL DEFAULT '';
+ALTER TABLE campaigns ADD COLUMN lifetime_carried BIGINT NOT NULL DEFAULT 0
+    CHECK (lifetime_carried >= 0 AND lifetime_carried <= 1000000000000000);
 
 UPDATE brands SET carried_before = strftime('%Y-%m', 'now', 'start of month', '-1 month');
 
-INSERT INTO campaign_spend (campaign_id, period, amount)
-SELECT s.campaign_id, 'carried', sum(s.amount)
-FROM campaign_spend AS s
-JOIN campaigns AS c ON c.id = s.campaign_id
-JOIN brands AS b ON b.id = c.brand_id
-WHERE s.period LIKE '____-__' AND s.period < b.carried_before
-GROUP BY s.campaign_id;
+UPDATE campaigns AS c SET lifetime_carried = m.amount
+FROM (
+    SELECT s.campaign_id, CAST(sum(s.amount) AS BIGINT) AS amount
+    FROM campaign_spend AS s
+    JOIN campaigns AS c2 ON c2.id = s.campaign_id
+    JOIN brands AS b ON b.id = c2.brand_id
+    WHERE s.period LIKE '____-__' AND s.period < b.carried_before
+    GROUP BY s.campaign_id
+) AS m
+WHERE c.id = m.campaign_id;
 
 DELETE FROM campaign_spend WHERE period = 'lifetime';

@@ -27,6 +27,8 @@ pub(crate) struct CampaignRow {
     pub state_version: i64,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Its spend in the months before its brand's mark (`repo::lifetime`): part of its lifetime.
+    pub lifetime_carried: i64,
 }
 
 impl CampaignRow {
@@ -43,6 +45,7 @@ impl CampaignRow {
             state_version,
             created_at,
             updated_at,
+            lifetime_carried: _,
         } = self;
         let reasons = PauseReasons::from_bits(rule.pause_reasons);
         Campaign {

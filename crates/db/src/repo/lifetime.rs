@@ -1,72 +1,94 @@
-//! A campaign's lifetime total (SPEC §3, §4 `campaign_lifetime_cap`): its `carried` row plus its
-//! month rows from its brand's mark on (`adbudget_core::period::CARRIED`, migration 000015).
+//! A campaign's lifetime total (SPEC §3, §4 `campaign_lifetime_cap`): its carried total
+//! (`campaigns.lifetime_carried`) plus its month rows from its brand's mark on
+//! (`adbudget_core::period::CARRIED`, migration 000015).
 //!
 //! The spend path writes a campaign's day and month rows anyway; a row of its own for the
 //! lifetime, upserted by every batch under the brand locks, cost 14 % of PostgreSQL's batch
-//! ingestion (BENCHMARKS.md, issue #16). So the lifetime is kept in two parts: the months before
-//! the brand's mark (`brands.carried_before`) as one `carried` row, written on the spend path only
-//! by an event of such a month (a late one), and the months from the mark on as their month rows.
-//! [`fold`] (the first step of `reset_daily` and `reset_monthly`) adds the months that ended to
-//! `carried` and moves the mark, under the brand's lock, as the spend path writes under it: the
-//! two parts always sum to the campaign's spend over all time, wherever the mark stands; a recent
-//! mark keeps the months to add up to one or two.
+//! ingestion (BENCHMARKS.md, issue #16), and reading a carried row back by key still 2.6 ms of
+//! a batch of 1,000 under the locks. So the lifetime is kept in two parts: the months before the
+//! brand's mark (`brands.carried_before`) in the campaign's row, which the spend path reads for
+//! the rule anyway, changed on the spend path only by an event of such a month (a late one), and
+//! the months from the mark on as their month rows. [`fold`] (the first step of `reset_daily` and
+//! `reset_monthly`) adds the months that ended to the carried totals and moves the mark, under
+//! the brand's lock, as the spend path writes under it: the two parts always sum to the
+//! campaign's spend over all time, wherever the mark stands; a recent mark keeps the months to
+//! add up to one or two.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 
 use super::CHUNK;
 use super::enforce;
 use crate::error::DomainResult;
-use crate::schema::{brands, campaign_spend, campaigns};
+use crate::schema::{brands, campaigns};
 use crate::{DbConnection, write_transaction};
-use adbudget_core::period::{CARRIED, PeriodKeys, PeriodKind};
+use adbudget_core::period::PeriodKeys;
 use adbudget_core::rule::parse_tz;
 
-/// The lifetime totals of `campaign_ids` (those with any spend): each campaign's totals from its
-/// brand's mark on, one range of the primary key per campaign — its month rows there, the day
-/// rows between them (skipped by their length) and `carried`, which sorts after every date.
-/// For the views, the sweeps' lifetime caps and the brands never folded; the spend path adds
-/// what its upserts returned to the few rows it reads by key (`spend::settle_lifetimes`).
+/// A campaign's carried total and one of its month totals from the mark on (none: `NULL`).
+#[derive(QueryableByName)]
+struct Part {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    carried: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    amount: Option<i64>,
+}
+
+/// The lifetime totals of `campaign_ids` (those that exist): each campaign's carried total and
+/// its month rows from its brand's mark on, in one statement (a fold committing in between could
+/// not be half seen) — one range of the totals' primary key per campaign, whose day rows are
+/// skipped by their length. For the views, the sweeps' lifetime caps and the brands never folded;
+/// the spend path adds the carried totals of the rows it read to the month totals its upserts
+/// returned (`spend::settle_lifetimes`).
 pub(crate) fn read(
     conn: &mut DbConnection,
     campaign_ids: &[i64],
 ) -> QueryResult<HashMap<i64, i64>> {
     let mut lifetimes: HashMap<i64, i64> = HashMap::new();
     for chunk in campaign_ids.chunks(CHUNK) {
-        let rows: Vec<(i64, String, i64)> = campaign_spend::table
-            .inner_join(campaigns::table.on(campaigns::id.eq(campaign_spend::campaign_id)))
-            .inner_join(brands::table.on(brands::id.eq(campaigns::brand_id)))
-            .filter(campaign_spend::campaign_id.eq_any(chunk))
-            .filter(campaign_spend::period.ge(brands::carried_before))
-            .filter(sql::<Bool>("length(campaign_spend.period) = 7"))
-            .select((
-                campaign_spend::campaign_id,
-                campaign_spend::period,
-                campaign_spend::amount,
-            ))
-            .load(conn)?;
-        for (campaign, period, amount) in rows {
-            if matches!(
-                PeriodKind::of(&period),
-                PeriodKind::Month | PeriodKind::Carried
-            ) {
-                let sum = lifetimes.entry(campaign).or_default();
-                *sum = sum.saturating_add(amount);
-            }
+        // Integers only: written into the statement, no parameter limit to mind.
+        let ids: Vec<String> = chunk.iter().map(i64::to_string).collect();
+        let sql = format!(
+            "SELECT c.id AS id, c.lifetime_carried AS carried, s.amount AS amount \
+             FROM campaigns AS c JOIN brands AS b ON b.id = c.brand_id \
+             LEFT JOIN campaign_spend AS s ON s.campaign_id = c.id \
+                 AND s.period >= b.carried_before AND length(s.period) = 7 \
+             WHERE c.id IN ({})",
+            ids.join(", ")
+        );
+        let parts: Vec<Part> = crate::per_backend!(conn, c => diesel::sql_query(&sql).load(c))?;
+        for part in parts {
+            let sum = lifetimes.entry(part.id).or_insert(part.carried);
+            *sum = sum.saturating_add(part.amount.unwrap_or(0));
         }
     }
     Ok(lifetimes)
+}
+
+/// Adds `amount` (negative: takes it away) to a campaign's carried total: an event of a month
+/// before its brand's mark, or its reversal. The caller holds the brand's lock and has checked
+/// the lifetime against the money limit.
+pub(crate) fn add_carried(
+    conn: &mut DbConnection,
+    campaign_id: i64,
+    amount: i64,
+) -> QueryResult<()> {
+    diesel::update(campaigns::table.find(campaign_id))
+        .set(campaigns::lifetime_carried.eq(campaigns::lifetime_carried + amount))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Brands folded per transaction (each a statement over its campaigns' totals and an update).
 const FOLD_CHUNK: usize = 200;
 
 /// Adds, for every brand whose mark is before its current local month, its campaigns' month
-/// totals from the mark up to that month to their `carried` rows, and moves the mark there:
+/// totals from the mark up to that month to their carried totals, and moves the mark there:
 /// what makes the resets keep the lifetime totals cheap to read (see the module's comment).
 /// Each chunk of brands in a transaction of its own, locked in id order; the marks read again
 /// under the locks. Returns the number of brands folded.
@@ -104,18 +126,17 @@ pub fn fold(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<usize> 
 }
 
 /// Moves one brand's mark from `from` to `to`: its campaigns' month totals in `[from, to)` added to
-/// their `carried` rows.
+/// their carried totals.
 fn fold_brand(conn: &mut DbConnection, brand_id: i64, from: &str, to: &str) -> QueryResult<()> {
     let sql = |p: [&str; 3]| {
         format!(
-            "INSERT INTO campaign_spend (campaign_id, period, amount) \
-             SELECT s.campaign_id, '{CARRIED}', sum(s.amount) \
-             FROM campaign_spend AS s JOIN campaigns AS c ON c.id = s.campaign_id \
-             WHERE c.brand_id = {} AND s.period LIKE '____-__' AND s.period >= {} \
-               AND s.period < {} \
-             GROUP BY s.campaign_id \
-             ON CONFLICT (campaign_id, period) DO UPDATE \
-                 SET amount = campaign_spend.amount + excluded.amount",
+            "UPDATE campaigns AS c SET lifetime_carried = lifetime_carried + m.amount \
+             FROM (SELECT s.campaign_id, CAST(sum(s.amount) AS BIGINT) AS amount \
+                   FROM campaign_spend AS s JOIN campaigns AS c2 ON c2.id = s.campaign_id \
+                   WHERE c2.brand_id = {} AND s.period LIKE '____-__' AND s.period >= {} \
+                     AND s.period < {} \
+                   GROUP BY s.campaign_id) AS m \
+             WHERE c.id = m.campaign_id",
             p[0], p[1], p[2]
         )
     };

@@ -1,12 +1,12 @@
 //! Checks that the stored numbers and states are what the spend logs and the rule say: every
 //! period total equals the sum of its spend logs read in the brand's timezone, every 5-minute
-//! bucket the sum of the spend logs in it, every campaign's `carried` total (its lifetime's
-//! months before its brand's mark, `repo::lifetime`) the sum of those months' logs, and every
+//! bucket the sum of the spend logs in it, every campaign's carried total (its lifetime's months
+//! before its brand's mark, `repo::lifetime`) the sum of those months' logs, and every
 //! campaign's pause reasons equal the rule's verdict at `now`.
 //!
 //! Once the retention has dropped spend logs (`spend_log_horizon`, [`Report::kept_from`]), only
 //! the periods that start at or after the first kept instant (in the owner's timezone) and their
-//! buckets can be checked; `carried` totals cannot, and are not.
+//! buckets can be checked; carried totals cannot, and are not.
 
 use std::collections::BTreeMap;
 
@@ -145,7 +145,7 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
                 let c = campaign_expected.entry((*campaign_id, period)).or_default();
                 *c = c.saturating_add(*amount);
             }
-            // The months before the brand's mark: the campaign's `carried` total
+            // The months before the brand's mark: the campaign's carried total
             // (repo::lifetime), with the month totals from the mark on its lifetime.
             if keys.month < *mark {
                 let c = campaign_expected
@@ -190,6 +190,15 @@ pub fn check(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<Report
                 .load(conn)?,
         )
         .collect();
+        // Each campaign's carried part of its lifetime, kept in its row (repo::lifetime).
+        campaign_stored.extend(
+            campaigns::table
+                .select((campaigns::id, campaigns::lifetime_carried))
+                .filter(campaigns::lifetime_carried.ne(0))
+                .load::<(i64, i64)>(conn)?
+                .into_iter()
+                .map(|(id, carried)| ((id, CARRIED.to_owned()), carried)),
+        );
         campaign_stored.extend(as_bucket_keys(
             campaign_spend_buckets::table
                 .select((

@@ -1,4 +1,4 @@
-//! A campaign's lifetime total kept as its `carried` row plus its month rows from its brand's
+//! A campaign's lifetime total kept as its carried total plus its month rows from its brand's
 //! mark on (`repo::lifetime`, migration 000015), on real databases at fixed instants: exact
 //! before and after `reset_monthly` folds a month, for late events of folded months, reversals,
 //! a timezone change, a brand never folded, on both spend paths (one event; a batch of 101,
@@ -54,23 +54,21 @@ fn record(w: &World, events: &[(i64, &str, DateTime<Utc>)], now: DateTime<Utc>) 
         .campaigns
 }
 
-/// A brand's mark and a campaign's `carried` total as stored (no row: 0; PostgreSQL's
-/// one-statement path writes one of 0 for every campaign it adds to).
+/// A brand's mark and a campaign's carried total as stored.
 fn stored(w: &World, brand: i64, campaign: i64) -> (String, i64) {
-    use adbudget_db::schema::{brands, campaign_spend};
+    use adbudget_db::schema::{brands, campaigns};
     let mut conn = w.conn();
     let mark = brands::table
         .find(brand)
         .select(brands::carried_before)
         .first(&mut *conn)
         .unwrap();
-    let carried = campaign_spend::table
-        .find((campaign, "carried"))
-        .select(campaign_spend::amount)
+    let carried = campaigns::table
+        .find(campaign)
+        .select(campaigns::lifetime_carried)
         .first(&mut *conn)
-        .optional()
         .unwrap();
-    (mark, carried.unwrap_or(0))
+    (mark, carried)
 }
 
 /// A batch of 101 events (over PostgreSQL's one-statement path's 100) of `amount` each at `at`,
@@ -98,7 +96,7 @@ fn late_events_of_folded_months_count_toward_the_lifetime(backend: Backend) {
     // January's 101 events on the batch path: 101 × 1 for the other campaign.
     record(&w, &batch_of_101(other, "1", jan, &[]), jan);
 
-    // February begins: `reset_monthly` folds January into `carried` and moves the mark.
+    // February begins: `reset_monthly` folds January into the carried total and moves the mark.
     let feb = utc("2026-02-01T00:05:00Z");
     w.run(JobKind::ResetMonthly, feb);
     assert_eq!(stored(&w, brand, c), ("2026-02".to_owned(), 100_000_000));
@@ -128,7 +126,7 @@ fn late_events_of_folded_months_count_toward_the_lifetime(backend: Backend) {
     );
     w.assert_verified(feb10);
 
-    // Reversing a late event of a folded month lowers `carried`, and the lifetime with it.
+    // Reversing a late event of a folded month lowers the carried total, and the lifetime.
     let late = spend::list(&mut w.conn(), c, None, None, Default::default())
         .unwrap()
         .items
@@ -248,7 +246,7 @@ fn a_brand_never_folded_reads_its_lifetime_from_its_months(backend: Backend) {
 }
 
 /// A timezone change re-reads the past from the logs: the months before the mark, in the new
-/// timezone, are `carried` again.
+/// timezone, are carried again.
 fn a_timezone_change_carries_the_months_before_the_mark_again(backend: Backend) {
     let w = world(backend);
     let created = utc("2026-01-05T00:00:00Z");

@@ -31,9 +31,7 @@ use adbudget_core::access::{Author, Brands};
 use adbudget_core::audit::{FieldChange, NewEntry};
 use adbudget_core::forms::ValidSpend;
 use adbudget_core::money::{MAX_MICROS, Money};
-use adbudget_core::period::{
-    CARRIED, LIFETIME, PeriodKeys, PeriodKind, bucket_start, months_through,
-};
+use adbudget_core::period::{LIFETIME, PeriodKeys, PeriodKind, bucket_start, months_through};
 use adbudget_core::rule::PauseReasons;
 use adbudget_core::views::{Campaign, Page, SpendLog};
 
@@ -207,14 +205,13 @@ pub fn reverse(
         )
         .set(brand_spend::amount.eq(brand_spend::amount - amount))
         .execute(conn)?;
-        let carried = locked
+        if locked
             .marks
             .get(&brand_id)
-            .is_some_and(|mark| keys.month < *mark);
-        let periods: Vec<&str> = periods
-            .into_iter()
-            .chain(carried.then_some(CARRIED))
-            .collect();
+            .is_some_and(|mark| keys.month < *mark)
+        {
+            super::lifetime::add_carried(conn, original.row.campaign_id, -amount)?;
+        }
         diesel::update(
             campaign_spend::table
                 .filter(campaign_spend::campaign_id.eq(original.row.campaign_id))
@@ -550,17 +547,21 @@ fn record_in_tx(
     call.answer_repeats(repeats);
 
     let (read, locked) = match read_early {
-        Some((rows, locked)) => (Some(rows), locked),
+        Some((rows, locked)) => (rows, locked),
         None => {
             let mut brand_ids: Vec<i64> = owners.values().copied().collect();
             brand_ids.sort_unstable();
             brand_ids.dedup();
-            (None, enforce::lock_brand_facts(conn, &brand_ids)?)
+            let locked = enforce::lock_brand_facts(conn, &brand_ids)?;
+            // The events' campaigns as the locks keep them: the rule's rows, with the carried
+            // part of each one's lifetime (`repo::lifetime`).
+            let answered: Vec<i64> = owners.keys().copied().collect();
+            (super::campaigns::rows(conn, &answered, &[])?, locked)
         }
     };
     let facts = &locked.facts;
 
-    let mut totals = call.add_to_period_totals(conn, &fresh, &owners, &locked, now)?;
+    let mut totals = call.add_to_period_totals(conn, &fresh, &owners, &locked, &read, now)?;
     let mut periods = PeriodsAt::new(now);
     let (rows, changes) = enforce_after_spend(
         conn,
@@ -570,7 +571,7 @@ fn record_in_tx(
         &mut totals,
         &mut periods,
         now,
-        read,
+        Some(read),
     )?;
     thresholds_reached(conn, &totals, &locked, &rows, now)?;
     let campaigns = answer(rows, &changes, &owners, facts, &totals, &mut periods, now);
@@ -669,25 +670,27 @@ fn thresholds_reached(
 }
 
 /// Step 5b: the lifetime totals of the campaigns this call spent on (for their lifetime caps,
-/// alerts and answers): each one's `carried` row plus its month rows from its brand's mark on
-/// (`repo::lifetime`). The rows the upserts returned are not read again; the others (usually
-/// only `carried`, which a call of the current month's events does not write) are read by key in
-/// one statement. The campaigns of a brand never folded (mark `''`) are read as the views read
-/// them. A lifetime past [`MAX_MICROS`] refuses the call, naming the event that crosses it.
-/// `events`: the call's recorded events with their brands and period keys, in the call's order.
+/// alerts and answers): each one's carried total (from its row, read under the lock), plus what
+/// this call carried (its events of months before the brand's mark), plus its month rows from the
+/// mark on (`repo::lifetime`) — those the upserts returned, the others (only while a fold is
+/// behind) read by key. The campaigns of a brand never folded (mark `''`) are read as the views
+/// read them. A lifetime past [`MAX_MICROS`] refuses the call, naming the event that crosses it;
+/// else the carried totals of late events are written. `events`: the call's recorded events with
+/// their brands and period keys, in the call's order; `rows`: the events' campaigns.
 fn settle_lifetimes(
     conn: &mut DbConnection,
     totals: &mut SpendTotals,
     locked: &enforce::LockedBrands,
     events: &[(usize, &ValidSpend, i64, &PeriodKeys)],
+    rows: &[CampaignRow],
     mode: Mode,
     now: DateTime<Utc>,
 ) -> Result<(), Attempt> {
     // Per brand, the latest month its campaigns can have spend in: this call's latest, or the
     // month an hour from now (an event may be up to 5 minutes ahead of the clock that took it).
     let mut latest: HashMap<i64, String> = HashMap::new();
-    // Per campaign, its brand and what this call added to it.
-    let mut added: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    // Per campaign: its brand, what this call added to it, and what of that is carried.
+    let mut added: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
     for (_, e, brand, keys) in events {
         let month = latest.entry(*brand).or_insert_with(|| {
             let tz = locked.facts.get(brand).map_or(chrono_tz::Tz::UTC, |f| f.tz);
@@ -696,10 +699,15 @@ fn settle_lifetimes(
         if keys.month > *month {
             month.clone_from(&keys.month);
         }
-        let sum = &mut added.entry(e.campaign_id).or_insert((*brand, 0)).1;
+        let late = locked.marks.get(brand).is_some_and(|m| keys.month < *m);
+        let (_, sum, carried) = added.entry(e.campaign_id).or_insert((*brand, 0, 0));
         *sum = sum.saturating_add(e.amount.micros());
+        if late {
+            *carried = carried.saturating_add(e.amount.micros());
+        }
     }
-    // The month rows that make up the lifetime with `carried`: none for a brand never folded.
+    // The month rows that make up the lifetime with the carried total: none for a brand never
+    // folded.
     let months: HashMap<i64, Vec<String>> = latest
         .iter()
         .filter_map(|(brand, latest)| {
@@ -707,16 +715,20 @@ fn settle_lifetimes(
             Some((*brand, months_through(mark, latest)))
         })
         .collect();
+    let stored: HashMap<i64, i64> = rows
+        .iter()
+        .map(|r| (r.rule.id, r.lifetime_carried))
+        .collect();
     let mut wanted: Vec<(i64, String)> = Vec::new();
     let mut unfolded: Vec<i64> = Vec::new();
-    for (campaign, (brand, _)) in &added {
+    for (campaign, (brand, _, _)) in &added {
         let Some(months) = months.get(brand) else {
             unfolded.push(*campaign);
             continue;
         };
-        for period in months.iter().map(String::as_str).chain([CARRIED]) {
-            if !totals.campaigns.has(*campaign, period) {
-                wanted.push((*campaign, period.to_owned()));
+        for month in months {
+            if !totals.campaigns.has(*campaign, month) {
+                wanted.push((*campaign, month.clone()));
             }
         }
     }
@@ -730,18 +742,20 @@ fn settle_lifetimes(
     } else {
         super::lifetime::read(conn, &unfolded)?
     };
-    for (campaign, (brand, _)) in &added {
+    for (campaign, (brand, _, late)) in &added {
         if let Some(months) = months.get(brand) {
+            let carried = stored.get(campaign).copied().unwrap_or(0);
             let sum = months
                 .iter()
                 .map(|m| totals.campaigns.get(*campaign, m).micros())
-                .fold(totals.campaigns.get(*campaign, CARRIED).micros(), |a, b| {
-                    a.saturating_add(b)
-                });
+                .fold(carried.saturating_add(*late), i64::saturating_add);
             lifetimes.insert(*campaign, sum);
+        } else if let Some(sum) = lifetimes.get_mut(campaign) {
+            // Read before this call's carried part is written.
+            *sum = sum.saturating_add(*late);
         }
     }
-    for (campaign, (_, add)) in &added {
+    for (campaign, (_, add, _)) in &added {
         let lifetime = lifetimes.get(campaign).copied().unwrap_or(0);
         if lifetime > MAX_MICROS {
             // The first event of the call that takes it past the limit.
@@ -769,6 +783,11 @@ fn settle_lifetimes(
         totals
             .campaigns_added
             .insert((*campaign, LIFETIME.to_owned()), *add);
+    }
+    for (campaign, (_, _, late)) in &added {
+        if *late > 0 {
+            super::lifetime::add_carried(conn, *campaign, *late)?;
+        }
     }
     Ok(())
 }
@@ -1034,6 +1053,7 @@ impl<'a> Call<'a> {
         fresh: &[(usize, &ValidSpend)],
         owners: &HashMap<i64, i64>,
         locked: &enforce::LockedBrands,
+        rows: &[CampaignRow],
         now: DateTime<Utc>,
     ) -> Result<SpendTotals, Attempt> {
         let facts = &locked.facts;
@@ -1051,7 +1071,6 @@ impl<'a> Call<'a> {
             let micros = e.amount.micros();
             brand_add.add(brand_id, &keys, bucket, micros);
             campaign_add.add(e.campaign_id, &keys, bucket, micros);
-            campaign_add.carry(e.campaign_id, &keys, locked.marks.get(&brand_id), micros);
             event_keys.push((brand_id, keys));
         }
         let (brands, campaigns) = if brand_add.within_limit() && campaign_add.within_limit() {
@@ -1086,7 +1105,7 @@ impl<'a> Call<'a> {
             brands_added: brand_add.periods,
             campaigns_added: campaign_add.periods,
         };
-        settle_lifetimes(conn, &mut totals, locked, &events, self.mode, now)?;
+        settle_lifetimes(conn, &mut totals, locked, &events, rows, self.mode, now)?;
         Ok(totals)
     }
 
@@ -1438,8 +1457,6 @@ impl OverLimit {
                 let periods = [
                     ("daily", keys.day.as_str()),
                     ("monthly", keys.month.as_str()),
-                    // An event of a month before the mark: the campaign's lifetime.
-                    ("lifetime", CARRIED),
                 ];
                 for (name, period) in periods {
                     if !over.contains(&(is_brand, owner, period)) {
@@ -1557,14 +1574,6 @@ impl Additions {
     fn add_to_periods(&mut self, owner: i64, keys: &PeriodKeys, micros: i64) {
         for period in [&keys.day, &keys.month] {
             self.add_to(owner, period, micros);
-        }
-    }
-
-    /// Adds one event's amount to a campaign's `carried` total too: the event is of a month
-    /// before its brand's mark (`adbudget_core::period::CARRIED`).
-    fn carry(&mut self, owner: i64, keys: &PeriodKeys, mark: Option<&String>, micros: i64) {
-        if mark.is_some_and(|mark| keys.month < *mark) {
-            self.add_to(owner, CARRIED, micros);
         }
     }
 
@@ -1769,12 +1778,15 @@ pub fn rebuild_brand_totals(
         .first(conn)?;
     let mut brand_add = Additions::default();
     let mut campaign_add = Additions::default();
+    let mut carried: BTreeMap<i64, i64> = BTreeMap::new();
     for (campaign_id, amount, at) in logs {
         // The 5-minute buckets are aligned in UTC: a timezone change leaves them as they are.
         let keys = PeriodKeys::at(utc(at), tz);
         brand_add.add_to_periods(brand_id, &keys, amount);
         campaign_add.add_to_periods(campaign_id, &keys, amount);
-        campaign_add.carry(campaign_id, &keys, Some(&mark), amount);
+        if keys.month < mark {
+            *carried.entry(campaign_id).or_default() += amount;
+        }
     }
     // Read in another timezone, one local day may gather more spend than the limit allows.
     if !brand_add.within_limit() || !campaign_add.within_limit() {
@@ -1794,5 +1806,11 @@ pub fn rebuild_brand_totals(
         .execute(conn)?;
     add_totals(conn, Owner::Brand, &brand_add)?;
     add_totals(conn, Owner::Campaign, &campaign_add)?;
+    diesel::update(campaigns::table.filter(campaigns::brand_id.eq(brand_id)))
+        .set(campaigns::lifetime_carried.eq(0))
+        .execute(conn)?;
+    for (campaign_id, amount) in carried {
+        super::lifetime::add_carried(conn, campaign_id, amount)?;
+    }
     Ok(())
 }

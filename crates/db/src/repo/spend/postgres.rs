@@ -49,7 +49,7 @@ use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp, Untyped};
 
 use adbudget_core::forms::ValidSpend;
 use adbudget_core::money::{MAX_MICROS, Money};
-use adbudget_core::period::{CARRIED, PeriodKeys, bucket_start};
+use adbudget_core::period::{PeriodKeys, bucket_start};
 use adbudget_core::rule::{BrandFacts, PeriodsAt, Totals, parse_tz};
 
 use super::{
@@ -261,9 +261,6 @@ static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
                  SELECT campaign_id AS owner, day AS period, sum(amount)::bigint AS amount \
                  FROM added GROUP BY 1, 2 \
                  UNION ALL SELECT campaign_id, month, sum(amount)::bigint FROM added GROUP BY 1, 2 \
-                 UNION ALL SELECT a.campaign_id, '{CARRIED}', \
-                        coalesce(sum(a.amount) FILTER (WHERE a.month < l.carried_before), 0)::bigint \
-                     FROM added AS a JOIN locked AS l ON l.id = a.brand_id GROUP BY 1 \
              ) AS a ORDER BY 1, 2 \
              ON CONFLICT (campaign_id, period) DO UPDATE \
                  SET amount = campaign_spend.amount + excluded.amount \
@@ -285,7 +282,7 @@ static SQL: LazyLock<Vec<String>> = LazyLock::new(|| {
          camps AS ( \
              SELECT id, brand_id, manually_paused, daily_cap, monthly_cap, dayparting, \
                     pause_reasons, lifetime_cap, flight_start, flight_end, name, state_version, \
-                    created_at, updated_at \
+                    created_at, updated_at, lifetime_carried \
              FROM campaigns \
              WHERE id = ANY ((SELECT campaigns FROM args)::bigint[]) \
                AND (SELECT locks FROM gate) >= 0 \
@@ -651,12 +648,6 @@ pub(super) fn record_in_tx(
             added
                 .1
                 .add(e.campaign_id, &f.keys, f.bucket, e.amount.micros());
-            added.1.carry(
-                e.campaign_id,
-                &f.keys,
-                locked.marks.get(&f.brand),
-                e.amount.micros(),
-            );
             spent.push((f.i, e));
             continue;
         }
@@ -759,9 +750,8 @@ pub(super) fn record_in_tx(
         brands_added: added.0.periods,
         campaigns_added: added.1.periods,
     };
-    // Every campaign's `carried` row came back (added to, or upserted with 0): usually nothing
-    // to read.
-    settle_lifetimes(conn, &mut totals, &locked, &keyed, mode, now)?;
+    // The carried totals came with the campaigns' rows: usually nothing to read.
+    settle_lifetimes(conn, &mut totals, &locked, &keyed, &rows, mode, now)?;
 
     // Steps 6 and 7 as the stepwise path's, with the campaigns already read.
     let found_owners: HashMap<i64, i64> = owners
