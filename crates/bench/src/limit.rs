@@ -3,7 +3,7 @@
 //! group sizes, but nothing else: per transaction of `--batch` events, one INSERT of the spend
 //! logs (with their event ids' claims on PostgreSQL, migration 000012) and the upserts of the
 //! brands' and campaigns' day and month totals and 5-minute buckets (a lifetime is no row of its
-//! own since migration 000015; the API reads each campaign's `carried` row, this does not), as raw SQL from
+//! own since migration 000015), as raw SQL from
 //! Rust — on PostgreSQL as prepared statements of data-modifying CTEs over `unnest` arrays (the
 //! logs, then the totals: `--shape`), on SQLite as multi-row statements in one `BEGIN IMMEDIATE`
 //! transaction (measured faster than a row at a time through prepared ones:

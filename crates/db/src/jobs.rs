@@ -74,12 +74,16 @@ pub fn run(
         });
     }
     if matches!(kind, JobKind::ResetDaily | JobKind::ResetMonthly) {
-        // The months that ended join the lifetime totals' `carried` rows (repo::lifetime): its
-        // own transactions, before the rule's, which judges the same totals either way. Both
+        // The months that ended join the campaigns' carried lifetime totals (repo::lifetime):
+        // its own transactions, before the rule's, which judges the same totals either way. Both
         // resets: one read of the brands' marks when none is behind, and a mark behind (a brand
-        // inserted by hand, a changed schedule) is brought forward within the quarter hour.
-        let folded = crate::repo::lifetime::fold(conn, now)?;
-        tracing::debug!(brands = folded, "lifetime totals folded");
+        // inserted by hand, a changed schedule) is brought forward within the quarter hour. A
+        // fold that fails is logged, not the reset's failure: the lifetimes stay exact, read
+        // over one month more, and campaigns must still come back at midnight.
+        match crate::repo::lifetime::fold(conn, now) {
+            Ok(folded) => tracing::debug!(brands = folded, "lifetime totals folded"),
+            Err(error) => tracing::error!(%error, "folding the lifetime totals failed"),
+        }
     }
     write_transaction(conn, |conn| {
         let Some((cause, select)) = rule_job(kind) else {

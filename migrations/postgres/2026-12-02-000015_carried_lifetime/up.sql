@@ -15,8 +15,14 @@ ALTER TABLE campaigns ADD COLUMN lifetime_carried BIGINT NOT NULL DEFAULT 0
     CHECK (lifetime_carried >= 0 AND lifetime_carried <= 1000000000000000);
 
 -- The month before the current UTC month: no brand-local month has begun after its start yet
--- (offsets are under a day), so it is at most every brand's current month.
-UPDATE brands SET carried_before = to_char((now() AT TIME ZONE 'UTC') - interval '1 month', 'YYYY-MM');
+-- (offsets are under a day), so it is at most every brand's current month. Not for a brand whose
+-- budgets or campaigns' caps were stored before migration 000004's limits (NOT VALID: an update
+-- of such a row would be refused): its mark stays '' (nothing carried; its lifetimes are read
+-- over all its months), as the fold leaves it (repo::lifetime).
+UPDATE brands SET carried_before = to_char((now() AT TIME ZONE 'UTC') - interval '1 month', 'YYYY-MM')
+WHERE daily_budget <= 1000000000000000 AND monthly_budget <= 1000000000000000
+  AND NOT EXISTS (SELECT 1 FROM campaigns AS o WHERE o.brand_id = brands.id
+                  AND (o.daily_cap > 1000000000000000 OR o.monthly_cap > 1000000000000000));
 
 UPDATE campaigns AS c SET lifetime_carried = m.amount
 FROM (

@@ -1,4 +1,5 @@
 -- See the PostgreSQL version.
+DELETE FROM campaign_spend WHERE period = 'lifetime';
 INSERT INTO campaign_spend (campaign_id, period, amount)
 SELECT campaign_id, 'lifetime', CAST(sum(amount) AS BIGINT)
 FROM campaign_spend

@@ -4,8 +4,8 @@
 //!
 //! The spend path writes a campaign's day and month rows anyway; a row of its own for the
 //! lifetime, upserted by every batch under the brand locks, cost 14 % of PostgreSQL's batch
-//! ingestion (BENCHMARKS.md, issue #16), and reading a carried row back by key still 2.6 ms of
-//! a batch of 1,000 under the locks. So the lifetime is kept in two parts: the months before the
+//! ingestion (BENCHMARKS.md, issue #16), and even a read of such a row by key, 2.6 ms of a
+//! batch of 1,000 under the locks. So the lifetime is kept in two parts: the months before the
 //! brand's mark (`brands.carried_before`) in the campaign's row, which the spend path reads for
 //! the rule anyway, changed on the spend path only by an event of such a month (a late one), and
 //! the months from the mark on as their month rows. [`fold`] (the first step of `reset_daily` and
@@ -25,6 +25,7 @@ use super::enforce;
 use crate::error::DomainResult;
 use crate::schema::{brands, campaigns};
 use crate::{DbConnection, write_transaction};
+use adbudget_core::money::MAX_MICROS;
 use adbudget_core::period::PeriodKeys;
 use adbudget_core::rule::parse_tz;
 
@@ -57,7 +58,7 @@ pub(crate) fn read(
             "SELECT c.id AS id, c.lifetime_carried AS carried, s.amount AS amount \
              FROM campaigns AS c JOIN brands AS b ON b.id = c.brand_id \
              LEFT JOIN campaign_spend AS s ON s.campaign_id = c.id \
-                 AND s.period >= b.carried_before AND length(s.period) = 7 \
+                 AND s.period >= b.carried_before AND s.period LIKE '____-__' \
              WHERE c.id IN ({})",
             ids.join(", ")
         );
@@ -84,8 +85,21 @@ pub(crate) fn add_carried(
     Ok(())
 }
 
-/// Brands folded per transaction (each a statement over its campaigns' totals and an update).
-const FOLD_CHUNK: usize = 200;
+/// Brands folded per transaction (each a statement over its campaigns' totals of the months
+/// folded, and an update): their spend waits while it runs.
+const FOLD_CHUNK: usize = 25;
+
+/// Brands the fold leaves alone: a budget, or a campaign's cap, stored before migration 000004's
+/// limits (its constraints are `NOT VALID`; SQLite's triggers check every update) would refuse
+/// the fold's updates. Their marks stay where they are; their lifetimes are exact all the same,
+/// read over more months.
+fn within_limits() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql(&format!(
+        "brands.daily_budget <= {MAX_MICROS} AND brands.monthly_budget <= {MAX_MICROS} \
+         AND NOT EXISTS (SELECT 1 FROM campaigns AS o WHERE o.brand_id = brands.id \
+             AND (o.daily_cap > {MAX_MICROS} OR o.monthly_cap > {MAX_MICROS}))"
+    ))
+}
 
 /// Adds, for every brand whose mark is before its current local month, its campaigns' month
 /// totals from the mark up to that month to their carried totals, and moves the mark there:
@@ -113,6 +127,7 @@ pub fn fold(conn: &mut DbConnection, now: DateTime<Utc>) -> DomainResult<usize> 
             let rows: Vec<(i64, String, String)> = brands::table
                 .select((brands::id, brands::timezone, brands::carried_before))
                 .filter(brands::id.eq_any(chunk))
+                .filter(within_limits())
                 .order(brands::id)
                 .load(conn)?;
             let due = behind(rows);

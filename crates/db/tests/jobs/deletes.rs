@@ -198,7 +198,7 @@ fn deleting(w: &World, backend: Backend, brand: i64, campaign: i64) -> adbudget_
 /// Commits [`deleting`]'s transaction once the concurrent call waits for it: on PostgreSQL for
 /// the brand lock (seen in `pg_stat_activity`), on SQLite at its `BEGIN IMMEDIATE` (not visible:
 /// half a second).
-fn commit(w: &World, backend: Backend, mut conn: adbudget_db::PooledConn) {
+pub(crate) fn commit(w: &World, backend: Backend, mut conn: adbudget_db::PooledConn) {
     #[derive(QueryableByName)]
     struct Waiting {
         #[diesel(sql_type = diesel::sql_types::BigInt)]

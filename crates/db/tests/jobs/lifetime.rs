@@ -23,6 +23,8 @@ on_both_databases!(
     each_brand_folds_at_its_own_month_start,
     a_brand_never_folded_reads_its_lifetime_from_its_months,
     a_timezone_change_carries_the_months_before_the_mark_again,
+    a_brand_stored_before_the_money_limits_is_not_folded,
+    a_fold_committed_while_spend_waits_is_counted_once,
 );
 
 fn micros(s: &str) -> Money {
@@ -279,5 +281,99 @@ fn a_timezone_change_carries_the_months_before_the_mark_again(backend: Backend) 
         (seen.lifetime_spend, seen.monthly_spend),
         (micros("30"), micros("20"))
     );
+    w.assert_verified(feb);
+}
+
+/// A brand whose budget was stored before migration 000004's limits (an update of its row is
+/// refused: PostgreSQL's `NOT VALID` constraint, SQLite's trigger) is left out of the fold, and
+/// the brands folded with it are not held back; both lifetimes stay exact.
+fn a_brand_stored_before_the_money_limits_is_not_folded(backend: Backend) {
+    let w = world(backend);
+    let created = utc("2026-01-05T00:00:00Z");
+    let old = w.brand("Old", "100000", "1000000", "UTC", created);
+    let new = w.brand("New", "100000", "1000000", "UTC", created);
+    let (o, n) = (
+        w.campaign(old, "o", json!({"lifetime_cap": "1000"}), created),
+        w.campaign(new, "n", json!({}), created),
+    );
+    let jan = utc("2026-01-20T10:00:00Z");
+    w.spend(o, "100", jan, jan);
+    w.spend(n, "200", jan, jan);
+    // The old budget, written past the limit as before the limits existed.
+    let (lift, set, restore) = match backend {
+        Backend::Postgres => (
+            "ALTER TABLE brands DROP CONSTRAINT brands_daily_budget_limit",
+            "UPDATE brands SET daily_budget = 2000000000000000 WHERE name = 'Old'",
+            "ALTER TABLE brands ADD CONSTRAINT brands_daily_budget_limit \
+             CHECK (daily_budget <= 1000000000000000) NOT VALID",
+        ),
+        Backend::Sqlite => (
+            "DROP TRIGGER brands_budget_limit_update",
+            "UPDATE brands SET daily_budget = 2000000000000000 WHERE name = 'Old'",
+            "CREATE TRIGGER brands_budget_limit_update BEFORE UPDATE ON brands \
+             WHEN NEW.daily_budget > 1000000000000000 OR NEW.monthly_budget > 1000000000000000 \
+             BEGIN SELECT RAISE(ABORT, 'CHECK constraint failed: brands budget limit'); END",
+        ),
+    };
+    for sql in [lift, set, restore] {
+        diesel::sql_query(sql).execute(&mut *w.conn()).unwrap();
+    }
+    let feb = utc("2026-02-01T00:00:00Z");
+    w.run(JobKind::ResetMonthly, feb);
+    assert_eq!(stored(&w, old, o), ("2026-01".to_owned(), 0));
+    assert_eq!(stored(&w, new, n), ("2026-02".to_owned(), 200_000_000));
+    let feb10 = utc("2026-02-10T10:00:00Z");
+    let answered = record(&w, &[(o, "900", feb10)], feb10);
+    assert_eq!(answered[0].lifetime_spend, micros("1000"));
+    assert_eq!(w.reasons(o, feb10), ["campaign_lifetime_cap"]);
+    assert_eq!(w.get(n, feb10).lifetime_spend, micros("200"));
+    w.assert_verified(feb10);
+}
+
+/// A fold that commits while spend waits for the brand's lock (on both spend paths: one event,
+/// and a batch of 101) is seen whole by the spend: the new mark with the new carried total, so
+/// January is counted once. The fold's writes are made by hand in a transaction held open.
+fn a_fold_committed_while_spend_waits_is_counted_once(backend: Backend) {
+    let w = world(backend);
+    let created = utc("2026-01-05T00:00:00Z");
+    let jan = utc("2026-01-20T10:00:00Z");
+    let feb = utc("2026-02-01T00:10:00Z");
+    for (events, lifetime) in [(1, "101"), (101, "201")] {
+        let brand = w.brand(&format!("W{events}"), "100000", "1000000", "UTC", created);
+        let c = w.campaign(brand, "c", json!({}), created);
+        w.spend(c, "100", jan, jan);
+        let mut conn = w.conn();
+        let statements = [
+            match backend {
+                Backend::Postgres => "BEGIN".to_owned(),
+                Backend::Sqlite => "BEGIN IMMEDIATE".to_owned(),
+            },
+            match backend {
+                Backend::Postgres => {
+                    format!("SELECT id FROM brands WHERE id = {brand} FOR NO KEY UPDATE")
+                }
+                Backend::Sqlite => "SELECT 1".to_owned(),
+            },
+            // What `lifetime::fold` writes for January.
+            format!(
+                "UPDATE campaigns SET lifetime_carried = lifetime_carried + \
+                     (SELECT amount FROM campaign_spend \
+                      WHERE campaign_id = {c} AND period = '2026-01') \
+                 WHERE id = {c}"
+            ),
+            format!("UPDATE brands SET carried_before = '2026-02' WHERE id = {brand}"),
+        ];
+        for q in statements {
+            diesel::sql_query(q).execute(&mut *conn).unwrap();
+        }
+        let answered = std::thread::scope(|s| {
+            let spend = s.spawn(|| record(&w, &vec![(c, "1", feb); events], feb));
+            crate::deletes::commit(&w, backend, conn);
+            spend.join().unwrap()
+        });
+        assert_eq!(answered[0].lifetime_spend, micros(lifetime));
+        assert_eq!(stored(&w, brand, c), ("2026-02".to_owned(), 100_000_000));
+        assert_eq!(w.get(c, feb).lifetime_spend, micros(lifetime));
+    }
     w.assert_verified(feb);
 }
