@@ -1,3 +1,5 @@
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -6,7 +8,6 @@ use adbudget_core::audit::{NewEntry, diff_of};
 use adbudget_core::dayparting::Schedule;
 use adbudget_core::forms::{CampaignChanges, Flight, NewCampaign};
 use adbudget_core::money::Money;
-use adbudget_core::period::LIFETIME;
 use adbudget_core::rule::{PauseReasons, PeriodsAt, parse_tz};
 use adbudget_core::views::{Campaign, Page, StatusChange};
 
@@ -117,29 +118,51 @@ fn audit(
     super::audit::record(conn, author, entry, now)
 }
 
+/// Campaigns as shown: each with its brand's timezone and lifetime mark (`repo::lifetime`).
 fn to_views(
     conn: &mut DbConnection,
-    rows: Vec<(CampaignRow, String)>,
+    rows: Vec<(CampaignRow, String, String)>,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<Campaign>> {
     let mut periods = PeriodsAt::new(now);
-    let tzs: Vec<_> = rows.iter().map(|(_, tz)| parse_tz(tz)).collect();
-    for tz in &tzs {
-        periods.keys(*tz);
-    }
-    let ids: Vec<i64> = rows.iter().map(|(r, _)| r.rule.id).collect();
-    let totals = enforce::campaign_totals(conn, &ids, &periods.all())?;
+    // The current day and month of each, and the months that make up its lifetime with its
+    // carried total (usually only the current one): every total read by key, in one statement.
+    // A brand never folded has its campaigns' lifetimes read by range.
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    let mut unfolded: Vec<i64> = Vec::new();
+    let parts: Vec<(chrono_tz::Tz, Option<Vec<String>>)> = rows
+        .iter()
+        .map(|(r, tz, mark)| {
+            let tz = parse_tz(tz);
+            let current = periods.keys(tz);
+            keys.extend([current.day.clone(), current.month.clone()]);
+            let months = super::lifetime::months(mark, tz, now);
+            match &months {
+                Some(months) => keys.extend(months.iter().cloned()),
+                None => unfolded.push(r.rule.id),
+            }
+            (tz, months)
+        })
+        .collect();
+    let ids: Vec<i64> = rows.iter().map(|(r, ..)| r.rule.id).collect();
+    let keys: Vec<String> = keys.into_iter().collect();
+    let totals = enforce::campaign_totals(conn, &ids, &keys)?;
+    let unfolded = super::lifetime::read(conn, &unfolded)?;
     Ok(rows
         .into_iter()
-        .zip(tzs)
-        .map(|((r, _), tz)| {
+        .zip(parts)
+        .map(|((r, ..), (tz, months))| {
+            let id = r.rule.id;
+            let lifetime = match months {
+                Some(months) => months
+                    .iter()
+                    .map(|m| totals.get(id, m).micros())
+                    .fold(r.lifetime_carried, i64::saturating_add),
+                None => unfolded.get(&id).copied().unwrap_or(0),
+            };
             let keys = periods.keys(tz);
-            let (daily, monthly, lifetime) = (
-                totals.get(r.rule.id, &keys.day),
-                totals.get(r.rule.id, &keys.month),
-                totals.get(r.rule.id, LIFETIME),
-            );
-            r.into_view(daily, monthly, lifetime)
+            let (daily, monthly) = (totals.get(id, &keys.day), totals.get(id, &keys.month));
+            r.into_view(daily, monthly, Money::from_micros(lifetime))
         })
         .collect())
 }
@@ -155,10 +178,14 @@ pub fn views(
         rows.extend(
             campaigns::table
                 .inner_join(brands::table)
-                .select((CampaignRow::as_select(), brands::timezone))
+                .select((
+                    CampaignRow::as_select(),
+                    brands::timezone,
+                    brands::carried_before,
+                ))
                 .filter(campaigns::id.eq_any(chunk))
                 .order(campaigns::id)
-                .load::<(CampaignRow, String)>(conn)?,
+                .load::<(CampaignRow, String, String)>(conn)?,
         );
     }
     to_views(conn, rows, now)
@@ -217,7 +244,11 @@ pub fn list(
 ) -> DomainResult<Page<Campaign>> {
     let mut q = campaigns::table
         .inner_join(brands::table)
-        .select((CampaignRow::as_select(), brands::timezone))
+        .select((
+            CampaignRow::as_select(),
+            brands::timezone,
+            brands::carried_before,
+        ))
         .order(campaigns::id)
         .limit(page.limit + 1)
         .into_boxed();

@@ -396,23 +396,14 @@ fn campaign_totals_in_range(
     Ok(rows.into_iter().collect())
 }
 
-/// Spend of `campaign_ids` in the given periods (by primary key, in chunks); with
-/// [`LIFETIME`] among them, their lifetime totals too (`super::lifetime::read`).
+/// Spend of `campaign_ids` in the given periods (by primary key, in chunks). Lifetimes are not
+/// stored periods: `super::lifetime`.
 pub(crate) fn campaign_totals(
     conn: &mut DbConnection,
     campaign_ids: &[i64],
     periods: &[String],
 ) -> QueryResult<Totals> {
     let mut totals = Totals::default();
-    let (lifetime, periods): (Vec<&str>, Vec<&str>) = periods
-        .iter()
-        .map(String::as_str)
-        .partition(|p| *p == LIFETIME);
-    if !lifetime.is_empty() {
-        for (campaign, amount) in super::lifetime::read(conn, campaign_ids)? {
-            totals.insert(campaign, LIFETIME.to_owned(), amount);
-        }
-    }
     for chunk in campaign_ids.chunks(CHUNK) {
         let rows: Vec<(i64, String, i64)> = campaign_spend::table
             .select((
@@ -421,7 +412,7 @@ pub(crate) fn campaign_totals(
                 campaign_spend::amount,
             ))
             .filter(campaign_spend::campaign_id.eq_any(chunk))
-            .filter(campaign_spend::period.eq_any(&periods))
+            .filter(campaign_spend::period.eq_any(periods))
             .load(conn)?;
         totals.extend_rows(rows);
     }

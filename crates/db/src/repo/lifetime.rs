@@ -26,7 +26,7 @@ use crate::error::DomainResult;
 use crate::schema::{brands, campaigns};
 use crate::{DbConnection, write_transaction};
 use adbudget_core::money::MAX_MICROS;
-use adbudget_core::period::PeriodKeys;
+use adbudget_core::period::{PeriodKeys, months_through};
 use adbudget_core::rule::parse_tz;
 
 /// A campaign's carried total and one of its month totals from the mark on (none: `NULL`).
@@ -69,6 +69,18 @@ pub(crate) fn read(
         }
     }
     Ok(lifetimes)
+}
+
+/// The month keys whose totals, with its carried total, make the lifetime of a campaign of a
+/// brand with `mark` in `tz` at `now`: from the mark through the month an hour from now (an event
+/// may be up to 5 minutes ahead of the clock that took it) — usually the current month alone.
+/// `None` for a brand never folded (mark `''`): its campaigns' lifetimes are [`read`].
+pub(crate) fn months(mark: &str, tz: chrono_tz::Tz, now: DateTime<Utc>) -> Option<Vec<String>> {
+    if mark.is_empty() {
+        return None;
+    }
+    let latest = PeriodKeys::at(now + chrono::TimeDelta::hours(1), tz).month;
+    Some(months_through(mark, &latest))
 }
 
 /// Adds `amount` (negative: takes it away) to a campaign's carried total: an event of a month
