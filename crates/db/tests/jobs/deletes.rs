@@ -174,6 +174,19 @@ fn spend_meeting_a_delete(backend: Backend, events: usize, mode: spend::Mode) {
 /// order: the brand locked first, then the campaign's rows, then the campaign), for a concurrent
 /// call to meet; [`commit`] ends it.
 fn deleting(w: &World, backend: Backend, brand: i64, campaign: i64) -> adbudget_db::PooledConn {
+    let mut conn = holding_brand(w, backend, brand);
+    for q in [
+        format!("DELETE FROM spend_logs WHERE campaign_id = {campaign}"),
+        format!("DELETE FROM campaigns WHERE id = {campaign}"),
+    ] {
+        diesel::sql_query(q).execute(&mut conn).unwrap();
+    }
+    conn
+}
+
+/// A connection in a transaction that holds `brand`'s lock as the writers take it (PostgreSQL:
+/// its row `FOR NO KEY UPDATE`; SQLite: the write transaction itself), until [`commit`].
+pub(crate) fn holding_brand(w: &World, backend: Backend, brand: i64) -> adbudget_db::PooledConn {
     let mut conn = w.conn();
     let statements = [
         match backend {
@@ -186,8 +199,6 @@ fn deleting(w: &World, backend: Backend, brand: i64, campaign: i64) -> adbudget_
             }
             Backend::Sqlite => "SELECT 1".to_owned(),
         },
-        format!("DELETE FROM spend_logs WHERE campaign_id = {campaign}"),
-        format!("DELETE FROM campaigns WHERE id = {campaign}"),
     ];
     for q in statements {
         diesel::sql_query(q).execute(&mut conn).unwrap();

@@ -342,19 +342,9 @@ fn a_fold_committed_while_spend_waits_is_counted_once(backend: Backend) {
         let brand = w.brand(&format!("W{events}"), "100000", "1000000", "UTC", created);
         let c = w.campaign(brand, "c", json!({}), created);
         w.spend(c, "100", jan, jan);
-        let mut conn = w.conn();
-        let statements = [
-            match backend {
-                Backend::Postgres => "BEGIN".to_owned(),
-                Backend::Sqlite => "BEGIN IMMEDIATE".to_owned(),
-            },
-            match backend {
-                Backend::Postgres => {
-                    format!("SELECT id FROM brands WHERE id = {brand} FOR NO KEY UPDATE")
-                }
-                Backend::Sqlite => "SELECT 1".to_owned(),
-            },
-            // What `lifetime::fold` writes for January.
+        // What `lifetime::fold` writes for January, under the brand's lock.
+        let mut conn = crate::deletes::holding_brand(&w, backend, brand);
+        for q in [
             format!(
                 "UPDATE campaigns SET lifetime_carried = lifetime_carried + \
                      (SELECT amount FROM campaign_spend \
@@ -362,8 +352,7 @@ fn a_fold_committed_while_spend_waits_is_counted_once(backend: Backend) {
                  WHERE id = {c}"
             ),
             format!("UPDATE brands SET carried_before = '2026-02' WHERE id = {brand}"),
-        ];
-        for q in statements {
+        ] {
             diesel::sql_query(q).execute(&mut *conn).unwrap();
         }
         let answered = std::thread::scope(|s| {
