@@ -31,7 +31,7 @@ use adbudget_core::access::{Author, Brands};
 use adbudget_core::audit::{FieldChange, NewEntry};
 use adbudget_core::forms::ValidSpend;
 use adbudget_core::money::{MAX_MICROS, Money};
-use adbudget_core::period::{LIFETIME, PeriodKeys, PeriodKind, bucket_start, months_through};
+use adbudget_core::period::{LIFETIME, PeriodKeys, PeriodKind, bucket_start};
 use adbudget_core::rule::PauseReasons;
 use adbudget_core::views::{Campaign, Page, SpendLog};
 
@@ -686,35 +686,23 @@ fn settle_lifetimes(
     mode: Mode,
     now: DateTime<Utc>,
 ) -> Result<(), Attempt> {
-    // Per brand, the latest month its campaigns can have spend in: this call's latest, or the
-    // month an hour from now (an event may be up to 5 minutes ahead of the clock that took it).
-    let mut latest: HashMap<i64, String> = HashMap::new();
     // Per campaign: its brand, what this call added to it, and what of that is carried.
     let mut added: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+    // Per brand, the month rows that make up a lifetime with the carried total (`None`: a brand
+    // never folded). An event is at most 5 minutes ahead of now, so no later month has spend.
+    let mut months: HashMap<i64, Option<Vec<String>>> = HashMap::new();
     for (_, e, brand, keys) in events {
-        let month = latest.entry(*brand).or_insert_with(|| {
+        let mark = locked.marks.get(brand).map_or("", String::as_str);
+        months.entry(*brand).or_insert_with(|| {
             let tz = locked.facts.get(brand).map_or(chrono_tz::Tz::UTC, |f| f.tz);
-            PeriodKeys::at(now + chrono::TimeDelta::hours(1), tz).month
+            super::lifetime::months(mark, tz, now)
         });
-        if keys.month > *month {
-            month.clone_from(&keys.month);
-        }
-        let late = locked.marks.get(brand).is_some_and(|m| keys.month < *m);
         let (_, sum, carried) = added.entry(e.campaign_id).or_insert((*brand, 0, 0));
         *sum = sum.saturating_add(e.amount.micros());
-        if late {
+        if !mark.is_empty() && keys.month.as_str() < mark {
             *carried = carried.saturating_add(e.amount.micros());
         }
     }
-    // The month rows that make up the lifetime with the carried total: none for a brand never
-    // folded.
-    let months: HashMap<i64, Vec<String>> = latest
-        .iter()
-        .filter_map(|(brand, latest)| {
-            let mark = locked.marks.get(brand).filter(|m| !m.is_empty())?;
-            Some((*brand, months_through(mark, latest)))
-        })
-        .collect();
     let stored: HashMap<i64, i64> = rows
         .iter()
         .map(|r| (r.rule.id, r.lifetime_carried))
@@ -722,7 +710,7 @@ fn settle_lifetimes(
     let mut wanted: Vec<(i64, String)> = Vec::new();
     let mut unfolded: Vec<i64> = Vec::new();
     for (campaign, (brand, _, _)) in &added {
-        let Some(months) = months.get(brand) else {
+        let Some(Some(months)) = months.get(brand) else {
             unfolded.push(*campaign);
             continue;
         };
@@ -743,7 +731,7 @@ fn settle_lifetimes(
         super::lifetime::read(conn, &unfolded)?
     };
     for (campaign, (brand, _, late)) in &added {
-        if let Some(months) = months.get(brand) {
+        if let Some(Some(months)) = months.get(brand) {
             let carried = stored.get(campaign).copied().unwrap_or(0);
             let sum = months
                 .iter()
