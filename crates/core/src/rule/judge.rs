@@ -104,12 +104,13 @@ impl PeriodsAt {
             .entry(tz)
             .or_insert_with(|| PeriodKeys::at(now, tz))
     }
+    /// Every timezone's current day and month keys, each once: the stored periods to read (a
+    /// lifetime is no stored period; see `crate::period::LIFETIME`).
     pub fn all(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .by_tz
             .values()
             .flat_map(|k| [k.day.clone(), k.month.clone()])
-            .chain([crate::period::LIFETIME.to_owned()])
             .collect();
         v.sort();
         v.dedup();

@@ -509,13 +509,7 @@ fn evaluate_rows(
     for facts in brands.values() {
         periods.keys(facts.tz);
     }
-    // The lifetime (not a stored period) only for the campaigns with a lifetime cap: the rule
-    // reads it for nothing else.
-    let period_list: Vec<String> = periods
-        .all()
-        .into_iter()
-        .filter(|p| p != LIFETIME)
-        .collect();
+    let period_list = periods.all();
     // A selection's chunk comes in id order: its campaigns' totals are read as one primary-key
     // range (no list to bind, whatever the chunk size). Listed campaigns (the spend path, API
     // edits) are read by id: their ids can be far apart, and a range between them would read the
@@ -539,6 +533,8 @@ fn evaluate_rows(
         }
     };
 
+    // The lifetime (not a stored period) only for the campaigns with a lifetime cap: the rule
+    // reads it for nothing else.
     let mut campaign_spend = campaign_spend;
     let capped: Vec<i64> = rows
         .iter()

@@ -1169,14 +1169,9 @@ fn enforce_after_spend(
         .map(|r| r.rule.id)
         .collect();
     if !unread.is_empty() {
-        let current: Vec<String> = periods
-            .all()
-            .into_iter()
-            .filter(|p| p != LIFETIME)
-            .collect();
         totals
             .campaigns
-            .extend(enforce::campaign_totals(conn, &unread, &current)?);
+            .extend(enforce::campaign_totals(conn, &unread, &periods.all())?);
     }
     // Lifetimes not settled yet (`settle_lifetimes` did those of the campaigns that spent): of
     // the campaigns answered (replays) and of those with a lifetime cap the rule judges; not of
